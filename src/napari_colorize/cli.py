@@ -1,0 +1,205 @@
+"""``napari-colorize``: colorize files, train models, evaluate them.
+
+A thin face over the library: every option maps onto a keyword of
+:func:`napari_colorize.colorize`, :func:`napari_colorize.training.train` or
+:func:`napari_colorize.evaluation.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from .color import DEFAULT_TEMPERATURE
+from .model import DEFAULT_MODEL
+from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_PERCENTILES, DEVICES
+
+PROG = "napari-colorize"
+
+
+class CommandError(Exception):
+    """A user error to report in one line, without a traceback."""
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _device(text: str) -> str:
+    if text not in DEVICES and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(DEVICES)} or cuda:N")
+    return text
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Predicted colour for grayscale scientific images.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log which device and model run")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("colorize", help="colorize image files (TIFF stacks, PNG, JPEG)")
+    run.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    run.add_argument("-o", "--output", type=Path, required=True, help="output file (.tif keeps frame axes; .png/.jpg one frame), or a folder for several inputs")
+    run.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or .safetensors file (default {DEFAULT_MODEL})")
+    run.add_argument("--temperature", type=_positive_float, default=DEFAULT_TEMPERATURE, help="annealed-mean temperature: lower is more saturated (default %(default)s)")
+    norm = run.add_mutually_exclusive_group()
+    norm.add_argument("--normalize", choices=("frame", "stack"), default="frame", help="robust intensity range per frame or over the whole stack")
+    norm.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white")
+    run.add_argument("--percentiles", nargs=2, type=float, default=DEFAULT_PERCENTILES, metavar=("LOW", "HIGH"), help="percentiles of the robust range (default 0.5 99.5)")
+    run.add_argument("--scale", type=_positive_float, default=1.0, help="working resolution relative to the input (default 1)")
+    run.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in working pixels (default %(default)s)")
+    run.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per forward pass (default %(default)s)")
+    _add_device(run)
+    run.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    train = commands.add_parser("train", help="train a model on folders of colour images")
+    train.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    train.add_argument("-o", "--output", type=Path, required=True, help="checkpoint to write (.safetensors)")
+    train.add_argument("--head", choices=("classification", "regression"), default="classification")
+    train.add_argument("--steps", type=int, default=20000)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--crop-size", type=int, default=128)
+    train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
+    train.add_argument("--width", type=int, default=32, help="network width (channels of the first layer)")
+    train.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", help="stop after this much training time")
+    train.add_argument("--checkpoint-minutes", type=_positive_float, default=5.0, help="save every N minutes (default 5)")
+    train.add_argument("--workers", type=int, help="data-loading processes")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
+    _add_device(train)
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    ev = commands.add_parser("evaluate", help="score models against the gray baseline on colour images")
+    ev.add_argument("models", nargs="+", metavar="MODEL", help="shipped model names or checkpoint files")
+    ev.add_argument("--images", nargs="+", type=Path, required=True, metavar="DIR", help="folders of colour images (one table each)")
+    ev.add_argument("--temperature", type=_positive_float, help="annealed-mean temperature")
+    ev.add_argument("--limit", type=int, help="use only the first N images of each folder")
+    _add_device(ev)
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _progress_bar(quiet: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="tile", disable=quiet, mininterval=0.5)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def _run_colorize(args) -> None:
+    from .io import output_path_for, read_image, write_rgb
+    from .model import load_checkpoint
+    from .pipeline import colorize, resolve_device
+
+    many = len(args.inputs) > 1
+    if many and args.output.exists() and not args.output.is_dir():
+        raise CommandError(f"{args.output} is a file, but several inputs need an output folder")
+    if many:
+        args.output.mkdir(parents=True, exist_ok=True)
+    jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
+    for src, dst in jobs:  # check every path before any work
+        if dst.resolve() == src.resolve():
+            raise CommandError(f"output {dst} is the input: choose another name")
+        if dst.exists() and not args.overwrite:
+            raise CommandError(f"{dst} exists; pass --overwrite to replace it")
+    device = resolve_device(args.device)
+    model = load_checkpoint(args.model, device=str(device))
+    options = dict(
+        model=model,
+        temperature=args.temperature,
+        normalize=tuple(args.range) if args.range else args.normalize,
+        percentiles=tuple(args.percentiles),
+        scale=args.scale,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=str(device),
+    )
+    for src, dst in jobs:
+        image = read_image(src)
+        bar, update = _progress_bar(args.quiet, src.name)
+        with bar:
+            rgb = colorize(image, progress=update, **options)
+        meta = {
+            "napari_colorize": {"model": model.name, "model_sha256": model.sha256, "colours": "predicted, not measured"},
+            "parameters": {k: v for k, v in options.items() if k != "model"},
+        }
+        write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
+        if not args.quiet:
+            print(f"{src} -> {dst} ({'x'.join(map(str, rgb.shape))}, model {model.name}, {device})")
+
+
+def _run_train(args) -> None:
+    from .training import TrainConfig, train
+
+    config = TrainConfig(
+        head=args.head,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        crop_size=args.crop_size,
+        learning_rate=args.lr,
+        width=args.width,
+        time_limit_minutes=args.time_limit,
+        checkpoint_minutes=args.checkpoint_minutes,
+        seed=args.seed,
+    )
+    if args.workers is not None:
+        config.workers = args.workers
+    colorizer = train(args.folders, output=args.output, config=config, device=args.device, init=args.init, resume=args.resume, progress=not args.quiet)
+    info = colorizer.metadata["training"]
+    print(f"wrote {args.output}: {info['steps']} steps in {info['wall_time_s']:.0f} s, loss {info['final_loss']}")
+
+
+def _run_evaluate(args) -> None:
+    from .evaluation import evaluate, format_table
+
+    for folder in args.images:
+        if not folder.is_dir():
+            raise CommandError(f"image folder not found: {folder}")
+        bar, update = _progress_bar(args.quiet, folder.name)
+        bar.unit = "image"
+        with bar:
+            rows = evaluate(args.models, folder, temperature=args.temperature, device=args.device, limit=args.limit, progress=update)
+        print(format_table(rows, title=str(folder)))
+        print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``napari-colorize`` command; returns the exit status."""
+    from .io import ImageFileError
+    from .model import CheckpointError
+
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    warnings.simplefilter("default")
+    warnings.formatwarning = lambda message, *a, **k: f"{PROG}: warning: {message}\n"
+    runner = {"colorize": _run_colorize, "train": _run_train, "evaluate": _run_evaluate}[args.command]
+    try:
+        runner(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, CheckpointError, ImageFileError, FileExistsError, FileNotFoundError, ValueError, TypeError, MemoryError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
