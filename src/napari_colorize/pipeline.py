@@ -186,6 +186,10 @@ def _compose_rgb(values: np.ndarray, chroma, working_shape: tuple[int, int], out
         sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
         ab = torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
         lightness = torch.from_numpy(gray_to_lightness(values[r0:r1])).to(device)[None, None]
+        # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
+        # Lab with L = 0 or 100 but nonzero chroma is neither.
+        extreme = torch.from_numpy((values[r0:r1] <= 0.0) | (values[r0:r1] >= 1.0)).to(device)
+        ab = ab.masked_fill(extreme[None, None], 0.0)
         rgb = lab_to_rgb_torch(torch.cat([lightness, ab], dim=1))[0]
         out[r0:r1] = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

@@ -41,7 +41,10 @@ def tile_starts(length: int, *, tile: int, overlap: int, align: int = 1) -> list
         raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
     if length == tile:
         return [0]
-    count = math.ceil((length - tile) / (tile - overlap)) + 1
+    # Largest aligned stride that keeps the overlap (aligned starts cannot be
+    # closer than ``align``): rounding starts to ``align`` then never shrinks it.
+    stride = max(align, (tile - overlap) // align * align)
+    count = math.ceil((length - tile) / stride) + 1
     last = length - tile
     starts = [int(round(i * last / (count - 1) / align)) * align for i in range(count)]
     starts[-1] = last

@@ -1,0 +1,63 @@
+"""Make docs/images/results.png, the README's picture of real results.
+
+Run from the repository root: python docs/make_figure.py
+Row 1: a Kodak photo as gray, colorized by 'natural' and by
+'natural-regression', and the true colours. Row 2: an ISBI 2012 EM frame and
+the M51 galaxy frame, each gray and colorized by 'natural'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from napari_colorize import colorize
+from napari_colorize.color import lightness_to_gray, rgb_to_lab
+from napari_colorize.io import read_image
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SIDE = 256
+
+
+def _tile(rgb: np.ndarray, label: str) -> Image.Image:
+    image = Image.fromarray(rgb).convert("RGB").resize((SIDE, SIDE), Image.LANCZOS)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, SIDE - 18, SIDE, SIDE], fill=(0, 0, 0))
+    draw.text((4, SIDE - 16), label, fill=(255, 255, 255))
+    return image
+
+
+def _gray_rgb(values: np.ndarray) -> np.ndarray:
+    return np.repeat((np.clip(values, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def main() -> None:
+    photo = np.asarray(Image.open(DATA / "eval/natural/kodak24/kodim23.png").convert("RGB"))
+    gray = lightness_to_gray(rgb_to_lab(photo)[..., 0])
+    row1 = [
+        _tile(_gray_rgb(gray), "input (gray)"),
+        _tile(colorize(gray, normalize=(0, 1), model="natural"), "natural (classification)"),
+        _tile(colorize(gray, normalize=(0, 1), model="natural-regression"), "natural-regression"),
+        _tile(photo, "true colours"),
+    ]
+    em = read_image(DATA / "gray/em-isbi2012-stack.tif")[0]
+    galaxy = read_image(DATA / "gray/m51.tif")
+    row2 = []
+    for image, name in ((em, "EM (ISBI 2012)"), (galaxy, "M51")):
+        from napari_colorize.pipeline import intensity_range, normalize_frame
+
+        row2.append(_tile(_gray_rgb(normalize_frame(image, *intensity_range(image))), f"{name} input"))
+        row2.append(_tile(colorize(image, model="natural"), f"{name}, natural"))
+    sheet = Image.new("RGB", (4 * SIDE, 2 * SIDE))
+    for i, tile in enumerate(row1 + row2):
+        sheet.paste(tile, ((i % 4) * SIDE, (i // 4) * SIDE))
+    out = Path(__file__).parent / "images" / "results.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
