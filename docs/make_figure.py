@@ -1,9 +1,10 @@
 """Make docs/images/results.png, the README's picture of real results.
 
 Run from the repository root: python docs/make_figure.py
-Row 1: a Kodak photo as gray, colorized by 'natural' and by
-'natural-regression', and the true colours. Row 2: an ISBI 2012 EM frame and
-the M51 galaxy frame, each gray and colorized by 'natural'.
+Row 1: a Kodak photo (free to use) as gray, colorized by 'natural' and by
+'natural-regression', and the true colours. Row 2: scikit-image's Hubble
+deep field (its luminance) and Moon, each gray and colorized by 'natural'.
+Only redistributable images appear in the picture.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from PIL import Image, ImageDraw
 
 from napari_colorize import colorize
 from napari_colorize.color import lightness_to_gray, rgb_to_lab
-from napari_colorize.io import read_image
+from napari_colorize.io import to_luminance
+from napari_colorize.pipeline import intensity_range, normalize_frame
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIDE = 256
@@ -42,13 +44,13 @@ def main() -> None:
         _tile(colorize(gray, normalize=(0, 1), model="natural-regression"), "natural-regression"),
         _tile(photo, "true colours"),
     ]
-    em = read_image(DATA / "gray/em-isbi2012-stack.tif")[0]
-    galaxy = read_image(DATA / "gray/m51.tif")
-    row2 = []
-    for image, name in ((em, "EM (ISBI 2012)"), (galaxy, "M51")):
-        from napari_colorize.pipeline import intensity_range, normalize_frame
+    from skimage import data
 
-        row2.append(_tile(_gray_rgb(normalize_frame(image, *intensity_range(image))), f"{name} input"))
+    hubble = to_luminance(data.hubble_deep_field())
+    row2 = []
+    for image, name in ((hubble, "Hubble deep field"), (data.moon(), "Moon")):
+        shown = normalize_frame(image, *intensity_range(image))
+        row2.append(_tile(_gray_rgb(shown), f"{name} (gray)"))
         row2.append(_tile(colorize(image, model="natural"), f"{name}, natural"))
     sheet = Image.new("RGB", (4 * SIDE, 2 * SIDE))
     for i, tile in enumerate(row1 + row2):

@@ -1,0 +1,337 @@
+"""The napari dock widget, driven as a user would (under Xvfb, model on CPU).
+
+Images are small so the model runs in well under a second per run. Each run
+happens in a worker thread; tests wait for it with ``qtbot.waitUntil``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_colorize import __version__, _widget, colorize
+from napari_colorize._widget import CHECKPOINT_FILE_CHOICE, METADATA_KEY, PREVIEW_WORKING_PIXELS, ColorizeWidget
+from napari_colorize.io import to_luminance
+
+RUN_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path, monkeypatch):
+    """Keep remembered settings in a temporary folder, never the user's config."""
+    path = tmp_path / "config" / "widget.json"
+    monkeypatch.setattr(_widget, "settings_file", lambda: path)
+    return path
+
+
+@pytest.fixture
+def viewer(make_napari_viewer_proxy):
+    return make_napari_viewer_proxy()
+
+
+@pytest.fixture
+def widget(viewer) -> ColorizeWidget:
+    """The dock widget, opened the way napari opens it: from the plugin manifest."""
+    _dock, plugin_widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
+    plugin_widget.device.value = "cpu"
+    return plugin_widget
+
+
+@pytest.fixture
+def notifications(monkeypatch):
+    """Collect napari notifications shown by the widget: {'error': [...], 'info': [...]}."""
+    import napari.utils.notifications as notes
+
+    shown = {"error": [], "info": []}
+    monkeypatch.setattr(notes, "show_error", lambda message: shown["error"].append(message))
+    monkeypatch.setattr(notes, "show_info", lambda message: shown["info"].append(message))
+    return shown
+
+
+def smooth_image(shape, *, seed=0, dtype=np.uint16) -> np.ndarray:
+    """Smooth blobs on a gradient, scaled to 0..4000."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(*[np.linspace(0, 1, n) for n in shape], indexing="ij")
+    image = 0.3 * grid[-1]
+    for _ in range(6):
+        centre = rng.uniform(0, 1, len(shape))
+        image = image + np.exp(-sum((g - c) ** 2 for g, c in zip(grid, centre)) / 0.02)
+    return (4000 * image / image.max()).astype(dtype)
+
+
+def run_and_wait(qtbot, widget: ColorizeWidget, action: str = "run") -> None:
+    getattr(widget, action)()
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
+
+
+def outputs(viewer, kind="result"):
+    return [layer for layer in viewer.layers if layer.metadata.get(METADATA_KEY, {}).get("kind") == kind]
+
+
+def assert_same_world_position(output, source, output_points, source_points):
+    for out_point, src_point in zip(output_points, source_points):
+        np.testing.assert_allclose(output.data_to_world(out_point), source.data_to_world(src_point), atol=1e-9)
+
+
+# ---------------------------------------------------------------- opening and choices
+
+
+def test_widget_opens_from_manifest_and_sits_in_the_filter_menu(viewer, widget):
+    import npe2
+
+    assert isinstance(widget, ColorizeWidget)
+    manifest = npe2.PluginManager.instance().get_manifest("napari-colorize")
+    commands = {item.command for item in manifest.contributions.menus["napari/layers/filter"]}
+    assert "napari-colorize.make_colorize_widget" in commands
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+
+
+def test_only_image_layers_are_offered(viewer, widget):
+    gray = viewer.add_image(smooth_image((40, 50)), name="gray")
+    rgb = viewer.add_image(np.zeros((40, 50, 3), np.uint8), name="rgb", rgb=True)
+    viewer.add_labels(np.zeros((40, 50), int), name="labels")
+    viewer.add_points(np.zeros((2, 2)), name="points")
+    viewer.add_shapes([np.array([[0, 0], [5, 5], [0, 5]])], shape_type="polygon", name="shapes")
+    viewer.add_image(np.zeros((40, 50, 3), np.uint8), name="made", rgb=True, metadata={METADATA_KEY: {"kind": "result"}})
+    offered = [layer.name for layer in widget.input_layer.choices]
+    assert sorted(offered) == sorted([gray.name, rgb.name])
+    viewer.layers.remove("gray")
+    assert [layer.name for layer in widget.input_layer.choices] == ["rgb"]
+
+
+def test_device_chooser_offers_auto_and_cpu_and_says_what_runs(widget):
+    assert {"auto", "cpu"} <= set(widget.device.choices)
+    widget.device.value = "auto"
+    assert widget.device_info.value.startswith("runs on ")
+    widget.device.value = "cpu"
+    assert widget.device_info.value == "runs on cpu"
+
+
+# ---------------------------------------------------------------- runs
+
+
+def test_run_on_2d_layer_adds_a_faithful_rgb_layer(qtbot, viewer, widget):
+    image = smooth_image((150, 130))
+    source = viewer.add_image(image, name="frame", scale=(0.5, 0.25), translate=(10, -5), units=("µm", "µm"), axis_labels=("row", "col"))
+    widget.temperature.value = 0.3
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    assert output.name == "frame colorized"
+    assert output.rgb and output.data.shape == (150, 130, 3) and output.data.dtype == np.uint8
+    np.testing.assert_allclose(output.scale, source.scale)
+    np.testing.assert_allclose(output.translate, source.translate)
+    assert output.units == source.units and output.axis_labels == source.axis_labels
+    np.testing.assert_array_equal(output.data, colorize(image, temperature=0.3, device="cpu"))
+
+    made = output.metadata[METADATA_KEY]
+    assert made["predicted"] is True and "predicted" in made["note"] and "not measured" in made["note"]
+    assert made["model"] == "natural" and len(made["model_sha256"]) == 64
+    assert made["napari_colorize_version"] == __version__
+    assert made["parameters"]["temperature"] == pytest.approx(0.3)
+    assert {"scale", "overlap", "normalize", "percentiles", "batch_size", "device"} <= set(made["parameters"])
+    assert made["device_used"] == "cpu"
+    assert "Done" in widget.status.value and widget.run_button.enabled
+
+
+def test_every_frame_of_a_stack_lands_on_the_same_slider(qtbot, viewer, widget):
+    stack = smooth_image((3, 64, 72), dtype=np.float32)
+    source = viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.5), translate=(1.0, 10.0, 20.0))
+    widget.frames.value = "all"
+    steps = []
+    show_progress = widget._show_progress
+
+    def record_progress(done, total):
+        show_progress(done, total)
+        steps.append(widget.status.value)
+
+    widget._show_progress = record_progress
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    assert output.data.shape == (3, 64, 72, 3) and output.ndim == source.ndim == 3
+    np.testing.assert_allclose(output.scale, source.scale)
+    np.testing.assert_allclose(output.translate, source.translate)
+    np.testing.assert_allclose(output.extent.world, source.extent.world)
+    assert viewer.dims.nsteps[0] == 3
+    assert steps == ["frame 1/3, tile 1/1", "frame 2/3, tile 1/1", "frame 3/3, tile 1/1"]
+
+
+def test_current_slice_lands_on_its_own_frame_even_when_rotated(qtbot, viewer, widget):
+    stack = smooth_image((4, 48, 56))
+    source = viewer.add_image(stack, name="turned", scale=(3.0, 0.5, 0.7), translate=(2.0, 5.0, -4.0), rotate=30)
+    viewer.dims.set_point(0, source.data_to_world((2, 0, 0))[0])
+    widget.frames.value = "current"
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    assert output.data.shape == (1, 48, 56, 3)
+    assert_same_world_position(output, source, [(0, 0, 0), (0, 47, 55), (0, 10, 3)], [(2, 0, 0), (2, 47, 55), (2, 10, 3)])
+    np.testing.assert_array_equal(output.rotate, source.rotate)
+    np.testing.assert_array_equal(output.data[0], colorize(stack[2], device="cpu"))
+
+
+def test_rgb_layer_is_colorized_from_its_luminance(qtbot, viewer, widget):
+    rgb = np.stack([smooth_image((60, 70), seed=s, dtype=np.float32) / 4000 * 255 for s in range(3)], axis=-1).astype(np.uint8)
+    viewer.add_image(rgb, name="photo", rgb=True)
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    assert output.data.shape == (60, 70, 3)
+    assert output.metadata[METADATA_KEY]["input"] == "luminance of an RGB layer"
+    np.testing.assert_array_equal(output.data, colorize(to_luminance(rgb), device="cpu"))
+
+
+def test_rerun_replaces_the_output_unless_copies_are_kept(qtbot, viewer, widget):
+    viewer.add_image(smooth_image((50, 60)), name="img")
+    run_and_wait(qtbot, widget)
+    first = outputs(viewer)[0]
+    first.opacity = 0.5
+    run_and_wait(qtbot, widget)
+    (replaced,) = outputs(viewer)
+    assert replaced is not first and replaced.opacity == 0.5
+    widget.keep_copies.value = True
+    run_and_wait(qtbot, widget)
+    assert len(outputs(viewer)) == 2
+
+
+def test_a_second_run_is_refused_while_one_is_running(qtbot, viewer, widget, notifications):
+    viewer.add_image(smooth_image((2, 300, 300)), name="big")
+    widget.frames.value = "all"
+    widget.run()
+    assert widget.running and not widget.run_button.enabled and not widget.preview_button.enabled
+    assert widget.cancel_button.enabled
+    widget.run()
+    assert any("already running" in message for message in notifications["info"])
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
+    assert len(outputs(viewer)) == 1 and widget.run_button.enabled
+
+
+# ---------------------------------------------------------------- cancel and errors
+
+
+def test_cancel_stops_within_a_batch_and_adds_nothing(qtbot, viewer, widget, notifications):
+    from qtpy.QtCore import QTimer
+
+    viewer.add_image(smooth_image((3, 700, 700)), name="large")
+    widget.frames.value = "all"
+    tiles_done = []
+    show_progress = widget._show_progress
+
+    def record_progress(done, total):
+        show_progress(done, total)
+        tiles_done.append(done)
+
+    widget._show_progress = record_progress
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(len(tiles_done)))
+    timer.start(10)
+    widget.run()
+    qtbot.waitUntil(lambda: len(tiles_done) > 0, timeout=RUN_TIMEOUT_MS)
+    at_cancel = tiles_done[-1]
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
+    timer.stop()
+
+    assert max(tiles_done) - at_cancel <= widget.colorize_options()["batch_size"]
+    assert max(tiles_done) < 3 * 16, "the run went on to the end"
+    assert ticks and ticks[0] == 0, "the GUI event loop ran while the worker computed"
+    assert outputs(viewer) == []
+    assert widget.status.value.startswith("Cancelled")
+    assert widget.run_button.enabled and not widget.cancel_button.enabled
+    assert any("cancelled" in message for message in notifications["info"])
+
+
+def test_bad_checkpoint_is_reported_and_the_widget_stays_usable(qtbot, viewer, widget, notifications, tmp_path):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"this is not a checkpoint")
+    viewer.add_image(smooth_image((40, 40)), name="img")
+    assert widget.checkpoint.native.isHidden()
+    widget.model.value = CHECKPOINT_FILE_CHOICE
+    assert not widget.checkpoint.native.isHidden()
+    widget.checkpoint.value = broken
+    run_and_wait(qtbot, widget)
+
+    assert outputs(viewer) == []
+    assert len(notifications["error"]) == 1 and "CheckpointError" in notifications["error"][0]
+    assert widget.status.value.startswith("Failed") and widget.run_button.enabled
+
+    widget.model.value = "natural"
+    run_and_wait(qtbot, widget)
+    assert len(outputs(viewer)) == 1
+
+
+def test_choosing_checkpoint_file_without_a_file_is_reported(viewer, widget, notifications):
+    viewer.add_image(smooth_image((40, 40)), name="img")
+    widget.model.value = CHECKPOINT_FILE_CHOICE
+    widget.run()
+    assert not widget.running
+    assert any("checkpoint" in message for message in notifications["error"])
+
+
+def test_run_without_input_is_reported(widget, notifications):
+    widget.run()
+    assert not widget.running and "no input" in notifications["error"][0]
+
+
+# ---------------------------------------------------------------- settings and preview
+
+
+def test_settings_are_remembered_between_runs(qtbot, viewer, widget, private_settings):
+    viewer.add_image(smooth_image((40, 40)), name="img")
+    widget.scale.value = 0.5
+    widget.overlap.value = 48
+    widget.temperature.value = 0.2
+    widget.normalize.value = "stack"
+    widget.frames.value = "all"
+    widget.keep_copies.value = True
+    run_and_wait(qtbot, widget)
+    assert private_settings.is_file()
+
+    again = ColorizeWidget(viewer)
+    assert (again.scale.value, again.overlap.value, again.temperature.value) == (0.5, 48, pytest.approx(0.2))
+    assert (again.normalize.value, again.frames.value, again.keep_copies.value, again.device.value) == ("stack", "all", True, "cpu")
+
+
+def test_preview_colorizes_only_the_region_in_view(qtbot, viewer, widget):
+    image = smooth_image((400, 500))
+    source = viewer.add_image(image, name="wide", scale=(2.0, 2.0), translate=(100.0, -50.0))
+    viewer.scene.camera.zoom = 4.0
+    viewer.scene.camera.center = tuple(source.data_to_world((200, 250)))
+    run_and_wait(qtbot, widget, "preview")
+
+    (preview,) = outputs(viewer, "preview")
+    assert outputs(viewer) == [] and preview.name == "wide preview"
+    rows, cols = preview.metadata[METADATA_KEY]["region"]
+    assert 0 < rows[0] < 200 < rows[1] < 400 and 0 < cols[0] < 250 < cols[1] < 500
+    assert preview.data.shape == (rows[1] - rows[0], cols[1] - cols[0], 3)
+    assert_same_world_position(preview, source, [(0, 0), (5, 7)], [(rows[0], cols[0]), (rows[0] + 5, cols[0] + 7)])
+    # the canvas shows height x width screen pixels at 4 screen pixels per world unit
+    height, width = viewer.canvas.size
+    assert abs((rows[1] - rows[0]) - height / 4 / 2) <= 2 and abs((cols[1] - cols[0]) - width / 4 / 2) <= 2
+
+    run_and_wait(qtbot, widget, "preview")
+    assert len(outputs(viewer, "preview")) == 1
+
+
+def test_preview_of_a_large_view_caps_the_working_size(qtbot, viewer, widget):
+    viewer.add_image(smooth_image((1024, 1024), dtype=np.uint8), name="large")
+    viewer.reset_view()
+    run_and_wait(qtbot, widget, "preview")
+
+    (preview,) = outputs(viewer, "preview")
+    made = preview.metadata[METADATA_KEY]
+    assert preview.data.shape == (1024, 1024, 3)
+    assert made["parameters"]["scale"] == pytest.approx(np.sqrt(PREVIEW_WORKING_PIXELS / 1024**2))
+    assert made["preview_scale_reduced_from"] == 1.0
+
+
+def test_preview_when_the_layer_is_out_of_view(viewer, widget, notifications):
+    viewer.add_image(smooth_image((50, 50)), name="small")
+    viewer.scene.camera.center = (0.0, 5000.0, 5000.0)
+    viewer.scene.camera.zoom = 10.0
+    widget.preview()
+    assert not widget.running and any("not in view" in message for message in notifications["info"])
