@@ -84,6 +84,8 @@ def evaluate(
     """
     from .pipeline import resolve_device
 
+    if not Path(images).is_dir():
+        raise FileNotFoundError(f"image folder not found: {images}")
     paths = find_images([images])[:limit]
     torch_device = resolve_device(device)
     colorizers = [load_checkpoint(m, device=str(torch_device)) for m in models]

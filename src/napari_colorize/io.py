@@ -58,7 +58,10 @@ def read_image(path: str | Path) -> np.ndarray:
                 series = tif.series[0]
                 data = series.asarray()
                 axes = series.axes
-            is_colour = axes.endswith("S") and data.shape[-1] in (3, 4)
+            # samples last (contiguous) or first (planar RGB, axes 'SYX')
+            is_colour = "S" in axes and data.shape[axes.index("S")] in (3, 4)
+            if is_colour:
+                data = np.moveaxis(data, axes.index("S"), -1)
         else:
             from PIL import Image
 
@@ -74,6 +77,77 @@ def read_image(path: str | Path) -> np.ndarray:
         warnings.warn(f"{path.name} is a colour image: colorizing its luminance", stacklevel=2)
         data = to_luminance(data)
     return data
+
+
+class TiffStack:
+    """A TIFF image read lazily, one frame (page) at a time.
+
+    Behaves enough like an array for :func:`napari_colorize.colorize`:
+    ``shape``, ``dtype``, ``ndim``, and ``stack[i, j]`` for one frame reads
+    just that page (memory-mapped when stored uncompressed), so stacks larger
+    than memory stream through. Colour pages are reduced to their luminance.
+
+    Raises
+    ------
+    ImageFileError
+        If the file cannot be opened as a TIFF.
+    """
+
+    def __init__(self, path: str | Path):
+        import tifffile
+
+        self.path = Path(path)
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+            series = self._tif.series[0]
+            self._pages = list(series.pages)
+        except Exception as exc:
+            raise ImageFileError(f"{self.path}: cannot read image ({type(exc).__name__}: {exc})") from None
+        axes, shape = series.axes, tuple(series.shape)
+        self.is_colour = "S" in axes and shape[axes.index("S")] in (3, 4)
+        if self.is_colour and axes.index("S") != len(axes) - 1:
+            raise ImageFileError(f"{self.path}: planar colour TIFFs are not supported; save it with samples last")
+        self.shape = shape[:-1] if self.is_colour else shape
+        self.dtype = np.dtype(np.float32) if self.is_colour else np.dtype(series.dtype)
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self._frames = int(np.prod(self.shape[:-2], dtype=np.int64))
+        if len(self._pages) != self._frames or self.ndim < 2:
+            # Pages that are not one frame each (e.g. tiled volumes): read whole.
+            self._pages = None
+
+    def _page(self, number: int) -> np.ndarray:
+        import tifffile
+
+        page = self._pages[number]
+        try:
+            if page.is_contiguous and page.compression == 1 and not self.is_colour:
+                data = tifffile.memmap(self.path, page=page.index, mode="r")
+            else:
+                data = page.asarray()
+        except Exception as exc:
+            raise ImageFileError(f"{self.path}: cannot read frame {number} ({type(exc).__name__}: {exc})") from None
+        return to_luminance(data) if self.is_colour else data
+
+    def __getitem__(self, index):
+        leading = self.shape[:-2]
+        if self._pages is not None and isinstance(index, tuple) and len(index) == len(leading):
+            if all(isinstance(i, (int, np.integer)) for i in index):
+                return self._page(int(np.ravel_multi_index(index, leading)) if leading else 0)
+        return np.asarray(self)[index]
+
+    def __array__(self, dtype=None, copy=None):
+        data = read_image(self.path)
+        return data if dtype is None else data.astype(dtype)
+
+    def close(self) -> None:
+        self._tif.close()
+
+    def __enter__(self) -> "TiffStack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def output_path_for(input_path: Path, output: Path, *, many: bool) -> Path:
@@ -101,18 +175,17 @@ def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, met
     tmp = path.with_name(f".{path.name}.partial{suffix}")
     try:
         if suffix in TIFF_SUFFIXES:
-            import json
-
             import tifffile
 
+            # tifffile's JSON description records the shape (so that frame
+            # axes beyond the first survive a round trip) and our metadata.
             tifffile.imwrite(
                 tmp,
                 rgb,
                 photometric="rgb",
                 compression="zlib",
                 bigtiff=rgb.nbytes > 2**31,
-                description=json.dumps(metadata or {}),
-                metadata=None,
+                metadata=dict(metadata or {}),
             )
         else:
             from PIL import Image

@@ -1,0 +1,97 @@
+"""Small shared fixtures for the core tests (no napari, no display, no network).
+
+Images are made in the tests; models are either the shipped checkpoints or a
+tiny untrained network (fast on CPU).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def smooth_frame(shape=(96, 112), *, seed=0, low=200.0, high=3800.0) -> np.ndarray:
+    """A float32 frame with smooth structure (blobs and a gradient) plus a little noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    frame = 0.3 * xx / max(1, shape[1] - 1)
+    for _ in range(5):
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        radius = rng.uniform(5, 25)
+        frame += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
+    frame += rng.normal(0, 0.01, shape)
+    frame = (frame - frame.min()) / (frame.max() - frame.min())
+    return (low + (high - low) * frame).astype(np.float32)
+
+
+def make_colour_image(size=96, *, seed=0):
+    """A PIL RGB image: a colour gradient with a few coloured discs and boxes."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / (size - 1)
+    base = np.stack([xx, yy, 1 - 0.5 * (xx + yy)], axis=-1) * 255
+    image = Image.fromarray(base.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for k in range(5):
+        x0, y0 = (int(v) for v in rng.integers(0, size - size // 3, 2))
+        extent = int(rng.integers(size // 6, size // 3))
+        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+        (draw.ellipse if k % 2 else draw.rectangle)([x0, y0, x0 + extent, y0 + extent], fill=fill)
+    return image
+
+
+def make_colour_folder(folder: Path, *, count=6, size=96, gray=0) -> Path:
+    """Write ``count`` colour PNG/JPEG images (and ``gray`` grayscale ones) into ``folder``."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        suffix = ".jpg" if i % 3 == 2 else ".png"
+        make_colour_image(size, seed=i).save(folder / f"colour_{i}{suffix}")
+    for i in range(gray):
+        ramp = np.tile(np.linspace(0, 255, size, dtype=np.float32), (size, 1))
+        Image.fromarray(ramp.astype(np.uint8), "L").save(folder / f"gray_{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Run torch on one intra-op thread: the small test networks gain nothing
+    from more, and on a busy machine OpenMP threads waiting for each other made
+    the training tests ~20x slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """An untrained, narrow classification colorizer in eval mode (deterministic init)."""
+    import torch
+
+    from napari_colorize.model import create_colorizer
+
+    torch.manual_seed(1234)
+    colorizer = create_colorizer(width=8)
+    colorizer.network.eval()
+    return colorizer
+
+
+@pytest.fixture(scope="session")
+def natural():
+    """The shipped default model."""
+    from napari_colorize.model import load_checkpoint
+
+    return load_checkpoint("natural", device="cpu")
+
+
+@pytest.fixture
+def colour_folder(tmp_path):
+    """A folder of 3 small colour images."""
+    return make_colour_folder(tmp_path / "colour", count=3, size=64)

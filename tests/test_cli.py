@@ -1,0 +1,357 @@
+"""The ``napari-colorize`` command line, end to end into tmp_path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import make_colour_folder, make_colour_image, smooth_frame
+from PIL import Image
+
+from napari_colorize import colorize
+from napari_colorize.cli import main
+from napari_colorize.color import gray_to_lightness, rgb_to_lab
+from napari_colorize.model import load_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _restore_warning_format(monkeypatch):
+    # main() installs a one-line warning format for the command line
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+
+
+@pytest.fixture
+def stack_tif(tmp_path):
+    stack = np.stack([smooth_frame((60, 70), seed=s, low=100, high=50000) for s in range(3)]).astype(np.uint16)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, photometric="minisblack")  # three pages
+    return path, stack
+
+
+@pytest.fixture
+def gray_png(tmp_path):
+    frame = smooth_frame((50, 64), seed=7, low=0, high=255).round().astype(np.uint8)
+    path = tmp_path / "gray.png"
+    Image.fromarray(frame, "L").save(path)
+    return path, frame
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err, *fragments):
+    assert "Traceback" not in err
+    assert err.startswith("napari-colorize: error: ")
+    assert err.strip().count("\n") == 0, err
+    for fragment in fragments:
+        assert fragment in err
+
+
+# --------------------------------------------------------------------------
+# colorize
+# --------------------------------------------------------------------------
+def test_colorize_tiff_stack(capsys, tmp_path, stack_tif):
+    src, stack = stack_tif
+    dst = tmp_path / "out.tif"
+    code, out, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "--range", 0, 65535)
+    assert code == 0, err
+    assert "out.tif" in out and "3x60x70x3" in out
+    with tifffile.TiffFile(dst) as tif:
+        rgb = tif.series[0].asarray()
+        description = json.loads(tif.pages[0].description)
+    assert rgb.shape == (3, 60, 70, 3) and rgb.dtype == np.uint8
+    assert description["napari_colorize"]["model"] == "natural"
+    assert description["napari_colorize"]["model_sha256"] == load_checkpoint("natural").sha256
+    assert description["parameters"]["normalize"] == [0.0, 65535.0]
+    # the same as the library, and the lightness of the explicit range
+    np.testing.assert_array_equal(rgb, colorize(stack, model="natural", normalize=(0, 65535), device="cpu"))
+    assert np.abs(rgb_to_lab(rgb)[..., 0] - gray_to_lightness(stack / 65535)).mean() < 1.5
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_colorize_png(capsys, tmp_path, gray_png, suffix):
+    src, frame = gray_png
+    dst = tmp_path / f"out{suffix}"
+    code, out, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
+    assert code == 0, err
+    assert out == ""  # quiet
+    with Image.open(dst) as im:
+        assert im.mode == "RGB" and im.size == (64, 50)
+        rgb = np.asarray(im)
+    expected = colorize(frame, model="natural", device="cpu")
+    if suffix == ".png":
+        np.testing.assert_array_equal(rgb, expected)
+    else:  # JPEG is lossy
+        assert np.abs(rgb.astype(int) - expected).mean() < 3
+
+
+@pytest.mark.parametrize("kind", ["png", "tiff-contiguous"])
+def test_colour_input_is_reduced_to_luminance(capsys, tmp_path, kind):
+    rgb = np.asarray(make_colour_image(48))
+    if kind == "png":
+        src = tmp_path / "colour.png"
+        Image.fromarray(rgb).save(src)
+    else:
+        src = tmp_path / "colour.tif"
+        tifffile.imwrite(src, rgb, photometric="rgb")
+    dst = tmp_path / "out.tif"
+    with pytest.warns(UserWarning, match="colour image"):
+        code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
+    assert code == 0, err
+    result = tifffile.imread(dst)
+    assert result.shape == (48, 48, 3)
+    # the luminance of the colour image was colorized: its lightness is kept
+    luminance = rgb @ np.array([0.2125, 0.7154, 0.0721])
+    expected = colorize(luminance, model="natural", device="cpu")
+    assert np.abs(result.astype(int) - expected).max() <= 1  # float32 vs float64 luminance
+
+
+def test_planar_colour_tiff_is_not_a_stack_of_planes(capsys, tmp_path):
+    """A planar RGB TIFF (axes SYX) is one colour picture: colorize its
+    luminance, or refuse it clearly; never treat R, G and B as three frames."""
+    rgb = np.asarray(make_colour_image(48))
+    src = tmp_path / "planar.tif"
+    tifffile.imwrite(src, np.moveaxis(rgb, -1, 0).copy(), photometric="rgb", planarconfig="separate")
+    dst = tmp_path / "out.tif"
+    with warnings.catch_warnings(record=True):  # the colour-image warning, if it is read
+        code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
+    if code == 0:
+        assert tifffile.imread(dst).shape == (48, 48, 3)
+    else:
+        assert code == 2
+        assert_one_line_error(err, "planar")
+        assert not dst.exists()
+
+
+def test_four_dimensional_tiff(capsys, tmp_path):
+    data = np.random.default_rng(3).integers(0, 4000, (2, 3, 24, 20)).astype(np.uint16)
+    src = tmp_path / "tzyx.tif"
+    tifffile.imwrite(src, data, photometric="minisblack")
+    code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "out.tif", "--device", "cpu", "-q")
+    assert code == 0, err
+    out = tifffile.imread(tmp_path / "out.tif")
+    assert out.shape == (2, 3, 24, 20, 3)
+    np.testing.assert_array_equal(out, colorize(data, model="natural", device="cpu"))
+
+
+def test_several_inputs_go_to_a_folder(capsys, tmp_path, stack_tif, gray_png):
+    folder = tmp_path / "results"
+    code, _, err = run(capsys, "colorize", stack_tif[0], gray_png[0], "-o", folder, "--device", "cpu", "-q", "--normalize", "stack")
+    assert code == 0, err
+    assert sorted(p.name for p in folder.iterdir()) == ["gray_colorized.tif", "stack_colorized.tif"]
+    assert tifffile.imread(folder / "gray_colorized.tif").shape == (50, 64, 3)
+    # an existing file cannot take several outputs
+    code, _, err = run(capsys, "colorize", stack_tif[0], gray_png[0], "-o", gray_png[0], "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "output folder")
+
+
+def test_refuses_to_overwrite(capsys, tmp_path, gray_png):
+    src, _ = gray_png
+    dst = tmp_path / "existing.png"
+    dst.write_bytes(b"precious")
+    before = src.read_bytes()
+    code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "exists", "--overwrite")
+    assert dst.read_bytes() == b"precious" and src.read_bytes() == before
+    code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "--overwrite", "-q")
+    assert code == 0, err
+    with Image.open(dst) as im:
+        assert im.size == (64, 50)
+
+
+def test_refuses_to_overwrite_in_a_subprocess(tmp_path, gray_png):
+    """The real command: exit status 2, one line on stderr, no traceback."""
+    src, _ = gray_png
+    dst = tmp_path / "existing.tif"
+    dst.write_bytes(b"precious")
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_colorize.cli", "colorize", str(src), "-o", str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "exists")
+    assert dst.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("same", ["identical", "spelled-differently"])
+def test_output_may_not_be_the_input(capsys, tmp_path, gray_png, same):
+    src, _ = gray_png
+    before = src.read_bytes()
+    dst = src if same == "identical" else tmp_path / "." / "sub" / ".." / src.name
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", *extra)
+        assert code == 2
+        assert_one_line_error(err, "is the input")
+        assert src.read_bytes() == before
+
+
+def test_missing_and_corrupt_inputs(capsys, tmp_path):
+    code, _, err = run(capsys, "colorize", tmp_path / "missing.tif", "-o", tmp_path / "out.tif", "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "missing.tif", "no such file")
+
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    code, _, err = run(capsys, "colorize", corrupt, "-o", tmp_path / "out.tif", "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "corrupt.tif", "cannot read")
+
+    truncated = tmp_path / "truncated.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8)).save(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    code, _, err = run(capsys, "colorize", truncated, "-o", tmp_path / "out.tif", "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "truncated.png")
+
+    unsupported = tmp_path / "image.bmp"
+    unsupported.write_bytes(b"BM")
+    code, _, err = run(capsys, "colorize", unsupported, "-o", tmp_path / "out.tif", "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "unsupported file type")
+    assert not (tmp_path / "out.tif").exists()
+
+
+def test_stack_cannot_go_to_a_png(capsys, tmp_path, stack_tif):
+    code, _, err = run(capsys, "colorize", stack_tif[0], "-o", tmp_path / "out.png", "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "one frame")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stack.tif"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--temperature", "0"],
+        ["--temperature", "-1"],
+        ["--temperature", "warm"],
+        ["--scale", "0"],
+        ["--device", "tpu"],
+        ["--normalize", "global"],
+        ["--range", "1"],
+        ["--normalize", "stack", "--range", "0", "1"],
+    ],
+)
+def test_bad_option_values_are_usage_errors(capsys, tmp_path, gray_png, options):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["colorize", str(gray_png[0]), "-o", str(tmp_path / "out.png"), *options])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "Traceback" not in err
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--overlap", "500"], "overlap"),
+        (["--range", "5", "5"], "high > low"),
+        (["--percentiles", "90", "10"], "percentiles"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--model", "no-such-model"], "unknown model"),
+        (["--model", "missing/model.safetensors"], "not found"),
+    ],
+)
+def test_bad_values_found_later_exit_2(capsys, tmp_path, gray_png, options, message):
+    code, _, err = run(capsys, "colorize", gray_png[0], "-o", tmp_path / "out.png", "--device", "cpu", "-q", *options)
+    assert code == 2
+    assert_one_line_error(err, message)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in ("colorize", "train", "evaluate"))
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+
+
+# --------------------------------------------------------------------------
+# evaluate and train
+# --------------------------------------------------------------------------
+def test_evaluate(capsys, colour_folder):
+    code, out, err = run(capsys, "evaluate", "natural", "natural-regression", "--images", colour_folder, "--device", "cpu", "-q")
+    assert code == 0, err
+    assert f"**{colour_folder}** (3 images)" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    assert [row.split("|")[1].strip() for row in rows] == ["gray (no colour)", "natural", "natural-regression"]
+    for row in rows:
+        numbers = [float(cell) for cell in row.strip("|").split("|")[1:]]
+        assert len(numbers) == 5 and all(np.isfinite(numbers))
+        assert 0 <= numbers[0] <= 100 and 0 <= numbers[1] <= 100
+
+
+def test_evaluate_missing_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "evaluate", "natural", "--images", tmp_path / "missing", "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "image folder not found")
+
+
+def test_train(capsys, tmp_path):
+    folder = make_colour_folder(tmp_path / "images", count=3, size=64, gray=1)
+    output = tmp_path / "model.safetensors"
+    code, out, err = run(
+        capsys,
+        "train",
+        folder,
+        "-o",
+        output,
+        "--steps",
+        5,
+        "--batch-size",
+        2,
+        "--crop-size",
+        64,
+        "--workers",
+        0,
+        "--device",
+        "cpu",
+        "--width",
+        8,
+        "-q",
+    )
+    assert code == 0, err
+    assert out.startswith(f"wrote {output}: 5 steps")
+    model = load_checkpoint(output)
+    assert model.head == "classification" and model.metadata["width"] == 8
+    info = model.metadata["training"]
+    assert info["steps"] == 5 and info["data"]["images"] == 3 and info["data"]["skipped_gray_or_unreadable"] == 1
+    assert info["config"]["batch_size"] == 2 and info["config"]["workers"] == 0
+    # and the new model colorizes from the command line
+    src = tmp_path / "gray.png"
+    Image.fromarray(np.full((40, 40), 128, np.uint8)).save(src)
+    code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "out.tif", "--model", output, "--device", "cpu", "-q")
+    assert code == 0, err
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        assert json.loads(tif.pages[0].description)["napari_colorize"]["model"] == "model"
+
+
+def test_train_refusals(capsys, tmp_path):
+    gray = make_colour_folder(tmp_path / "gray", count=0, size=48, gray=2)
+    code, _, err = run(capsys, "train", gray, "-o", tmp_path / "m.safetensors", "--device", "cpu", "--workers", 0, "-q")
+    assert code == 2
+    assert_one_line_error(err, "grayscale")
+    code, _, err = run(capsys, "train", gray, "-o", tmp_path / "m.pt", "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, ".safetensors")
+    code, _, err = run(capsys, "train", tmp_path / "missing", "-o", tmp_path / "m.safetensors", "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "not found")

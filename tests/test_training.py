@@ -1,0 +1,242 @@
+"""Training on tiny folders of colour images made in the tests."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_colour_folder, make_colour_image
+
+from napari_colorize import training
+from napari_colorize.color import ab_bins, rebalance_weights
+from napari_colorize.model import create_colorizer, load_checkpoint
+from napari_colorize.training import ColourCrops, Loss, TrainConfig, find_images, read_rgb, scan_images, train
+
+# Small and fast: a narrow network, few steps, a high learning rate so that a
+# few steps visibly lower the loss.
+FAST = {"batch_size": 4, "crop_size": 64, "workers": 0, "width": 8, "learning_rate": 1e-2}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """6 colour images, plus 3 that must be skipped: grayscale (mode L), an RGB
+    file holding a gray picture, and a corrupt file; and a non-image file."""
+    from PIL import Image
+
+    folder = make_colour_folder(tmp_path_factory.mktemp("train") / "images", count=6, size=96, gray=1)
+    gray_rgb = np.repeat(np.linspace(0, 255, 96 * 96).reshape(96, 96, 1), 3, axis=2).astype(np.uint8)
+    (folder / "nested").mkdir()
+    Image.fromarray(gray_rgb, "RGB").save(folder / "nested" / "gray_rgb.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def fixed_batch(paths, colorizer, lam=0.5):
+    crops = ColourCrops(paths, crop_size=64, seed=123, length=8)
+    batch = torch.stack([crops[i] for i in range(len(crops))])
+    lightness, ab = training._lab_batch(batch, torch.device("cpu"))
+    return lightness, ab, Loss(colorizer, rebalance_weights(colorizer.prior, lam=lam), torch.device("cpu"))
+
+
+def untrained(head, width, seed=0):
+    torch.manual_seed(seed)  # as train() does before creating its network
+    colorizer = create_colorizer(head=head, width=width)
+    colorizer.network.eval()
+    return colorizer
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def test_find_images(data, tmp_path):
+    found = find_images([data])
+    assert found == sorted(found)
+    names = [p.name for p in found]
+    assert len(found) == 9 and "notes.txt" not in names and "gray_rgb.png" in names  # recursive
+    assert find_images([data, data]) == found  # no duplicates
+    other = tmp_path / "other"
+    other.mkdir()
+    make_colour_image(32).save(other / "UPPER.PNG", format="PNG")  # suffixes in any case
+    single = tmp_path / "single.jpg"
+    make_colour_image(32).save(single)
+    assert find_images([other, single]) == [other / "UPPER.PNG", single]  # files are taken as given
+    with pytest.raises(FileNotFoundError, match="not found"):
+        find_images([tmp_path / "missing"])
+
+
+def test_read_rgb(data, tmp_path):
+    rgb = read_rgb(data / "colour_0.png")
+    assert rgb.shape == (96, 96, 3) and rgb.dtype == np.uint8
+    assert read_rgb(data / "gray_0.png") is None
+    assert read_rgb(data / "broken.jpg") is None
+    small = read_rgb(data / "colour_0.png", max_side=40)
+    assert max(small.shape[:2]) == 40 and small.shape[2] == 3
+    rgba = tmp_path / "rgba.png"
+    make_colour_image(32).convert("RGBA").save(rgba)
+    assert read_rgb(rgba).shape == (32, 32, 3)
+
+
+def test_scan_images(data):
+    bins = ab_bins()
+    paths = find_images([data])
+    scan = scan_images(paths, bins)
+    assert len(scan.colour_images) == 6 and scan.skipped == 3
+    assert all(p.name.startswith("colour_") for p in scan.colour_images)
+    assert scan.bin_counts.shape == (261,)
+    # one count per thumbnail pixel (96 px images are below the thumbnail size)
+    assert scan.bin_counts.sum() == 6 * 64 * 64
+
+
+def test_colour_crops_are_repeatable(data):
+    paths = find_images([data])[:6]
+    crops = ColourCrops(paths, crop_size=32, seed=5, length=10)
+    assert len(crops) == 10
+    first = crops[3]
+    assert first.shape == (3, 32, 32) and first.dtype == torch.uint8
+    assert torch.equal(first, crops[3])
+    assert not torch.equal(crops[3], crops[4])
+
+
+# --------------------------------------------------------------------------
+# training runs
+# --------------------------------------------------------------------------
+def test_training_lowers_the_loss_and_writes_a_checkpoint(data, tmp_path):
+    output = tmp_path / "out" / "tiny.safetensors"
+    config = TrainConfig(steps=30, **FAST)
+    trained = train([data], output=output, config=config, device="cpu", progress=False)
+    assert output.is_file() and (output.parent / "tiny.safetensors.state.pt").is_file()
+    assert not trained.network.training
+
+    lightness, ab, loss = fixed_batch(find_images([data])[:6], trained)
+    with torch.no_grad():
+        before = float(loss(untrained("classification", 8).network(lightness), ab))
+        after = float(loss(trained.network(lightness), ab))
+    assert before > 4.5  # about log(261) for an untrained network
+    assert after < before - 0.5
+
+    loaded = load_checkpoint(output)
+    assert loaded.head == "classification" and loaded.sha256 == trained.sha256
+    info = loaded.metadata["training"]
+    assert info["steps"] == 30 and info["finished"] is True
+    assert info["wall_time_s"] > 0
+    assert math.isfinite(info["final_loss"])
+    assert info["data"] == {"folders": ["images"], "images": 6, "skipped_gray_or_unreadable": 3}
+    assert info["config"]["learning_rate"] == 1e-2 and info["config"]["steps"] == 30
+    assert info["device"] == "cpu"
+    assert loaded.prior is not None and loaded.prior.sum() == pytest.approx(1.0)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.predict_ab(lightness, temperature=0.38), trained.predict_ab(lightness, temperature=0.38), atol=1.0, rtol=0
+        )
+
+    # fine-tuning from it records where it started
+    tuned = train(
+        [data],
+        output=tmp_path / "tuned.safetensors",
+        config=TrainConfig(steps=2, **{**FAST, "crop_size": 32}),
+        device="cpu",
+        init=output,
+        progress=False,
+    )
+    assert tuned.metadata["init"] == {"model": "tiny", "sha256": trained.sha256}
+    with pytest.raises(ValueError, match="regression"):
+        train(
+            [data],
+            output=tmp_path / "bad.safetensors",
+            config=TrainConfig(steps=2, head="regression", **FAST),
+            device="cpu",
+            init=output,
+            progress=False,
+        )
+
+
+def test_regression_head_trains(data, tmp_path):
+    output = tmp_path / "regression.safetensors"
+    trained = train([data], output=output, config=TrainConfig(steps=15, head="regression", **FAST), device="cpu", progress=False)
+    lightness, ab, loss = fixed_batch(find_images([data])[:6], trained)
+    with torch.no_grad():
+        before = float(loss(untrained("regression", 8).network(lightness), ab))
+        after = float(loss(trained.network(lightness), ab))
+    assert after < 0.7 * before
+    loaded = load_checkpoint(output)
+    assert loaded.head == "regression" and loaded.metadata["training"]["steps"] == 15
+
+
+def test_resume_continues_where_it_stopped(data, tmp_path, monkeypatch):
+    config = TrainConfig(steps=8, checkpoint_minutes=1e-9, **{**FAST, "crop_size": 32})  # save after every step
+    straight = train([data], output=tmp_path / "straight.safetensors", config=config, device="cpu", progress=False)
+
+    # the same run, interrupted during step 6 (after 5 saved steps) ...
+    output = tmp_path / "resumed.safetensors"
+    real_lab_batch, calls = training._lab_batch, []
+
+    def crashing_lab_batch(batch, device):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_lab_batch(batch, device)
+
+    monkeypatch.setattr(training, "_lab_batch", crashing_lab_batch)
+    with pytest.raises(KeyboardInterrupt):
+        train([data], output=output, config=config, device="cpu", progress=False)
+    monkeypatch.setattr(training, "_lab_batch", real_lab_batch)
+    assert load_checkpoint(output).metadata["training"]["steps"] == 5
+    assert load_checkpoint(output).metadata["training"]["finished"] is False
+
+    # ... then resumed: it needs no folders and ends where the straight run did
+    resumed = train([], output=output, config=config, device="cpu", resume=True, progress=False)
+    info = resumed.metadata["training"]
+    assert info["steps"] == 8 and info["finished"] is True
+    assert info["data"]["images"] == 6 and info["data"]["skipped_gray_or_unreadable"] == 3
+    for key, value in straight.network.state_dict().items():
+        torch.testing.assert_close(resumed.network.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+    # resuming a finished run changes nothing; resume without a state file starts afresh
+    again = train([], output=output, config=config, device="cpu", resume=True, progress=False)
+    assert again.metadata["training"]["steps"] == 8
+    fresh = train(
+        [data],
+        output=tmp_path / "fresh.safetensors",
+        config=TrainConfig(steps=1, **{**FAST, "crop_size": 32}),
+        device="cpu",
+        resume=True,
+        progress=False,
+    )
+    assert fresh.metadata["training"]["steps"] == 1
+
+
+# --------------------------------------------------------------------------
+# refusals
+# --------------------------------------------------------------------------
+def test_only_grayscale_images(tmp_path):
+    folder = make_colour_folder(tmp_path / "gray", count=0, size=48, gray=2)
+    with pytest.raises(ValueError, match="grayscale"):
+        train([folder], output=tmp_path / "m.safetensors", config=TrainConfig(steps=2, **FAST), device="cpu", progress=False)
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_invalid_training_arguments(data, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = TrainConfig(steps=2, **FAST)
+    with pytest.raises(ValueError, match="no JPEG/PNG/TIFF"):
+        train([empty], output=tmp_path / "m.safetensors", config=config, device="cpu", progress=False)
+    with pytest.raises(FileNotFoundError):
+        train([tmp_path / "missing"], output=tmp_path / "m.safetensors", config=config, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=".safetensors"):
+        train([data], output=tmp_path / "m.pt", config=config, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="crop size"):
+        train(
+            [data],
+            output=tmp_path / "m.safetensors",
+            config=TrainConfig(steps=2, **{**FAST, "crop_size": 50}),
+            device="cpu",
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="device"):
+        train([data], output=tmp_path / "m.safetensors", config=config, device="tpu", progress=False)
+    with pytest.raises(ValueError, match="head must be one of"):
+        train([data], output=tmp_path / "m.safetensors", config=TrainConfig(steps=2, head="other", **FAST), device="cpu", progress=False)
