@@ -124,6 +124,8 @@ class Colorizer:
         Shipped model name or file stem.
     sha256 : str
         Digest of the checkpoint file ('' for an unsaved model).
+    path : str
+        The checkpoint file it was loaded from ('' for an unsaved model).
     """
 
     network: Any
@@ -133,6 +135,7 @@ class Colorizer:
     metadata: dict = field(default_factory=dict)
     name: str = "unsaved"
     sha256: str = ""
+    path: str = ""
 
     @property
     def num_bins(self) -> int:
@@ -149,14 +152,18 @@ class Colorizer:
         from .color import annealed_mean
 
         # Trained weights drive some activations subnormal, which x86 CPUs
-        # compute several times slower; flushing them to zero changes nothing visible.
+        # compute several times slower; flushing them to zero changes nothing
+        # visible. The flag is process-wide, so it is only held for this call.
         torch.set_flush_denormal(True)
-        with torch.inference_mode():
-            out = self.network(lightness)
-            if self.head == "regression":
-                return out.float()
-            bins = torch.as_tensor(self.bins, device=out.device)
-            return annealed_mean(out, bins, temperature=temperature)
+        try:
+            with torch.inference_mode():
+                out = self.network(lightness)
+                if self.head == "regression":
+                    return out.float()
+                bins = torch.as_tensor(self.bins, device=out.device)
+                return annealed_mean(out, bins, temperature=temperature)
+        finally:
+            torch.set_flush_denormal(False)
 
 
 def create_colorizer(*, head: str = "classification", width: int = 32, bins: np.ndarray | None = None) -> Colorizer:
@@ -299,5 +306,6 @@ def _load_cached(path: str, _mtime: int, _size: int, device: str) -> Colorizer:
     colorizer.prior = prior
     colorizer.metadata = meta
     colorizer.name = Path(path).stem
+    colorizer.path = path
     colorizer.sha256 = file_sha256(path)
     return colorizer

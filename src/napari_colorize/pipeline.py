@@ -72,24 +72,30 @@ def resolve_device(device: str = "auto"):
     return torch_device
 
 
-def _check_image(image) -> np.ndarray:
-    if np.iscomplexobj(image):
+def _is_dask(image) -> bool:
+    return type(image).__module__.startswith("dask.")
+
+
+def _check_image(image):
+    """Validate an input; NumPy-convert it unless it is a lazy array (shape and
+    dtype without data, e.g. dask or TiffStack), which is read frame by frame."""
+    if isinstance(image, np.ndarray) or not (hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__")):
+        image = np.asarray(image)
+    dtype = np.dtype(image.dtype)
+    if np.issubdtype(dtype, np.complexfloating):
         raise TypeError("complex images are not supported: take the magnitude or real part first")
-    image = np.asarray(image)
-    if image.dtype == bool:
-        image = image.astype(np.float32)
-    if not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
-        raise TypeError(f"unsupported image dtype {image.dtype}: need integers, floats or bool")
-    if image.ndim < 2:
-        raise ValueError(f"need at least a 2D frame (..., Y, X), got shape {image.shape}")
-    if image.size == 0:
-        raise ValueError(f"the image is empty (shape {image.shape})")
+    if not (dtype == bool or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise TypeError(f"unsupported image dtype {dtype}: need integers, floats or bool")
+    if len(image.shape) < 2:
+        raise ValueError(f"need at least a 2D frame (..., Y, X), got shape {tuple(image.shape)}")
+    if 0 in tuple(image.shape):
+        raise ValueError(f"the image is empty (shape {tuple(image.shape)})")
     return image
 
 
-def _finite_sample(values: np.ndarray) -> np.ndarray:
-    flat = values.reshape(-1)
-    step = max(1, flat.size // _PERCENTILE_SAMPLES)
+def _finite_sample(values: np.ndarray, *, limit: int = _PERCENTILE_SAMPLES) -> np.ndarray:
+    flat = np.asarray(values).reshape(-1)
+    step = max(1, flat.size // limit)
     sample = np.asarray(flat[::step], dtype=np.float64)
     return sample[np.isfinite(sample)]
 
@@ -118,18 +124,30 @@ def normalize_frame(frame: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.nan_to_num(np.clip(v, 0.0, 1.0), nan=0.0, posinf=1.0, neginf=0.0, copy=False)
 
 
-def _frame_ranges(image: np.ndarray, normalize: Normalize, percentiles) -> Callable[[tuple], tuple[float, float]]:
+def _stack_range(image, percentiles) -> tuple[float, float]:
+    if isinstance(image, np.ndarray):
+        return intensity_range(image, percentiles=percentiles)
+    # Lazy stack: a sample of up to 32 evenly spaced frames.
+    indices = list(_frame_indices(tuple(image.shape[:-2])))
+    chosen = [indices[int(i)] for i in np.linspace(0, len(indices) - 1, min(32, len(indices)))]
+    per_frame = max(1, _PERCENTILE_SAMPLES // len(chosen))
+    samples = [_finite_sample(np.asarray(image[i]), limit=per_frame) for i in chosen]
+    return intensity_range(np.concatenate(samples), percentiles=percentiles)
+
+
+def _frame_ranges(image, normalize: Normalize, percentiles) -> Callable[[tuple, np.ndarray], tuple[float, float]]:
+    """A function (frame index, frame) -> (low, high) for the chosen normalisation."""
     if isinstance(normalize, str):
         if normalize == "frame":
-            return lambda index: intensity_range(image[index], percentiles=percentiles)
+            return lambda index, frame: intensity_range(frame, percentiles=percentiles)
         if normalize == "stack":
-            whole = intensity_range(image, percentiles=percentiles)
-            return lambda index: whole
+            whole = _stack_range(image, percentiles)
+            return lambda index, frame: whole
         raise ValueError(f"normalize must be 'frame', 'stack' or (low, high), got {normalize!r}")
     low, high = (float(v) for v in normalize)
     if not (math.isfinite(low) and math.isfinite(high) and high > low):
         raise ValueError(f"intensity range must be finite with high > low, got {normalize!r}")
-    return lambda index: (low, high)
+    return lambda index, frame: (low, high)
 
 
 def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -146,56 +164,173 @@ def _working_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     return tuple(max(1, int(round(n * scale))) for n in shape)
 
 
-def _predict_chroma(lightness: np.ndarray, colorizer: Colorizer, *, temperature, overlap, batch_size, on_batch) -> "torch.Tensor":
-    """Stitched ab (2, Hp/4, Wp/4) of a working-resolution L frame."""
+def _autocast(device, precision: str):
     import torch
 
-    device = colorizer.device
-    grid = TileGrid.for_shape(lightness.shape, tile=TILE_SIZE, overlap=overlap, align=OUTPUT_STRIDE)
-    padded = grid.pad(lightness)
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+class _Predictor:
+    """Runs tile batches, halving the batch on CUDA out-of-memory and retrying."""
+
+    def __init__(self, colorizer: Colorizer, *, temperature: float, batch_size: int, precision: str):
+        self.colorizer = colorizer
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.autocast = _autocast(colorizer.device, precision)
+
+    def __call__(self, tiles):
+        import torch
+
+        parts, start = [], 0
+        while start < len(tiles):
+            size = min(self.batch_size, len(tiles) - start)
+            try:
+                with self.autocast:
+                    parts.append(self.colorizer.predict_ab(tiles[start : start + size], temperature=self.temperature))
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise MemoryError("the GPU ran out of memory on a single tile; use device='cpu'") from None
+                torch.cuda.empty_cache()
+                self.batch_size = max(1, size // 2)
+                logger.warning("GPU out of memory: retrying with batches of %d tiles", self.batch_size)
+                continue
+            start += size
+        return torch.cat(parts)
+
+
+def _predict_chroma(source, to_lightness, grid: TileGrid, predict: _Predictor, *, batch_size: int, on_batch) -> "torch.Tensor":
+    """Stitched ab (2, Hp/4, Wp/4) of a working-resolution frame, read tile by tile."""
+    import torch
+
+    device = predict.colorizer.device
     stitcher = Stitcher(grid, channels=2, scale=OUTPUT_STRIDE, like=torch.empty(0, device=device))
     origins = grid.origins
     for start in range(0, len(origins), batch_size):
         batch = origins[start : start + batch_size]
         on_batch(0)  # cancel point before the work
-        tiles = torch.from_numpy(grid.extract(padded, batch)).to(device)[:, None]
-        ab = colorizer.predict_ab(tiles, temperature=temperature)
-        for tile_ab, (y, x) in zip(ab, batch):
-            stitcher.add(tile_ab, y, x)
+        tiles = torch.from_numpy(to_lightness(grid.tiles(source, batch))).to(device)[:, None]
+        for tile_ab, (y, x) in zip(predict(tiles), batch):
+            stitcher.add(tile_ab.float(), y, x)
         on_batch(len(batch))
     return stitcher.result(crop=False)
 
 
-def _compose_rgb(values: np.ndarray, chroma, working_shape: tuple[int, int], out: np.ndarray) -> None:
-    """Upsample stitched ab to full resolution and write sRGB uint8 into ``out``."""
+def _compose_strips(frame, low: float, high: float, chroma, working_shape, *, rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Upsample stitched ab to full resolution strip by strip: yields (r0, r1, rgb)."""
     import torch
 
     from .color import lab_to_rgb_torch
 
-    height, width = values.shape
+    height, width = frame.shape
     device = chroma.device
     canvas = chroma[None]  # (1, 2, hc, wc), covers the padded working frame
     # Exact pixel-centre mapping: full-res pixel -> working frame -> chroma grid.
     hc, wc = canvas.shape[-2:]
     ys = ((torch.arange(height, device=device) + 0.5) * (working_shape[0] / height) / OUTPUT_STRIDE) / hc * 2 - 1
     xs = ((torch.arange(width, device=device) + 0.5) * (working_shape[1] / width) / OUTPUT_STRIDE) / wc * 2 - 1
-    rows = max(1, _CHUNK_PIXELS // width)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
+        values = normalize_frame(frame[r0:r1], low, high)
         grid_y, grid_x = torch.meshgrid(ys[r0:r1], xs, indexing="ij")
         sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
         ab = torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
-        lightness = torch.from_numpy(gray_to_lightness(values[r0:r1])).to(device)[None, None]
+        lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
         # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
         # Lab with L = 0 or 100 but nonzero chroma is neither.
-        extreme = torch.from_numpy((values[r0:r1] <= 0.0) | (values[r0:r1] >= 1.0)).to(device)
+        extreme = torch.from_numpy((values <= 0.0) | (values >= 1.0)).to(device)
         ab = ab.masked_fill(extreme[None, None], 0.0)
         rgb = lab_to_rgb_torch(torch.cat([lightness, ab], dim=1))[0]
-        out[r0:r1] = (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        yield r0, r1, (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def _frame_indices(leading_shape: tuple[int, ...]) -> Iterator[tuple]:
     return iter(np.ndindex(*leading_shape)) if leading_shape else iter([()])
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _validate(*, scale, overlap, batch_size, temperature, percentiles, precision) -> None:
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, got {scale!r}")
+    if not 0 <= int(overlap) < TILE_SIZE:
+        raise ValueError(f"overlap must be in [0, {TILE_SIZE}), got {overlap!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
+        raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def colorize_strips(
+    image,
+    *,
+    model: Union[str, Colorizer] = DEFAULT_MODEL,
+    temperature: float = DEFAULT_TEMPERATURE,
+    normalize: Normalize = "frame",
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
+    scale: float = 1.0,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    strip_rows: int = 256,
+) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+    """Colorize frame by frame, yielding the result in horizontal strips.
+
+    Takes the options of :func:`colorize`; yields ``(frame_index, row_start,
+    row_stop, rgb_rows)`` in order, so a writer can stream huge frames and
+    long stacks to disk with bounded memory: frames are read one at a time
+    (and tile by tile at ``scale=1``), never the whole input.
+    """
+    image = _check_image(image)
+    _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision)
+    torch_device = resolve_device(device)
+    colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
+    if colorizer.device != torch_device:
+        colorizer.network.to(torch_device)
+    logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, torch_device)
+    predict = _Predictor(colorizer, temperature=temperature, batch_size=int(batch_size), precision=precision)
+
+    leading = image.shape[:-2]
+    working = _working_shape(image.shape[-2:], scale)
+    grid = TileGrid.for_shape(working, tile=TILE_SIZE, overlap=int(overlap), align=OUTPUT_STRIDE)
+    total = len(grid) * int(np.prod(leading, dtype=np.int64))
+    done = 0
+
+    def on_batch(count: int) -> None:
+        nonlocal done
+        if count == 0:
+            if cancel is not None and cancel():
+                raise ColorizeCancelled("colorization was cancelled")
+            return
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    range_of = _frame_ranges(image, normalize, tuple(percentiles))
+    for index in _frame_indices(leading):
+        frame = image[index]
+        if not isinstance(frame, np.ndarray):
+            frame = np.asarray(frame)  # dask and other lazy arrays: this frame only
+        low, high = range_of(index, frame)
+        if tuple(working) == tuple(frame.shape):
+            source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
+        else:
+            source, to_lightness = _resize(normalize_frame(frame, low, high), working), gray_to_lightness
+        chroma = _predict_chroma(source, to_lightness, grid, predict, batch_size=int(batch_size), on_batch=on_batch)
+        for r0, r1, rgb in _compose_strips(frame, low, high, chroma, working, rows=max(1, int(strip_rows))):
+            yield index, r0, r1, rgb
 
 
 def colorize(
@@ -209,9 +344,11 @@ def colorize(
     overlap: int = DEFAULT_OVERLAP,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str = "auto",
+    precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
-) -> np.ndarray:
+    scheduler=None,
+):
     """Colorize grayscale frames with a trained colorizer.
 
     The network sees the lightness L of each frame (cut into overlapping
@@ -244,15 +381,25 @@ def colorize(
     batch_size : int, optional
         Tiles per forward pass.
     device : {'auto', 'cpu', 'cuda', 'cuda:N', 'mps'}, optional
+    precision : {'auto', 'fp32', 'bf16', 'fp16'}, optional
+        Arithmetic of the network: 'auto' is bf16 autocast on CUDA (results
+        within a few levels of fp32), fp32 elsewhere. On a CUDA out-of-memory
+        error the batch is halved and retried.
     progress : callable(done, total), optional
         Called after each batch with the number of tiles done and in total.
     cancel : callable() -> bool, optional
         Polled before each batch; returning True raises
         :class:`ColorizeCancelled`.
+    scheduler : str or distributed.Client, optional
+        A dask.distributed scheduler address (or client): frames are
+        colorized on the cluster's workers, each loading the model once, and
+        gathered into a NumPy array.
 
     Returns
     -------
     rgb : ndarray of uint8, shape (..., Y, X, 3)
+        For a dask array input (and no ``scheduler``): a lazy dask array of
+        that shape, computed frame by frame (progress and cancel unused).
 
     Raises
     ------
@@ -270,47 +417,24 @@ def colorize(
     >>> rgb.shape, rgb.dtype
     ((300, 200, 3), dtype('uint8'))
     """
+    options = dict(
+        model=model,
+        temperature=temperature,
+        normalize=normalize,
+        percentiles=percentiles,
+        scale=scale,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+    )
+    if scheduler is not None or _is_dask(image):
+        from ._distributed import colorize_lazy
+
+        return colorize_lazy(image, scheduler=scheduler, **options)
     image = _check_image(image)
-    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, got {scale!r}")
-    if not 0 <= int(overlap) < TILE_SIZE:
-        raise ValueError(f"overlap must be in [0, {TILE_SIZE}), got {overlap!r}")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
-        raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
-    torch_device = resolve_device(device)
-    colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
-    if colorizer.device != torch_device:
-        colorizer.network.to(torch_device)
-    logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, torch_device)
-
-    frame_shape = image.shape[-2:]
-    leading = image.shape[:-2]
-    working = _working_shape(frame_shape, scale)
-    tiles_per_frame = len(TileGrid.for_shape(working, tile=TILE_SIZE, overlap=int(overlap), align=OUTPUT_STRIDE))
-    total = tiles_per_frame * int(np.prod(leading, dtype=np.int64))
-    done = 0
-
-    def on_batch(count: int) -> None:
-        nonlocal done
-        if count == 0:
-            if cancel is not None and cancel():
-                raise ColorizeCancelled("colorization was cancelled")
-            return
-        done += count
-        if progress is not None:
-            progress(done, total)
-
-    range_of = _frame_ranges(image, normalize, tuple(percentiles))
     out = np.empty((*image.shape, 3), dtype=np.uint8)
-    for index in _frame_indices(leading):
-        values = normalize_frame(image[index], *range_of(index))
-        lightness = gray_to_lightness(_resize(values, working))
-        chroma = _predict_chroma(
-            lightness, colorizer, temperature=temperature, overlap=int(overlap), batch_size=int(batch_size), on_batch=on_batch
-        )
-        _compose_rgb(values, chroma, working, out[index])
+    strips = colorize_strips(image, progress=progress, cancel=cancel, strip_rows=max(1, _CHUNK_PIXELS // image.shape[-1]), **options)
+    for index, r0, r1, rgb in strips:
+        out[index][r0:r1] = rgb
     return out

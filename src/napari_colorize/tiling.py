@@ -109,6 +109,23 @@ class TileGrid:
         mode = "symmetric" if min(frame.shape) > 1 else "edge"
         return np.pad(frame, extra, mode=mode)
 
+    def tiles(self, frame, origins: list[tuple[int, int]]) -> np.ndarray:
+        """Stack the tiles at ``origins`` read from the *unpadded* frame: (n, tile, tile).
+
+        Each tile is sliced (so a memory-mapped or lazy frame is read piece by
+        piece) and padded on its own, exactly as :meth:`pad` would have padded
+        the whole frame: pads are narrower than the slices they mirror.
+        """
+        t = self.tile
+        out = []
+        for y, x in origins:
+            piece = np.asarray(frame[y : y + t, x : x + t])
+            if piece.shape != (t, t):
+                mode = "symmetric" if min(self.shape) > 1 else "edge"
+                piece = np.pad(piece, [(0, t - piece.shape[0]), (0, t - piece.shape[1])], mode=mode)
+            out.append(piece)
+        return np.stack(out)
+
     def extract(self, padded: np.ndarray, origins: list[tuple[int, int]]) -> np.ndarray:
         """Stack the tiles at ``origins`` from a padded frame: (n, tile, tile)."""
         t = self.tile

@@ -1,0 +1,60 @@
+"""Lazy and distributed colorization: dask arrays in, frame-by-frame work.
+
+Each dask block is one whole frame, so normalisation and stitching see the
+frame as a single-process run does, and results are identical to it. Workers
+load the model by path, once per process (load_checkpoint caches it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import Colorizer, resolve_model_path
+
+
+def _as_frame_blocks(image):
+    """A dask array chunked one whole frame per block."""
+    import dask.array as da
+
+    if not type(image).__module__.startswith("dask."):
+        image = da.from_array(image, chunks=(1,) * (len(image.shape) - 2) + tuple(image.shape[-2:]))
+    return image.rechunk((1,) * (image.ndim - 2) + (-1, -1))
+
+
+def _colorize_block(block: np.ndarray, **options) -> np.ndarray:
+    from .pipeline import colorize
+
+    return colorize(np.asarray(block), **options)
+
+
+def colorize_lazy(image, *, scheduler=None, **options):
+    """Colorize a dask (or any) array frame by frame.
+
+    Returns a lazy dask array, or, with ``scheduler`` (an address or a
+    ``distributed.Client``), the NumPy result computed on that cluster.
+    """
+    from .pipeline import _check_image, _stack_range
+
+    image = _check_image(image)
+    model = options["model"]
+    if not isinstance(model, Colorizer):
+        # Blocks carry a path, not weights: each process loads it once.
+        options["model"] = str(resolve_model_path(model).resolve())
+    elif scheduler is not None:
+        if not model.path:
+            raise ValueError("an unsaved model cannot be sent to a cluster: save it and pass its path")
+        options["model"] = model.path
+    if options.get("normalize") == "stack":
+        options["normalize"] = _stack_range(image, tuple(options["percentiles"]))
+    blocks = _as_frame_blocks(image)
+    result = blocks.map_blocks(_colorize_block, dtype=np.uint8, new_axis=blocks.ndim, chunks=blocks.chunks + ((3,),), **options)
+    if scheduler is None:
+        return result
+    from distributed import Client
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        return client.compute(result).result()
+    finally:
+        if client is not scheduler:
+            client.close()
