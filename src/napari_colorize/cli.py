@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .color import DEFAULT_TEMPERATURE
 from .model import DEFAULT_MODEL
-from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_PERCENTILES, DEVICES
+from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_PERCENTILES, DEVICES, PRECISIONS
 
 PROG = "napari-colorize"
 
@@ -59,6 +59,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in working pixels (default %(default)s)")
     run.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per forward pass (default %(default)s)")
     _add_device(run)
+    run.add_argument("--precision", choices=PRECISIONS, default="auto", help="network arithmetic: auto is bf16 on CUDA, fp32 elsewhere")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -104,9 +106,9 @@ def _progress_bar(quiet: bool, desc: str):
 
 
 def _run_colorize(args) -> None:
-    from .io import output_path_for, read_image, write_rgb
+    from .io import output_path_for
     from .model import load_checkpoint
-    from .pipeline import colorize, resolve_device
+    from .pipeline import resolve_device
 
     many = len(args.inputs) > 1
     if many and args.output.exists() and not args.output.is_dir():
@@ -115,6 +117,8 @@ def _run_colorize(args) -> None:
         args.output.mkdir(parents=True, exist_ok=True)
     jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
     for src, dst in jobs:  # check every path before any work
+        if not src.is_file():
+            raise CommandError(f"{src}: no such file")
         if dst.resolve() == src.resolve():
             raise CommandError(f"output {dst} is the input: choose another name")
         if dst.exists() and not args.overwrite:
@@ -130,19 +134,40 @@ def _run_colorize(args) -> None:
         overlap=args.overlap,
         batch_size=args.batch_size,
         device=str(device),
+        precision=args.precision,
     )
     for src, dst in jobs:
-        image = read_image(src)
-        bar, update = _progress_bar(args.quiet, src.name)
-        with bar:
-            rgb = colorize(image, progress=update, **options)
-        meta = {
-            "napari_colorize": {"model": model.name, "model_sha256": model.sha256, "colours": "predicted, not measured"},
-            "parameters": {k: v for k, v in options.items() if k != "model"},
-        }
-        write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
+        shape = _colorize_file(src, dst, args, options)
         if not args.quiet:
-            print(f"{src} -> {dst} ({'x'.join(map(str, rgb.shape))}, model {model.name}, {device})")
+            print(f"{src} -> {dst} ({'x'.join(map(str, shape))}, model {model.name}, {device})")
+
+
+def _colorize_file(src: Path, dst: Path, args, options: dict) -> tuple[int, ...]:
+    """Colorize one file; TIFF to TIFF streams frame by frame, strip by strip."""
+    from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, write_rgb, write_rgb_tiff_strips
+    from .pipeline import colorize, colorize_strips
+
+    model = options["model"]
+    meta = {
+        "napari_colorize": {"model": model.name, "model_sha256": model.sha256, "colours": "predicted, not measured"},
+        "parameters": {k: v for k, v in options.items() if k != "model"},
+    }
+    streaming = src.suffix.lower() in TIFF_SUFFIXES and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler
+    if streaming:
+        with TiffStack(src) as image:
+            if image.is_colour:
+                warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
+            bar, update = _progress_bar(args.quiet, src.name)
+            with bar:
+                strips = colorize_strips(image, progress=update, strip_rows=TIFF_TILE, **options)
+                write_rgb_tiff_strips(dst, (*image.shape, 3), strips, overwrite=args.overwrite, metadata=meta)
+            return (*image.shape, 3)
+    image = read_image(src)
+    bar, update = _progress_bar(args.quiet, src.name)
+    with bar:
+        rgb = colorize(image, progress=update, scheduler=args.scheduler, **options)
+    write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
+    return rgb.shape
 
 
 def _run_train(args) -> None:

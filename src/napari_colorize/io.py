@@ -105,9 +105,8 @@ class TiffStack:
             raise ImageFileError(f"{self.path}: cannot read image ({type(exc).__name__}: {exc})") from None
         axes, shape = series.axes, tuple(series.shape)
         self.is_colour = "S" in axes and shape[axes.index("S")] in (3, 4)
-        if self.is_colour and axes.index("S") != len(axes) - 1:
-            raise ImageFileError(f"{self.path}: planar colour TIFFs are not supported; save it with samples last")
-        self.shape = shape[:-1] if self.is_colour else shape
+        self._planar = self.is_colour and axes.index("S") != len(axes) - 1
+        self.shape = tuple(n for i, n in enumerate(shape) if i != axes.index("S")) if self.is_colour else shape
         self.dtype = np.dtype(np.float32) if self.is_colour else np.dtype(series.dtype)
         self.ndim = len(self.shape)
         self.size = int(np.prod(self.shape, dtype=np.int64))
@@ -127,6 +126,8 @@ class TiffStack:
                 data = page.asarray()
         except Exception as exc:
             raise ImageFileError(f"{self.path}: cannot read frame {number} ({type(exc).__name__}: {exc})") from None
+        if self._planar:
+            data = np.moveaxis(data, 0, -1)  # a planar page is (S, Y, X)
         return to_luminance(data) if self.is_colour else data
 
     def __getitem__(self, index):
@@ -192,6 +193,58 @@ def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, met
 
             options = {} if suffix == ".png" else {"quality": 95}
             Image.fromarray(rgb).save(tmp, **options)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+#: Side of the tiles of streamed TIFF outputs.
+TIFF_TILE = 256
+
+
+def write_rgb_tiff_strips(path: str | Path, shape: tuple[int, ...], strips, *, overwrite: bool = False, metadata: dict | None = None) -> Path:
+    """Stream uint8 RGB of ``shape`` (..., Y, X, 3) into a tiled TIFF.
+
+    ``strips`` yields ``(frame_index, row_start, row_stop, rgb_rows)`` in
+    order with ``TIFF_TILE`` rows per strip (fewer at a frame's end), as
+    :func:`napari_colorize.pipeline.colorize_strips` does: nothing larger
+    than one strip is held, so huge frames and long stacks write with
+    bounded memory. Written under a temporary name, renamed when complete.
+    """
+    import tifffile
+
+    path = Path(path)
+    if _check_suffix(path) not in TIFF_SUFFIXES:
+        raise ImageFileError(f"{path}: streaming writes TIFF only")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    t = TIFF_TILE
+
+    def tiles():
+        for _index, _r0, _r1, rgb in strips:
+            rows = np.zeros((t, rgb.shape[1], 3), np.uint8)
+            rows[: rgb.shape[0]] = rgb
+            for x in range(0, rgb.shape[1], t):
+                tile = np.zeros((t, t, 3), np.uint8)
+                part = rows[:, x : x + t]
+                tile[:, : part.shape[1]] = part
+                yield tile
+
+    tmp = path.with_name(f".{path.name}.partial{path.suffix}")
+    try:
+        nbytes = int(np.prod(shape, dtype=np.int64))
+        tifffile.imwrite(
+            tmp,
+            data=tiles(),
+            shape=tuple(shape),
+            dtype=np.uint8,
+            photometric="rgb",
+            tile=(t, t),
+            compression="zlib",
+            bigtiff=nbytes > 2**31,
+            metadata=dict(metadata or {}),
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,98 @@
+"""Lazy, streamed and distributed runs give exactly the in-memory result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_colorize import colorize
+from napari_colorize.cli import main
+from napari_colorize.io import TiffStack, write_rgb_tiff_strips
+from napari_colorize.pipeline import colorize_strips
+
+da = pytest.importorskip("dask.array")
+
+
+@pytest.fixture(scope="module")
+def stack():
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 4000, (3, 150, 230)).astype(np.uint16)
+    return base
+
+
+@pytest.fixture(scope="module")
+def reference(stack, natural):
+    return colorize(stack, model=natural, device="cpu")
+
+
+def test_dask_input_gives_a_lazy_array_equal_to_numpy(stack, reference, natural):
+    lazy = colorize(da.from_array(stack, chunks=(2, 64, 64)), model=natural, device="cpu")
+    assert isinstance(lazy, da.Array)
+    assert lazy.shape == reference.shape and lazy.dtype == np.uint8
+    assert lazy.numblocks[:3] == (3, 1, 1), "one block per whole frame"
+    np.testing.assert_array_equal(lazy[1].compute(), reference[1])
+    np.testing.assert_array_equal(lazy.compute(), reference)
+
+
+def test_dask_stack_normalisation_matches(stack, natural):
+    expected = colorize(stack, model=natural, device="cpu", normalize="stack")
+    lazy = colorize(da.from_array(stack), model=natural, device="cpu", normalize="stack")
+    np.testing.assert_array_equal(lazy.compute(), expected)
+
+
+def test_local_cluster_matches_single_process(stack, reference):
+    distributed = pytest.importorskip("distributed")
+    # Threads in this process: same torch settings, so bit-identical output.
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            out = colorize(stack, model="natural", device="cpu", scheduler=client)
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, reference)
+
+
+def test_strips_cover_every_row_in_order(stack, reference, natural):
+    seen = []
+    for index, r0, r1, rgb in colorize_strips(stack, model=natural, device="cpu", strip_rows=64):
+        np.testing.assert_array_equal(rgb, reference[index][r0:r1])
+        seen.append((index, r0, r1))
+    assert seen[:3] == [((0,), 0, 64), ((0,), 64, 128), ((0,), 128, 150)]
+    assert len(seen) == 9
+
+
+def test_tiff_stack_reads_one_page_at_a_time(tmp_path, stack):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, photometric="minisblack")
+    with TiffStack(path) as lazy:
+        assert lazy.shape == stack.shape and lazy.dtype == stack.dtype
+        np.testing.assert_array_equal(lazy[(2,)], stack[2])
+        np.testing.assert_array_equal(np.asarray(lazy), stack)
+
+
+def test_cli_streams_tiff_to_the_same_result(tmp_path, stack, reference):
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(src, stack, compression="zlib", photometric="minisblack")
+    assert main(["colorize", str(src), "-o", str(dst), "--device", "cpu", "-q"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(dst), reference)
+    np.testing.assert_array_equal(tifffile.imread(src), stack)  # input untouched
+
+
+def test_interrupted_stream_leaves_no_file(tmp_path):
+    def failing():
+        yield (), 0, 256, np.zeros((256, 300, 3), np.uint8)
+        raise KeyboardInterrupt
+
+    dst = tmp_path / "out.tif"
+    with pytest.raises(KeyboardInterrupt):
+        write_rgb_tiff_strips(dst, (400, 300, 3), failing())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_planar_rgb_tiff_is_read_as_luminance(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 255, (3, 40, 50), dtype=np.uint8)
+    path = tmp_path / "planar.tif"
+    tifffile.imwrite(path, rgb, photometric="rgb", planarconfig="separate")
+    with TiffStack(path) as lazy:
+        assert lazy.is_colour and lazy.shape == (40, 50)
+        expected = rgb.transpose(1, 2, 0).astype(np.float32) @ np.array([0.2125, 0.7154, 0.0721], np.float32)
+        np.testing.assert_allclose(lazy[()], expected, rtol=1e-5)
