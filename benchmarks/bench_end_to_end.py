@@ -7,6 +7,11 @@ Cases:
         to tell it apart from what grows with the image.
   4096  a 4096x4096 uint16 frame (seeded random intensities; speed does not
         depend on content).
+  4096-fixed-mmap
+        the 4096 case again with glibc's mmap threshold fixed at 1 MiB
+        (MALLOC_MMAP_THRESHOLD_=1048576): a diagnostic that separates memory
+        in use from freed heap memory glibc keeps (with its default dynamic
+        threshold, freed large buffers stay in the process's RSS).
   em    the 30-frame ISBI 2012 EM stack, /work/shared/data/gray/em-isbi2012-stack.tif
         (skipped with a message if the file is absent; its read time is
         reported separately and not included).
@@ -37,7 +42,9 @@ import time
 from pathlib import Path
 
 EM_STACK = Path("/work/shared/data/gray/em-isbi2012-stack.tif")
-CASES = ("224", "4096", "em")
+CASES = ("224", "4096", "4096-fixed-mmap", "em")
+#: Extra environment of a case's subprocess.
+CASE_ENV = {"4096-fixed-mmap": {"MALLOC_MMAP_THRESHOLD_": "1048576"}}
 MB = 1024 * 1024
 
 
@@ -76,8 +83,8 @@ def child(case: str, runs: int, model: str, out: Path) -> None:
     peak_before_input = peak_rss_self()
 
     read_seconds = None
-    if case in ("224", "4096"):
-        side = int(case)
+    if case in ("224", "4096", "4096-fixed-mmap"):
+        side = int(case.split("-")[0])
         image = np.random.default_rng(0).integers(0, 65535, (side, side), dtype=np.uint16)
         source = f"synthetic {side}x{side} uint16 (seeded random)"
     elif case == "em":
@@ -104,6 +111,7 @@ def child(case: str, runs: int, model: str, out: Path) -> None:
         del rgb
     result = {
         "case": case,
+        "env": CASE_ENV.get(case, {}),
         "source": source,
         "shape": list(image.shape),
         "dtype": str(image.dtype),
@@ -131,7 +139,7 @@ def run_case(case: str, runs: int, model: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", case, "--runs", str(runs), "--model", model, "--out", str(out)]
-        proc = subprocess.Popen(cmd)
+        proc = subprocess.Popen(cmd, env={**os.environ, **CASE_ENV.get(case, {})})
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:

@@ -5,9 +5,10 @@ Run: python benchmarks/run_all.py          (about 5-10 minutes on 2 cores)
 
 Runs bench_tile_speed.py and bench_end_to_end.py, each in its own Python
 process, and writes their figures, the machine, the date and the commands to
-RESULTS.md (or --out). Before starting it samples the CPU use of the other
-processes on the machine for a few seconds and records it: with other work
-running the figures are not clean (--wait-idle waits for it to stop).
+RESULTS.md (or --out). It watches the CPU use of other processes on the
+machine before and during the run (every 5 s) and records any above 20% of a
+core: with other work running the figures are not clean (--wait-idle waits
+for the machine to go quiet before starting).
 bench_gpu.py is not run here (it needs CUDA).
 """
 
@@ -29,30 +30,74 @@ ROOT = HERE.parent
 BUSY_PERCENT = 20.0  # another process above this share of one core counts as background load
 
 
-def other_busy_processes(seconds: float = 3.0) -> list[tuple[str, float]]:
-    """(description, % of one core) of other processes busy over ``seconds``."""
-    try:
-        import psutil
-    except ImportError:
-        return []
-    me = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
-    procs = [p for p in psutil.process_iter(["pid", "cmdline", "name"]) if p.pid not in me]
-    for p in procs:
+class LoadMonitor:
+    """Watch the CPU use of processes outside this benchmark, in a background thread."""
+
+    def __init__(self, interval: float = 5.0):
+        self.interval = interval
+        self.seen: dict[int, tuple[str, float, int]] = {}  # pid -> (description, max %, busy samples)
+        self.samples = 0
+        self._procs: dict = {}
+        self._stop = None
+        self._thread = None
+
+    def _mine(self, psutil) -> set:
+        me = psutil.Process()
+        return {me.pid, *(p.pid for p in me.children(recursive=True))}
+
+    def sample(self) -> list[tuple[str, float]]:
+        """Others above BUSY_PERCENT since the previous call: (description, %)."""
         try:
-            p.cpu_percent(None)
-        except psutil.Error:
-            pass
-    time.sleep(seconds)
-    busy = []
-    for p in procs:
-        try:
-            pct = p.cpu_percent(None)
-        except psutil.Error:
-            continue
-        if pct >= BUSY_PERCENT:
-            cmd = " ".join(p.info["cmdline"] or [p.info["name"] or "?"])
-            busy.append((f"pid {p.pid}: {cmd[:120]}", pct))
-    return busy
+            import psutil
+        except ImportError:
+            return []
+        mine, busy = self._mine(psutil), []
+        for p in psutil.process_iter(["cmdline", "name"]):
+            if p.pid in mine:
+                continue
+            if p.pid not in self._procs:
+                self._procs[p.pid] = p
+                try:
+                    p.cpu_percent(None)  # first call only starts the count
+                except psutil.Error:
+                    pass
+                continue
+            try:
+                pct = self._procs[p.pid].cpu_percent(None)
+            except psutil.Error:
+                continue
+            if pct >= BUSY_PERCENT:
+                cmd = " ".join(" ".join(p.info["cmdline"] or [p.info["name"] or "?"]).split())
+                desc = f"pid {p.pid}: {cmd[:120]}"
+                busy.append((desc, pct))
+                _, top, n = self.seen.get(p.pid, (desc, 0.0, 0))
+                self.seen[p.pid] = (desc, max(top, pct), n + 1)
+        self.samples += 1
+        return busy
+
+    def busy_now(self, seconds: float = 3.0) -> list[tuple[str, float]]:
+        self.sample()
+        time.sleep(seconds)
+        return self.sample()
+
+    def start(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.wait(self.interval):
+                self.sample()
+
+        self.sample()
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+        self.sample()
 
 
 def cpu_model() -> str:
@@ -69,9 +114,21 @@ def git_state() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        return commit + (" (with uncommitted changes)" if dirty else "")
+        if not dirty:
+            return commit
+        return f"{commit} with uncommitted changes"
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def source_digest() -> str:
+    """sha256 of the package's source files as they are now (committed or not)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def run_logged(cmd: list[str]) -> str:
@@ -98,16 +155,20 @@ def main(argv=None) -> None:
     parser.add_argument("--wait-idle", type=float, default=0, metavar="MINUTES", help="wait up to this long for other busy processes to finish")
     args = parser.parse_args(argv)
 
-    busy = other_busy_processes()
+    monitor = LoadMonitor()
+    busy = monitor.busy_now()
     deadline = time.monotonic() + args.wait_idle * 60
     while busy and time.monotonic() < deadline:
         print(f"waiting for other busy processes: {busy}", flush=True)
         time.sleep(30)
-        busy = other_busy_processes()
+        busy = monitor.busy_now()
+    monitor.seen.clear()
+    monitor.samples = 0
     if busy:
         print("WARNING: other processes are using the CPU; the figures will not be clean:", file=sys.stderr)
         for desc, pct in busy:
             print(f"  {pct:.0f}% {desc}", file=sys.stderr)
+    monitor.start()
 
     import numpy
     import torch
@@ -126,7 +187,7 @@ def main(argv=None) -> None:
         tile = json.loads(tile_json.read_text())
         e2e = json.loads(e2e_json.read_text())
     total = time.perf_counter() - t0
-    busy_after = other_busy_processes(seconds=1.0)
+    monitor.stop()
 
     md = []
     md.append("# napari-colorize CPU benchmarks\n")
@@ -137,18 +198,21 @@ def main(argv=None) -> None:
     md.append(f"- Machine: {cpu_model()}, {os.cpu_count()} logical CPUs ({len(os.sched_getaffinity(0))} usable), "
               f"torch.get_num_threads() = {tile['num_threads']}, {platform.system()} {platform.release()}")
     md.append(f"- Software: Python {platform.python_version()}, torch {torch.__version__}, numpy {numpy.__version__}")
-    md.append(f"- Code: git {git_state()}; model `{tile['model']}` sha256 {tile['model_sha256'][:16]}...")
-    if busy or busy_after:
-        shown = "; ".join(f"{d} at {p:.0f}%" for d, p in (busy or busy_after))
-        md.append(f"- **Background load: other processes used the CPU ({shown}); figures are not clean.**")
+    md.append(f"- Code: git {git_state()}; src/**/*.py sha256 {source_digest()}; model `{tile['model']}` sha256 {tile['model_sha256'][:16]}...")
+    if monitor.seen:
+        shown = "; ".join(f"{d} (up to {top:.0f}% of a core, {n} of {monitor.samples} samples)" for d, top, n in monitor.seen.values())
+        md.append(f"- **Background load: other processes used the CPU during the run ({shown}); figures are not clean.**")
+        print(f"WARNING: other processes used the CPU during the run: {shown}", file=sys.stderr)
     else:
-        md.append("- Background load: no other process above 20% of a core before or after the run.")
+        md.append(f"- Background load: no other process above {BUSY_PERCENT:.0f}% of a core in {monitor.samples} samples "
+                  f"({monitor.interval:.0f} s apart) before, during and after the run.")
     md.append("")
 
     md.append("## Per-tile CPU speed: ours vs Zhang et al. 2016\n")
     md.append(f"Command: `{' '.join(tile_cmd)}`\n")
-    md.append("Network forward pass only, one 224x224 L tile in, fp32, eval mode, `torch.inference_mode()`, "
-              f"default threads; medians over {tile['reps']} interleaved repetitions after warm-up, ours and Zhang's "
+    md.append("Network forward pass only, 224x224 L tiles in, fp32, eval mode, `torch.inference_mode()`, "
+              "subnormals flushed to zero (as `colorize()` does), "
+              f"default threads; input tiles: {tile['input_tiles']}; medians over {tile['reps']} interleaved repetitions after warm-up, ours and Zhang's "
               "timed in the same process. GFLOP counted by `torch.utils.flop_counter.FlopCounterMode` "
               "(a multiply-add = 2 FLOP). Zhang's network is rebuilt from its layer table with random weights "
               "(`benchmarks/zhang2016.py`).\n")
@@ -177,6 +241,8 @@ def main(argv=None) -> None:
     md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case, r in e2e["cases"].items():
         name = f"{'x'.join(map(str, r['shape']))} {r['dtype']}"
+        if r.get("env"):
+            name += " (diagnostic: " + ", ".join(f"`{k}={v}`" for k, v in r["env"].items()) + ")"
         if r["read_seconds"] is not None:
             name += f" ({Path(r['source']).name}; read {r['read_seconds']:.2f} s, not included)"
         md.append(f"| {name} | {r['tiles']} | {r['median_seconds']:.2f} | {r['cold_seconds']:.2f} | {r['tiles'] / r['median_seconds']:.1f} "
@@ -184,6 +250,13 @@ def main(argv=None) -> None:
     for case, why in e2e["skipped"].items():
         md.append(f"| {case} | skipped: {why} | | | | | | | |")
     md.append("")
+    cases = e2e["cases"]
+    if "4096" in cases and "4096-fixed-mmap" in cases:
+        kept = cases["4096"]["peak_rss_mb"] - cases["4096-fixed-mmap"]["peak_rss_mb"]
+        md.append(f"With glibc's mmap threshold fixed at 1 MiB the 4096x4096 peak is {cases['4096-fixed-mmap']['peak_rss_mb']:.0f} MB "
+                  f"instead of {cases['4096']['peak_rss_mb']:.0f} MB: about {kept:.0f} MB of the default peak is freed heap memory "
+                  "that glibc's allocator keeps in the process (its dynamic mmap threshold rises after large buffers are "
+                  "freed), not memory in use.\n")
 
     md.append("## Raw output\n")
     md.append("```text")
