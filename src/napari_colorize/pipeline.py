@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Union
 
@@ -118,10 +119,29 @@ def intensity_range(values: np.ndarray, *, percentiles: tuple[float, float] = DE
 
 
 def normalize_frame(frame: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Map intensities to [0, 1] (clipped); NaN and -Inf become 0, +Inf 1."""
+    """Map intensities to [0, 1] (clipped), float32; NaN and -Inf become 0, +Inf 1."""
     frame = np.asarray(frame)
-    v = (frame.astype(np.float32) - np.float32(low)) * np.float32(1.0 / (high - low))
-    return np.nan_to_num(np.clip(v, 0.0, 1.0), nan=0.0, posinf=1.0, neginf=0.0, copy=False)
+    # 64-bit data is scaled in float64: values beyond float32's range stay finite.
+    work = np.float64 if frame.dtype.itemsize > 4 else np.float32
+    v = (frame.astype(work) - work(low)) * work(1.0 / (high - low))
+    v = np.nan_to_num(np.clip(v, 0.0, 1.0), nan=0.0, posinf=1.0, neginf=0.0, copy=False)
+    return v.astype(np.float32, copy=False)
+
+
+def _luminance_if_rgb(image, rgb: bool | None):
+    """RGB(A) input (last axis of 3 or 4; guessed as napari does when
+    ``rgb`` is None) becomes its luminance, with a warning."""
+    shape = tuple(getattr(image, "shape", np.shape(image)))
+    if rgb is None:
+        rgb = len(shape) >= 3 and shape[-1] in (3, 4)
+    if not rgb:
+        return image
+    if len(shape) < 3 or shape[-1] not in (3, 4):
+        raise ValueError(f"rgb=True needs a last axis of 3 or 4 channels, got shape {shape}")
+    warnings.warn(f"the input of shape {shape} is RGB/RGBA: colorizing its luminance (pass rgb=False if the last axis is X)", UserWarning, stacklevel=3)
+    from .io import to_luminance
+
+    return to_luminance(image if _is_dask(image) else np.asarray(image))
 
 
 def _stack_range(image, percentiles) -> tuple[float, float]:
@@ -284,6 +304,7 @@ def colorize_strips(
     precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    rgb: bool | None = None,
     strip_rows: int = 256,
 ) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
     """Colorize frame by frame, yielding the result in horizontal strips.
@@ -293,7 +314,7 @@ def colorize_strips(
     long stacks to disk with bounded memory: frames are read one at a time
     (and tile by tile at ``scale=1``), never the whole input.
     """
-    image = _check_image(image)
+    image = _check_image(_luminance_if_rgb(image, rgb))
     _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision)
     torch_device = resolve_device(device)
     colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
@@ -347,6 +368,7 @@ def colorize(
     precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    rgb: bool | None = None,
     scheduler=None,
 ):
     """Colorize grayscale frames with a trained colorizer.
@@ -390,6 +412,10 @@ def colorize(
     cancel : callable() -> bool, optional
         Polled before each batch; returning True raises
         :class:`ColorizeCancelled`.
+    rgb : bool, optional
+        Whether the last axis holds RGB(A) channels, whose luminance is then
+        colorized (with a warning). By default guessed as napari does: a last
+        axis of 3 or 4 on an array of 3 or more dimensions.
     scheduler : str or distributed.Client, optional
         A dask.distributed scheduler address (or client): frames are
         colorized on the cluster's workers, each loading the model once, and
@@ -427,7 +453,9 @@ def colorize(
         batch_size=batch_size,
         device=device,
         precision=precision,
+        rgb=False,
     )
+    image = _luminance_if_rgb(image, rgb)
     if scheduler is not None or _is_dask(image):
         from ._distributed import colorize_lazy
 
