@@ -1,6 +1,6 @@
 """Run the CPU benchmarks and write benchmarks/RESULTS.md.
 
-Run: python benchmarks/run_all.py          (about 5-10 minutes on 2 cores)
+Run: python benchmarks/run_all.py          (about 5 minutes on 2 cores)
      python benchmarks/run_all.py --quick  (smoke test of the scripts; figures meaningless)
 
 Runs bench_tile_speed.py and bench_end_to_end.py, each in its own Python
@@ -245,6 +245,10 @@ def main(argv=None) -> None:
             name += " (diagnostic: " + ", ".join(f"`{k}={v}`" for k, v in r["env"].items()) + ")"
         if r["read_seconds"] is not None:
             name += f" ({Path(r['source']).name}; read {r['read_seconds']:.2f} s, not included)"
+        if r["median_seconds"] is None:  # memory diagnostic: one call, no speed figure
+            md.append(f"| {name} | {r['tiles']} | - | ({r['cold_seconds']:.2f}) | - "
+                      f"| {r['peak_rss_mb']:.0f} | {r['rss_baseline_mb']:.0f} | {r['peak_above_baseline_mb']:.0f} | {r['input_mb']:.0f} / {r['output_mb']:.0f} |")
+            continue
         md.append(f"| {name} | {r['tiles']} | {r['median_seconds']:.2f} | {r['cold_seconds']:.2f} | {r['tiles'] / r['median_seconds']:.1f} "
                   f"| {r['peak_rss_mb']:.0f} | {r['rss_baseline_mb']:.0f} | {r['peak_above_baseline_mb']:.0f} | {r['input_mb']:.0f} / {r['output_mb']:.0f} |")
     for case, why in e2e["skipped"].items():
