@@ -57,6 +57,33 @@ def make_colour_folder(folder: Path, *, count=6, size=96, gray=0) -> Path:
     return folder
 
 
+_dask_computations = {"count": 0, "counter": None}
+
+
+def recording_dask(array: np.ndarray, reads: list, *, rows: int = 128, cols: int | None = None):
+    """``array`` as a dask array of one frame (or one band of ``rows`` x
+    ``cols``) per chunk that records (number of the dask computation, chunk
+    shape) for every chunk it computes: what a lazy reader really read."""
+    import dask.array as da
+    from dask.callbacks import Callback
+
+    if _dask_computations["counter"] is None:
+
+        class CountComputations(Callback):
+            def _start(self, dsk):
+                _dask_computations["count"] += 1
+
+        _dask_computations["counter"] = CountComputations()
+        _dask_computations["counter"].register()  # once per session: cheap
+    chunks = (1,) * (array.ndim - 2) + (min(rows, array.shape[-2]), min(cols or array.shape[-1], array.shape[-1]))
+
+    def read(block):
+        reads.append((_dask_computations["count"], block.shape))
+        return block
+
+    return da.from_array(array, chunks=chunks).map_blocks(read, dtype=array.dtype)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread():
     """Run torch on one intra-op thread: the small test networks gain nothing

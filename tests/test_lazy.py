@@ -96,3 +96,34 @@ def test_planar_rgb_tiff_is_read_as_luminance(tmp_path):
         assert lazy.is_colour and lazy.shape == (40, 50)
         expected = rgb.transpose(1, 2, 0).astype(np.float32) @ np.array([0.2125, 0.7154, 0.0721], np.float32)
         np.testing.assert_allclose(lazy[()], expected, rtol=1e-5)
+
+
+def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, natural):
+    """A lazy frame too large to read whole is read a tile, a strip or a
+    sparse sample at a time, and gives the in-memory result."""
+    from conftest import recording_dask
+
+    from napari_colorize import pipeline
+
+    frame = np.random.default_rng(5).integers(0, 4000, (300, 520)).astype(np.uint16)
+    monkeypatch.setattr(pipeline, "_EAGER_FRAME_BYTES", 1000)
+    reads = []
+    strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), model=natural, device="cpu", normalize=(0, 4000), strip_rows=40)
+    result = np.concatenate([rgb for _, _, _, rgb in strips])
+    np.testing.assert_array_equal(result, colorize(frame, model=natural, device="cpu", normalize=(0, 4000)))
+    pixels_per_computation = {}
+    for computation, shape in reads:
+        pixels_per_computation[computation] = pixels_per_computation.get(computation, 0) + int(np.prod(shape))
+    # a 224 x 224 tile spans at most 6 x 3 chunks of 50 x 130; a strip of 40 rows 2 x 4
+    assert max(pixels_per_computation.values()) <= 6 * 3 * 50 * 130 < frame.size
+
+
+def test_a_lazy_frame_is_sampled_sparsely_for_its_intensity_range():
+    from napari_colorize import pipeline
+
+    frame = np.random.default_rng(6).normal(1000, 100, (400, 400)).astype(np.float32)
+    lazy = da.from_array(frame, chunks=(100, 400))
+    assert 10_000 <= pipeline._finite_sample(lazy, limit=10_000).size <= 2 * 10_000  # a strided grid, not all 160,000
+    low, high = pipeline.intensity_range(lazy)
+    exact = np.percentile(frame, pipeline.DEFAULT_PERCENTILES)
+    assert abs(low - exact[0]) < 15 and abs(high - exact[1]) < 15

@@ -15,6 +15,8 @@ from napari_colorize import __version__, _widget, colorize
 from napari_colorize._widget import CHECKPOINT_FILE_CHOICE, METADATA_KEY, PREVIEW_WORKING_PIXELS, ColorizeWidget
 from napari_colorize.io import to_luminance
 
+from conftest import recording_dask
+
 RUN_TIMEOUT_MS = 120_000
 
 
@@ -335,3 +337,84 @@ def test_preview_when_the_layer_is_out_of_view(viewer, widget, notifications):
     viewer.scene.camera.zoom = 10.0
     widget.preview()
     assert not widget.running and any("not in view" in message for message in notifications["info"])
+
+
+# ---------------------------------------------------------------- lazy, multiscale and huge layers
+
+
+def test_every_frame_of_a_dask_stack_is_read_one_frame_at_a_time(qtbot, viewer, widget):
+    stack = smooth_image((5, 64, 72))
+    reads = []
+    viewer.add_image(recording_dask(stack, reads), name="lazy")
+    widget.frames.value = "all"
+    reads.clear()  # napari's own reads for display
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    assert isinstance(output.data, np.ndarray) and output.data.shape == (5, 64, 72, 3)
+    np.testing.assert_array_equal(output.data, colorize(stack, device="cpu"))
+    # five computations of one frame each: the stack is never read whole
+    assert sorted(shape for _, shape in reads) == [(1, 64, 72)] * 5
+    assert len({computation for computation, _ in reads}) == 5
+
+
+def test_a_result_too_large_for_memory_is_kept_in_a_file(qtbot, viewer, widget, monkeypatch, tmp_path):
+    from napari_colorize import _output_store
+
+    monkeypatch.setattr(_output_store, "in_memory_limit", lambda: 1000)
+    monkeypatch.setattr(_output_store, "cache_folder", lambda: tmp_path / "cache")
+    stack = smooth_image((3, 40, 50))
+    viewer.add_image(stack, name="big")
+    widget.frames.value = "all"
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    stored = output.metadata[METADATA_KEY]["stored_in"]
+    assert isinstance(output.data, np.memmap) and stored.startswith(str(tmp_path / "cache"))
+    np.testing.assert_array_equal(np.load(stored, mmap_mode="r"), colorize(stack, device="cpu"))
+    assert "kept in" in widget.status.value
+
+
+def test_cancelled_run_leaves_no_file_behind(qtbot, viewer, widget, monkeypatch, tmp_path):
+    from napari_colorize import _output_store
+
+    monkeypatch.setattr(_output_store, "in_memory_limit", lambda: 1000)
+    monkeypatch.setattr(_output_store, "cache_folder", lambda: tmp_path / "cache")
+    viewer.add_image(smooth_image((6, 300, 300)), name="big")
+    widget.frames.value = "all"
+    widget.progress_bar.changed.connect(lambda value: value and widget.cancel())
+    run_and_wait(qtbot, widget)
+
+    assert outputs(viewer) == [] and "Cancelled" in widget.status.value
+    assert list((tmp_path / "cache").glob("*")) == []
+
+
+def test_multiscale_layer_gives_a_multiscale_result(qtbot, viewer, widget):
+    full = smooth_image((300, 260))
+    pyramid = [full, full[::2, ::2], full[::4, ::4]]
+    source = viewer.add_image(pyramid, name="pyramid", multiscale=True, scale=(0.5, 0.5), translate=(3.0, 4.0))
+    run_and_wait(qtbot, widget)
+
+    (output,) = outputs(viewer)
+    assert output.multiscale and [level.shape[:2] for level in output.data] == [level.shape for level in pyramid]
+    np.testing.assert_array_equal(output.data[0], colorize(full, device="cpu"))
+    np.testing.assert_array_equal(output.data[2], output.data[0][::4, ::4])
+    np.testing.assert_allclose(output.extent.world, source.extent.world)
+    assert "2 levels" not in widget.input_info.value and "3 levels" in widget.input_info.value
+
+
+def test_preview_of_a_zoomed_out_multiscale_layer_reads_a_coarse_level(qtbot, viewer, widget):
+    full = smooth_image((2048, 2048), dtype=np.uint8)
+    reads = []
+    pyramid = [recording_dask(full, reads)] + [full[:: 2**k, :: 2**k] for k in range(1, 5)]
+    source = viewer.add_image(pyramid, name="pyramid", multiscale=True)
+    viewer.reset_view()
+    reads.clear()
+    run_and_wait(qtbot, widget, "preview")
+
+    (preview,) = outputs(viewer, "preview")
+    made = preview.metadata[METADATA_KEY]
+    assert reads == [] and made["multiscale_level"] >= 2  # full resolution never read
+    level = made["multiscale_level"]
+    assert preview.data.shape == (*pyramid[level].shape, 3)
+    np.testing.assert_allclose(preview.extent.world, source.extent.world, atol=2 ** level)

@@ -159,6 +159,31 @@ def _full_resolution(layer) -> Any:
     return layer.data[0] if layer.multiscale else layer.data
 
 
+def lazy_data(data) -> Any:
+    """``data`` as an array whose slices are read only when computed: NumPy
+    arrays as they are, dask as it is, anything else (zarr, h5py...) wrapped
+    in dask, so slicing a frame or a view never reads the whole array."""
+    if isinstance(data, np.ndarray) or type(data).__module__.startswith("dask."):
+        return data
+    import dask.array as da
+
+    chunks = getattr(data, "chunks", None)
+    return da.from_array(data, chunks=chunks if isinstance(chunks, tuple) else "auto")
+
+
+def preview_level(layer, scale: float) -> int:
+    """The coarsest level of a multiscale layer that still has the working
+    resolution ``scale`` (relative to full resolution)."""
+    if not layer.multiscale:
+        return 0
+    factors = np.asarray(layer.downsample_factors)[:, layer.ndim - 2 : layer.ndim]
+    level = 0
+    for number, (fy, fx) in enumerate(factors):
+        if max(fy, fx) <= 1.0 / scale + 1e-9:
+            level = number
+    return level
+
+
 def current_frame_index(layer, world_point) -> tuple[int, ...]:
     """Index of the frame shown now along the layer's leading (non-Y, X) axes."""
     data_point = np.asarray(layer.world_to_data(world_point), dtype=float)
@@ -207,6 +232,12 @@ def visible_region(viewer, layer) -> tuple[slice, slice] | None:
     return slice(int(y0), int(y1)), slice(int(x0), int(x1))
 
 
+def _level_slice(full: slice, factor: float, size: int) -> slice:
+    """A full-resolution slice in the coordinates of a level ``factor`` times smaller."""
+    start = min(size - 1, int(math.floor(full.start / factor)))
+    return slice(start, max(start + 1, min(size, int(math.ceil(full.stop / factor)))))
+
+
 def placement_kwargs(layer, data_offset) -> dict[str, Any]:
     """Layer keyword arguments that put an output where the input sits.
 
@@ -240,7 +271,8 @@ class ColorizeRequest:
     Attributes
     ----------
     data : array_like
-        The input layer's full-resolution data (not yet read).
+        The input layer's data (one level of a multiscale layer), not yet
+        read: NumPy or lazy (dask).
     index : tuple of slice
         Part of ``data`` to colorize; slices keep every axis, so the output
         has the input layer's dimensionality.
@@ -255,6 +287,9 @@ class ColorizeRequest:
         scale, translate, rotate... for the output layer.
     frames : str
         'current' or 'all' (recorded in metadata).
+    level_shapes : list of tuple, optional
+        For a multiscale input, the (frames..., Y, X) shapes of its levels:
+        the output gets the same levels.
     """
 
     data: Any
@@ -267,51 +302,79 @@ class ColorizeRequest:
     placement: dict
     frames: str
     notes: dict = field(default_factory=dict)
+    level_shapes: list | None = None
 
-    def read_gray(self) -> np.ndarray:
-        """Read the selected part of the input as grayscale frames (..., Y, X)."""
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the selected part, grayscale: (frames..., Y, X)."""
+        return tuple(s.stop - s.start for s in self.index)
+
+    def source(self):
+        """The selected part of the input as grayscale frames, not yet read
+        when the layer is lazy (the luminance of an RGB layer)."""
         from .io import to_luminance
 
         if self.rgb_input:
-            return to_luminance(np.asarray(self.data[(*self.index, slice(None))]))
-        return np.asarray(self.data[self.index])
+            return to_luminance(lazy_data(self.data)[(*self.index, slice(None))])
+        return lazy_data(self.data)[self.index]
 
 
 @dataclass
 class ColorizeOutcome:
     """What a worker hands back: an image, a cancellation, or an error."""
 
-    rgb: np.ndarray | None = None
+    rgb: np.ndarray | list[np.ndarray] | None = None
     model_name: str = ""
     model_sha256: str = ""
     device: str = ""
     seconds: float = 0.0
     cancelled: bool = False
     error: Exception | None = None
+    stored_in: str = ""
 
 
 def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> ColorizeOutcome:
     """Run one request (in a worker thread); never raises, errors are returned.
 
     The checkpoint is loaded first so its name and sha256 can be recorded.
+    The input is read frame by frame (tile by tile for huge frames) and the
+    result written strip by strip into memory, or into a memory-mapped file
+    when it is too large for memory.
     """
-    from . import colorize
+    from . import _output_store
     from .model import load_checkpoint
-    from .pipeline import resolve_device
+    from .pipeline import _CHUNK_PIXELS, colorize_strips, resolve_device
 
     start = time.perf_counter()
     options = dict(request.options)
+    out = None
     try:
         device = resolve_device(options.pop("device"))
         colorizer = load_checkpoint(options.pop("model"), device=str(device))
-        rgb = colorize(request.read_gray(), model=colorizer, device=str(device), progress=progress, cancel=cancel, **options)
+        strips = colorize_strips(
+            request.source(),
+            model=colorizer,
+            device=str(device),
+            progress=progress,
+            cancel=cancel,
+            rgb=False,
+            strip_rows=max(1, _CHUNK_PIXELS // request.shape[-1]),
+            **options,
+        )
+        out = _output_store.allocate((*request.shape, 3), label=request.layer_name)
+        for index, r0, r1, rows in strips:
+            out[index][r0:r1] = rows
+        rgb = _output_store.nearest_levels(out, request.level_shapes, label=request.layer_name) if request.level_shapes else out
     except ColorizeCancelled:
+        _output_store.discard(out)
         return ColorizeOutcome(cancelled=True)
     except Exception as exc:  # every failure must reach the user and free the widget
         logger.debug("colorize failed", exc_info=True)
+        _output_store.discard(out)
         return ColorizeOutcome(error=exc)
     return ColorizeOutcome(
         rgb=rgb,
+        stored_in=str(_output_store.file_of(out) or ""),
         model_name=colorizer.name,
         model_sha256=colorizer.sha256,
         device=str(device),
@@ -340,6 +403,7 @@ def output_metadata(request: ColorizeRequest, outcome: ColorizeOutcome) -> dict[
             "input": "luminance of an RGB layer" if request.rgb_input else "grayscale layer",
             "napari_colorize_version": __version__,
             "seconds": round(outcome.seconds, 3),
+            **({"stored_in": outcome.stored_in} if outcome.stored_in else {}),
             **request.notes,
         }
     }
@@ -477,6 +541,8 @@ class ColorizeWidget(Container):
         shape = _full_resolution(layer).shape[: layer.ndim]
         frames = int(np.prod(shape[:-2], dtype=np.int64))
         kind = "RGB, luminance used" if layer.rgb else str(np.dtype(layer.dtype))
+        if layer.multiscale:
+            kind += f", {len(layer.data)} levels"
         self.input_info.value = f"{frames} frame{'s' if frames != 1 else ''} of {shape[-2]} x {shape[-1]} ({kind})"
 
     def _update_model_controls(self, *_args) -> None:
@@ -538,18 +604,29 @@ class ColorizeWidget(Container):
             "batch_size": DEFAULT_BATCH_SIZE,
         }
 
-    def _make_request(self, layer, index: tuple, *, kind: str, frames: str, options: dict, notes=None) -> ColorizeRequest:
+    def _make_request(self, layer, index: tuple, *, kind: str, frames: str, options: dict, notes=None, level: int = 0) -> ColorizeRequest:
+        """A request on ``index`` of level ``level`` (level 0 for full resolution)."""
+        data = layer.data[level] if layer.multiscale else layer.data
+        factors = np.asarray(layer.downsample_factors[level], dtype=float)[: layer.ndim] if layer.multiscale else np.ones(layer.ndim)
+        placement = placement_kwargs(layer, [s.start * f for s, f in zip(index, factors)])
+        placement["scale"] = tuple(np.asarray(placement["scale"], dtype=float) * factors)
+        # A full-resolution result of a multiscale layer is multiscale too.
+        level_shapes = None
+        if layer.multiscale and kind == "result":
+            shape = tuple(s.stop - s.start for s in index)
+            level_shapes = [(*shape[:-2], *level_shape[layer.ndim - 2 : layer.ndim]) for level_shape in layer.level_shapes]
         return ColorizeRequest(
-            data=_full_resolution(layer),
+            data=data,
             index=index,
             rgb_input=bool(layer.rgb),
             options=options,
             kind=kind,
             layer_name=layer.name,
             layer_id=str(layer.unique_id),
-            placement=placement_kwargs(layer, [s.start for s in index]),
+            placement=placement,
             frames=frames,
             notes=notes or {},
+            level_shapes=level_shapes,
         )
 
     def _frame_slices(self, layer) -> tuple[slice, ...]:
@@ -576,9 +653,18 @@ class ColorizeWidget(Container):
         pixels = (rows.stop - rows.start) * (cols.stop - cols.start)
         capped = min(options["scale"], math.sqrt(PREVIEW_WORKING_PIXELS / pixels))
         notes = {"preview_scale_reduced_from": options["scale"]} if capped < options["scale"] else {}
-        options["scale"] = capped
+        # A multiscale layer is read at the coarsest level that still has the
+        # working resolution: a zoomed-out view never reads full resolution.
+        level = preview_level(layer, capped)
         index = (*self._frame_slices(layer), rows, cols)
-        return self._make_request(layer, index, kind="preview", frames="current", options=options, notes=notes)
+        if level:
+            factors = np.asarray(layer.downsample_factors[level], dtype=float)[: layer.ndim]
+            shape = np.asarray(layer.level_shapes[level])[: layer.ndim]
+            index = tuple(_level_slice(s, f, n) for s, f, n in zip(index, factors, shape))
+            capped = min(1.0, capped * float(max(factors[-2:])))
+            notes["multiscale_level"] = level
+        options["scale"] = capped
+        return self._make_request(layer, index, kind="preview", frames="current", options=options, notes=notes, level=level)
 
     def _require_input(self):
         layer = self.input_layer.value
@@ -661,7 +747,8 @@ class ColorizeWidget(Container):
             show_error(f"napari-colorize could not colorize {request.layer_name!r}: {message}")
         else:
             layer = self.add_output(request, outcome)
-            self.status.value = f"Done in {outcome.seconds:.1f} s on {outcome.device}: {layer.name!r}. {PREDICTED_NOTE.capitalize()}."
+            stored = f" Too large for memory: kept in {outcome.stored_in}." if outcome.stored_in else ""
+            self.status.value = f"Done in {outcome.seconds:.1f} s on {outcome.device}: {layer.name!r}.{stored} {PREDICTED_NOTE.capitalize()}."
 
     def _on_finished(self) -> None:
         self._worker = None
@@ -692,6 +779,7 @@ class ColorizeWidget(Container):
         layer = Image(
             outcome.rgb,
             rgb=True,
+            multiscale=isinstance(outcome.rgb, list),
             name=output_name(request.layer_name, request.kind),
             metadata=output_metadata(request, outcome),
             **request.placement,

@@ -32,6 +32,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 _CHUNK_PIXELS = 1 << 21
 # Pixels sampled to estimate intensity percentiles.
 _PERCENTILE_SAMPLES = 1 << 22
+# Lazy frames up to this size are read whole: cheaper than many small reads.
+_EAGER_FRAME_BYTES = 1 << 28
 
 Normalize = Union[str, tuple[float, float]]
 
@@ -94,11 +96,35 @@ def _check_image(image):
     return image
 
 
-def _finite_sample(values: np.ndarray, *, limit: int = _PERCENTILE_SAMPLES) -> np.ndarray:
-    flat = np.asarray(values).reshape(-1)
-    step = max(1, flat.size // limit)
-    sample = np.asarray(flat[::step], dtype=np.float64)
+def _finite_sample(values, *, limit: int = _PERCENTILE_SAMPLES) -> np.ndarray:
+    """Up to about ``limit`` evenly spaced finite values, as float64.
+
+    A lazy frame (dask, zarr...) is sampled on a strided grid, so only the
+    sample is read.
+    """
+    if isinstance(values, np.ndarray):
+        flat = values.reshape(-1)
+        sample = flat[:: max(1, flat.size // limit)]
+    else:
+        step = max(1, math.isqrt(max(1, _size(values) // limit)))
+        sample = np.asarray(values[..., ::step, ::step]).reshape(-1)
+    sample = np.asarray(sample, dtype=np.float64)
     return sample[np.isfinite(sample)]
+
+
+def _size(array) -> int:
+    return int(np.prod(array.shape, dtype=np.int64))
+
+
+def _readable_frame(frame):
+    """NumPy frames (memory maps included) as they are; a lazy frame is read
+    whole when it is small, and otherwise left lazy to be read tile by tile
+    and strip by strip (reading a huge frame whole would exhaust memory)."""
+    if isinstance(frame, np.ndarray):
+        return frame
+    if _size(frame) * np.dtype(frame.dtype).itemsize <= _EAGER_FRAME_BYTES:
+        return np.asarray(frame)
+    return frame
 
 
 def intensity_range(values: np.ndarray, *, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> tuple[float, float]:
@@ -151,7 +177,7 @@ def _stack_range(image, percentiles) -> tuple[float, float]:
     indices = list(_frame_indices(tuple(image.shape[:-2])))
     chosen = [indices[int(i)] for i in np.linspace(0, len(indices) - 1, min(32, len(indices)))]
     per_frame = max(1, _PERCENTILE_SAMPLES // len(chosen))
-    samples = [_finite_sample(np.asarray(image[i]), limit=per_frame) for i in chosen]
+    samples = [_finite_sample(image[i], limit=per_frame) for i in chosen]
     return intensity_range(np.concatenate(samples), percentiles=percentiles)
 
 
@@ -341,9 +367,7 @@ def colorize_strips(
 
     range_of = _frame_ranges(image, normalize, tuple(percentiles))
     for index in _frame_indices(leading):
-        frame = image[index]
-        if not isinstance(frame, np.ndarray):
-            frame = np.asarray(frame)  # dask and other lazy arrays: this frame only
+        frame = _readable_frame(image[index])
         low, high = range_of(index, frame)
         if tuple(working) == tuple(frame.shape):
             source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
