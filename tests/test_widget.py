@@ -320,15 +320,19 @@ def test_preview_colorizes_only_the_region_in_view(qtbot, viewer, widget):
 
 
 def test_preview_of_a_large_view_caps_the_working_size(qtbot, viewer, widget):
-    viewer.add_image(smooth_image((1024, 1024), dtype=np.uint8), name="large")
+    image = smooth_image((1024, 1024), dtype=np.uint8)
+    source = viewer.add_image(image, name="large", scale=(0.5, 0.5))
     viewer.reset_view()
     run_and_wait(qtbot, widget, "preview")
 
     (preview,) = outputs(viewer, "preview")
     made = preview.metadata[METADATA_KEY]
-    assert preview.data.shape == (1024, 1024, 3)
-    assert made["parameters"]["scale"] == pytest.approx(np.sqrt(PREVIEW_WORKING_PIXELS / 1024**2))
+    # 416^2 working pixels of a 1024^2 view: every 2nd pixel, at 0.81 of that
+    assert made["preview_step"] == 2 and preview.data.shape == (512, 512, 3)
+    assert made["parameters"]["scale"] == pytest.approx(2 * np.sqrt(PREVIEW_WORKING_PIXELS / 1024**2))
     assert made["preview_scale_reduced_from"] == 1.0
+    assert_same_world_position(preview, source, [(0, 0), (100, 7)], [(0, 0), (200, 14)])
+    np.testing.assert_array_equal(preview.data, colorize(image[::2, ::2], scale=made["parameters"]["scale"], device="cpu"))
 
 
 def test_preview_when_the_layer_is_out_of_view(viewer, widget, notifications):

@@ -307,7 +307,7 @@ class ColorizeRequest:
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of the selected part, grayscale: (frames..., Y, X)."""
-        return tuple(s.stop - s.start for s in self.index)
+        return tuple(len(range(s.start, s.stop, s.step or 1)) for s in self.index)
 
     def source(self):
         """The selected part of the input as grayscale frames, not yet read
@@ -397,7 +397,7 @@ def output_metadata(request: ColorizeRequest, outcome: ColorizeOutcome) -> dict[
             "parameters": options,
             "device_used": outcome.device,
             "frames": request.frames,
-            "region": [[s.start, s.stop] for s in request.index],
+            "region": [[s.start, s.stop] for s in request.index],  # in the read level's pixels
             "source_layer": request.layer_name,
             "source_layer_id": request.layer_id,
             "input": "luminance of an RGB layer" if request.rgb_input else "grayscale layer",
@@ -605,11 +605,13 @@ class ColorizeWidget(Container):
         }
 
     def _make_request(self, layer, index: tuple, *, kind: str, frames: str, options: dict, notes=None, level: int = 0) -> ColorizeRequest:
-        """A request on ``index`` of level ``level`` (level 0 for full resolution)."""
+        """A request on ``index`` (slices, possibly strided) of level ``level``
+        (level 0 for full resolution)."""
         data = layer.data[level] if layer.multiscale else layer.data
         factors = np.asarray(layer.downsample_factors[level], dtype=float)[: layer.ndim] if layer.multiscale else np.ones(layer.ndim)
         placement = placement_kwargs(layer, [s.start * f for s, f in zip(index, factors)])
-        placement["scale"] = tuple(np.asarray(placement["scale"], dtype=float) * factors)
+        steps = np.array([s.step or 1 for s in index], dtype=float)
+        placement["scale"] = tuple(np.asarray(placement["scale"], dtype=float) * factors * steps)
         # A full-resolution result of a multiscale layer is multiscale too.
         level_shapes = None
         if layer.multiscale and kind == "result":
@@ -653,8 +655,10 @@ class ColorizeWidget(Container):
         pixels = (rows.stop - rows.start) * (cols.stop - cols.start)
         capped = min(options["scale"], math.sqrt(PREVIEW_WORKING_PIXELS / pixels))
         notes = {"preview_scale_reduced_from": options["scale"]} if capped < options["scale"] else {}
-        # A multiscale layer is read at the coarsest level that still has the
-        # working resolution: a zoomed-out view never reads full resolution.
+        # A zoomed-out view is read at the coarsest pyramid level that still
+        # has the working resolution, then strided like napari's own display
+        # of a large image: a preview never reads (or outputs) full
+        # resolution it would throw away.
         level = preview_level(layer, capped)
         index = (*self._frame_slices(layer), rows, cols)
         if level:
@@ -663,6 +667,11 @@ class ColorizeWidget(Container):
             index = tuple(_level_slice(s, f, n) for s, f, n in zip(index, factors, shape))
             capped = min(1.0, capped * float(max(factors[-2:])))
             notes["multiscale_level"] = level
+        step = max(1, int(1.0 / capped + 1e-9))
+        if step > 1:
+            index = (*index[:-2], *(slice(s.start, s.stop, step) for s in index[-2:]))
+            capped = min(1.0, capped * step)
+            notes["preview_step"] = step
         options["scale"] = capped
         return self._make_request(layer, index, kind="preview", frames="current", options=options, notes=notes, level=level)
 
