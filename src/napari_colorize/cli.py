@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -113,16 +114,10 @@ def _run_colorize(args) -> None:
     many = len(args.inputs) > 1
     if many and args.output.exists() and not args.output.is_dir():
         raise CommandError(f"{args.output} is a file, but several inputs need an output folder")
+    jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
+    _check_jobs(jobs, overwrite=args.overwrite, new_folder=args.output if many else None)
     if many:
         args.output.mkdir(parents=True, exist_ok=True)
-    jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
-    for src, dst in jobs:  # check every path before any work
-        if not src.is_file():
-            raise CommandError(f"{src}: no such file")
-        if dst.resolve() == src.resolve():
-            raise CommandError(f"output {dst} is the input: choose another name")
-        if dst.exists() and not args.overwrite:
-            raise CommandError(f"{dst} exists; pass --overwrite to replace it")
     device = resolve_device(args.device)
     model = load_checkpoint(args.model, device=str(device))
     options = dict(
@@ -142,30 +137,63 @@ def _run_colorize(args) -> None:
             print(f"{src} -> {dst} ({'x'.join(map(str, shape))}, model {model.name}, {device})")
 
 
+def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: Path | None = None) -> None:
+    """Check every input and output path before any work is done (and before
+    ``new_folder``, the output folder of several inputs, is made)."""
+    from .io import _check_suffix, sniff_format
+
+    targets: dict[Path, Path] = {}
+    for src, dst in jobs:
+        _check_suffix(src)
+        _check_suffix(dst)
+        sniff_format(src)  # exists, is a file, readable, an image format
+        resolved = dst.resolve()
+        if resolved == src.resolve() or (dst.exists() and os.path.samefile(src, dst)):
+            raise CommandError(f"output {dst} is the input: choose another name")
+        if resolved in targets:
+            raise CommandError(f"inputs {targets[resolved]} and {src} would both be written to {dst}")
+        targets[resolved] = src
+        if dst.is_dir():
+            raise CommandError(f"output {dst} is a folder")
+        if dst.exists() and not overwrite:
+            raise CommandError(f"{dst} exists; pass --overwrite to replace it")
+        folder = dst.parent
+        if folder == new_folder:
+            while not folder.exists():
+                folder = folder.parent  # to be made: its nearest existing parent must take it
+        if not folder.is_dir():
+            raise CommandError(f"output folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise CommandError(f"output folder {folder} is not writable")
+
+
 def _colorize_file(src: Path, dst: Path, args, options: dict) -> tuple[int, ...]:
     """Colorize one file; TIFF to TIFF streams frame by frame, strip by strip."""
-    from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, write_rgb, write_rgb_tiff_strips
-    from .pipeline import colorize, colorize_strips
+    from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
+    from .pipeline import _check_image, colorize, colorize_strips
 
     model = options["model"]
     meta = {
         "napari_colorize": {"model": model.name, "model_sha256": model.sha256, "colours": "predicted, not measured"},
         "parameters": {k: v for k, v in options.items() if k != "model"},
     }
-    streaming = src.suffix.lower() in TIFF_SUFFIXES and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler
+    # Files are read as their contents say; colour is already reduced to
+    # luminance by the readers, so a last axis of 3 is never taken as RGB.
+    streaming = sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler
     if streaming:
         with TiffStack(src) as image:
             if image.is_colour:
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
+            _check_image(image)  # now, not from inside the TIFF writer
             bar, update = _progress_bar(args.quiet, src.name)
             with bar:
-                strips = colorize_strips(image, progress=update, strip_rows=TIFF_TILE, **options)
+                strips = colorize_strips(image, progress=update, strip_rows=TIFF_TILE, rgb=False, **options)
                 write_rgb_tiff_strips(dst, (*image.shape, 3), strips, overwrite=args.overwrite, metadata=meta)
             return (*image.shape, 3)
     image = read_image(src)
     bar, update = _progress_bar(args.quiet, src.name)
     with bar:
-        rgb = colorize(image, progress=update, scheduler=args.scheduler, **options)
+        rgb = colorize(image, progress=update, scheduler=args.scheduler, rgb=False, **options)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
     return rgb.shape
 
@@ -220,10 +248,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except (CommandError, CheckpointError, ImageFileError, FileExistsError, FileNotFoundError, ValueError, TypeError, MemoryError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except (CommandError, CheckpointError, ImageFileError, OSError, ValueError, TypeError, MemoryError) as exc:
+        # OSError: a folder not writable, a disk full, a file vanished...
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug or a runtime failure: still one line, details with -v
+        logging.getLogger(__name__).info("details:", exc_info=True)
+        print(f"{PROG}: error: unexpected {type(exc).__name__}: {_one_line(exc)} (run with -v for details)", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -244,6 +244,8 @@ def resolve_model_path(model: str | Path) -> Path:
     """Path of a shipped model name or a checkpoint file."""
     candidate = Path(model)
     if candidate.suffix == ".safetensors" or candidate.exists() or len(candidate.parts) > 1:
+        if candidate.is_dir():
+            raise CheckpointError(f"{candidate} is a folder, not a checkpoint file")
         if not candidate.is_file():
             raise CheckpointError(f"checkpoint file not found: {candidate}")
         return candidate
@@ -274,11 +276,28 @@ def load_checkpoint(model: str | Path, *, device: str | None = None) -> Colorize
     return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, device or "cpu")
 
 
+def _check_not_pickle(path: str) -> None:
+    """Name what a non-safetensors checkpoint is, without ever unpickling it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if not head:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
+    # A pickle (protocol 2+) or torch.save's zip archive: loading those can run code.
+    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+        raise CheckpointError(
+            f"{path} is a pickle / PyTorch (.pt) file, not a safetensors checkpoint; it is not loaded, since unpickling can run code"
+        )
+
+
 @lru_cache(maxsize=4)
 def _load_cached(path: str, _mtime: int, _size: int, device: str) -> Colorizer:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    _check_not_pickle(path)
     try:
         from safetensors import safe_open
 
@@ -289,6 +308,10 @@ def _load_cached(path: str, _mtime: int, _size: int, device: str) -> Colorizer:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
     if raw_meta is None:
         raise CheckpointError(f"{path} is a safetensors file but not a napari-colorize checkpoint")
+    # NaN or Inf weights would colour every pixel with garbage, silently.
+    broken = sorted(k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all())
+    if broken:
+        raise CheckpointError(f"{path} is corrupted: non-finite values in {', '.join(broken[:3])}")
     try:
         meta = json.loads(raw_meta)
         if meta.get("architecture") != ARCHITECTURE:

@@ -79,16 +79,51 @@ def _is_dask(image) -> bool:
     return type(image).__module__.startswith("dask.")
 
 
+def _as_numpy(image):
+    """A NumPy view or copy of an eager input: arrays, lists, torch tensors,
+    masked arrays (masked pixels become NaN, so they are ignored by the
+    intensity range and shown black, like NaN)."""
+    if type(image).__module__.split(".")[0] == "torch" and hasattr(image, "detach"):
+        import torch
+
+        tensor = image.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()  # NumPy has no bfloat16
+        return tensor.numpy()
+    if isinstance(image, np.ma.MaskedArray):
+        mask = np.ma.getmaskarray(image)
+        if not mask.any():
+            return np.asarray(image.data)
+        if image.dtype.kind not in "biuf":
+            return np.asarray(image.data)  # refused by dtype below
+        work = np.float64 if image.dtype.itemsize > 4 else np.float32
+        return image.astype(work).filled(np.nan)
+    try:
+        return np.asarray(image)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"cannot make an image array of the input ({type(image).__name__}): {exc}") from None
+
+
 def _check_image(image):
     """Validate an input; NumPy-convert it unless it is a lazy array (shape and
-    dtype without data, e.g. dask or TiffStack), which is read frame by frame."""
-    if isinstance(image, np.ndarray) or not (hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__")):
-        image = np.asarray(image)
-    dtype = np.dtype(image.dtype)
+    dtype without data, e.g. dask or TiffStack), which is read frame by frame.
+
+    Raises TypeError or ValueError, with a message fit for a user, for
+    anything that is not a non-empty, real-valued array of 2 or more axes.
+    """
+    kind = type(image).__name__
+    lazy = hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__")
+    if isinstance(image, np.ndarray) or type(image).__module__.split(".")[0] == "torch" or not lazy:
+        image = _as_numpy(image)
+    try:
+        dtype = np.dtype(image.dtype)
+    except TypeError:
+        raise TypeError(f"unsupported image dtype {image.dtype!r} of a {kind}: convert it with np.asarray first") from None
     if np.issubdtype(dtype, np.complexfloating):
         raise TypeError("complex images are not supported: take the magnitude or real part first")
-    if not (dtype == bool or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-        raise TypeError(f"unsupported image dtype {dtype}: need integers, floats or bool")
+    # timedelta64 counts as an integer to NumPy, but its values depend on a unit.
+    if not (dtype == bool or (np.issubdtype(dtype, np.integer) and dtype.kind != "m") or np.issubdtype(dtype, np.floating)):
+        raise TypeError(f"unsupported image dtype {dtype} (of a {kind}): need integers, floats or bool")
     if len(image.shape) < 2:
         raise ValueError(f"need at least a 2D frame (..., Y, X), got shape {tuple(image.shape)}")
     if 0 in tuple(image.shape):
@@ -340,7 +375,7 @@ def colorize_strips(
     long stacks to disk with bounded memory: frames are read one at a time
     (and tile by tile at ``scale=1``), never the whole input.
     """
-    image = _check_image(_luminance_if_rgb(image, rgb))
+    image = _luminance_if_rgb(_check_image(image), rgb)
     _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision)
     torch_device = resolve_device(device)
     colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
@@ -407,6 +442,10 @@ def colorize(
     image : array_like, shape (..., Y, X)
         A 2D frame or a stack whose leading axes are frames. Any integer,
         float or bool dtype; NaN and -Inf map to black, +Inf to white.
+        NumPy arrays (memory maps included), dask arrays, torch tensors and
+        nested lists are accepted; masked pixels of a masked array are
+        treated like NaN (black, ignored by the intensity range). The input
+        is never modified.
     model : str or Colorizer, optional
         A shipped model name ('natural', 'natural-regression'), a path to a
         ``.safetensors`` checkpoint, or a loaded :class:`Colorizer`.
@@ -479,7 +518,8 @@ def colorize(
         precision=precision,
         rgb=False,
     )
-    image = _luminance_if_rgb(image, rgb)
+    # Checked first: masked arrays, tensors and lists become arrays, bad input is refused.
+    image = _luminance_if_rgb(_check_image(image), rgb)
     if scheduler is not None or _is_dask(image):
         from ._distributed import colorize_lazy
 
