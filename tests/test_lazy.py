@@ -127,3 +127,30 @@ def test_a_lazy_frame_is_sampled_sparsely_for_its_intensity_range():
     low, high = pipeline.intensity_range(lazy)
     exact = np.percentile(frame, pipeline.DEFAULT_PERCENTILES)
     assert abs(low - exact[0]) < 15 and abs(high - exact[1]) < 15
+
+
+def _checkpoint_loads() -> int:
+    from napari_colorize.model import _load_cached
+
+    return _load_cached.cache_info().misses
+
+
+def test_local_cluster_of_processes_matches_a_multithreaded_run():
+    """Separate worker processes (dask starts them with one torch thread)
+    match a run with another thread count bit for bit, and load the model
+    once each."""
+    import torch
+
+    distributed = pytest.importorskip("distributed")
+    stack = np.stack([np.random.default_rng(s).integers(0, 4000, (320, 320)) for s in range(4)]).astype(np.uint16)
+    torch.set_num_threads(2)  # the session runs on 1 thread (conftest); workers start on 1
+    try:
+        reference = colorize(stack, model="natural", device="cpu")
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as client:
+                out = colorize(stack, model="natural", device="cpu", scheduler=client)
+                loads = client.run(_checkpoint_loads)
+    finally:
+        torch.set_num_threads(1)
+    np.testing.assert_array_equal(out, reference)
+    assert sorted(loads.values()) == [1, 1]

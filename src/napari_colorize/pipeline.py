@@ -380,7 +380,11 @@ def colorize_strips(
     torch_device = resolve_device(device)
     colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
     if colorizer.device != torch_device:
-        colorizer.network.to(torch_device)
+        # A copy: the caller's model stays where it is.
+        import copy
+        import dataclasses
+
+        colorizer = dataclasses.replace(colorizer, network=copy.deepcopy(colorizer.network).to(torch_device))
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, torch_device)
     predict = _Predictor(colorizer, temperature=temperature, batch_size=int(batch_size), precision=precision)
 
@@ -482,7 +486,10 @@ def colorize(
     scheduler : str or distributed.Client, optional
         A dask.distributed scheduler address (or client): frames are
         colorized on the cluster's workers, each loading the model once, and
-        gathered into a NumPy array.
+        gathered into a NumPy array. Workers run torch on as many threads as
+        the calling process, since CPU kernels round differently with other
+        thread counts: on the same hardware the result is bit-identical to
+        the single-process run.
 
     Returns
     -------
@@ -518,8 +525,10 @@ def colorize(
         precision=precision,
         rgb=False,
     )
-    # Checked first: masked arrays, tensors and lists become arrays, bad input is refused.
+    # Checked first: masked arrays, tensors and lists become arrays, bad input
+    # and options are refused now, not when a lazy result is computed.
     image = _luminance_if_rgb(_check_image(image), rgb)
+    _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision)
     if scheduler is not None or _is_dask(image):
         from ._distributed import colorize_lazy
 
