@@ -30,12 +30,6 @@ STACK = RNG.integers(0, 4000, (3, 40, 50)).astype(np.uint16)
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-@pytest.fixture(autouse=True)
-def _restore_warning_format(monkeypatch):
-    # main() installs a one-line warning format for the command line
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
-
-
 @pytest.fixture(scope="module")
 def tiny_file(tmp_path_factory):
     """A tiny untrained checkpoint, for --model."""

@@ -19,12 +19,6 @@ from napari_colorize.color import gray_to_lightness, rgb_to_lab
 from napari_colorize.model import load_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def _restore_warning_format(monkeypatch):
-    # main() installs a one-line warning format for the command line
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
-
-
 @pytest.fixture
 def stack_tif(tmp_path):
     stack = np.stack([smooth_frame((60, 70), seed=s, low=100, high=50000) for s in range(3)]).astype(np.uint16)
@@ -104,9 +98,9 @@ def test_colour_input_is_reduced_to_luminance(capsys, tmp_path, kind):
         src = tmp_path / "colour.tif"
         tifffile.imwrite(src, rgb, photometric="rgb")
     dst = tmp_path / "out.tif"
-    with pytest.warns(UserWarning, match="colour image"):
-        code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
+    code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
     assert code == 0, err
+    assert err.startswith("napari-colorize: warning: ") and "colour image" in err  # one line, no source location
     result = tifffile.imread(dst)
     assert result.shape == (48, 48, 3)
     # the luminance of the colour image was colorized: its lightness is kept
@@ -355,3 +349,9 @@ def test_train_refusals(capsys, tmp_path):
     code, _, err = run(capsys, "train", tmp_path / "missing", "-o", tmp_path / "m.safetensors", "--device", "cpu", "-q")
     assert code == 2
     assert_one_line_error(err, "not found")
+
+
+def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray_png):
+    before = (warnings.showwarning, warnings.formatwarning, list(warnings.filters))
+    assert main(["colorize", str(gray_png[0]), "-o", str(tmp_path / "out.png"), "--device", "cpu", "-q"]) == 0
+    assert (warnings.showwarning, warnings.formatwarning, list(warnings.filters)) == before

@@ -235,14 +235,24 @@ def _run_evaluate(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-colorize`` command; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    runner = {"colorize": _run_colorize, "train": _run_train, "evaluate": _run_evaluate}[args.command]
+    with warnings.catch_warnings():  # restored on return: main() may run inside another program
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        return _run(runner, args)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _run(runner, args) -> int:
+    """Run a subcommand; every failure becomes one line on stderr and an exit status."""
     from .io import ImageFileError
     from .model import CheckpointError
 
-    args = _build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    warnings.simplefilter("default")
-    warnings.formatwarning = lambda message, *a, **k: f"{PROG}: warning: {message}\n"
-    runner = {"colorize": _run_colorize, "train": _run_train, "evaluate": _run_evaluate}[args.command]
     try:
         runner(args)
     except KeyboardInterrupt:
