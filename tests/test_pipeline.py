@@ -287,6 +287,9 @@ def test_model_as_name_path_or_object(tmp_path, tiny_model):
         (np.ones((8, 8)), {"normalize": (0, float("nan"))}, ValueError, "finite"),
         (np.ones((8, 8)), {"percentiles": (50, 10)}, ValueError, "percentiles"),
         (np.ones((8, 8)), {"percentiles": (0, 101)}, ValueError, "percentiles"),
+        (np.ones((8, 8)), {"percentiles": "ab"}, ValueError, "percentiles"),
+        (np.ones((8, 8)), {"normalize": (1,)}, ValueError, "normalize must be"),
+        (np.ones((8, 8)), {"normalize": None}, ValueError, "normalize must be"),
         (np.ones((8, 8)), {"device": "tpu"}, ValueError, "device"),
     ],
 )
@@ -305,3 +308,18 @@ def test_resolve_device():
             resolve_device("cuda")
         with pytest.raises(ValueError, match="not available"):
             resolve_device("cuda:1")
+
+
+@pytest.mark.parametrize("kwargs, match", [({"normalize": "frames"}, "normalize must be"), ({"percentiles": (9, 1)}, "percentiles"), ({"scale": 0}, "scale")])
+def test_bad_options_for_a_dask_input_are_refused_before_any_work(tiny_model, kwargs, match):
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match=match):
+        colorize(da.zeros((2, 16, 16), chunks=(1, 16, 16)), model=tiny_model, device="cpu", **kwargs)
+
+
+def test_a_dask_array_of_unknown_shape_is_refused_clearly(tiny_model):
+    da = pytest.importorskip("dask.array")
+    stack = da.from_array(np.random.default_rng(0).random((3, 16, 16)), chunks=(1, 16, 16))
+    filtered = stack[stack[:, 0, 0] >= 0]  # how many frames remain is known only when computed
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        colorize(filtered, model=tiny_model, device="cpu")

@@ -55,7 +55,7 @@ def colorize_lazy(image, *, scheduler=None, **options):
         if not model.path:
             raise ValueError("an unsaved model cannot be sent to a cluster: save it and pass its path")
         options["model"] = model.path
-    if options.get("normalize") == "stack":
+    if isinstance(options.get("normalize"), str) and options["normalize"] == "stack":
         options["normalize"] = _stack_range(image, tuple(options["percentiles"]))
     import torch
 

@@ -126,6 +126,9 @@ def _check_image(image):
         raise TypeError(f"unsupported image dtype {dtype} (of a {kind}): need integers, floats or bool")
     if len(image.shape) < 2:
         raise ValueError(f"need at least a 2D frame (..., Y, X), got shape {tuple(image.shape)}")
+    if any(not isinstance(n, (int, np.integer)) for n in image.shape):
+        # e.g. a dask array filtered by a boolean mask: sizes known only when computed
+        raise ValueError(f"the image's shape {tuple(image.shape)} is not known; for dask, call x.compute_chunk_sizes() first")
     if 0 in tuple(image.shape):
         raise ValueError(f"the image is empty (shape {tuple(image.shape)})")
     return image
@@ -216,19 +219,30 @@ def _stack_range(image, percentiles) -> tuple[float, float]:
     return intensity_range(np.concatenate(samples), percentiles=percentiles)
 
 
-def _frame_ranges(image, normalize: Normalize, percentiles) -> Callable[[tuple, np.ndarray], tuple[float, float]]:
-    """A function (frame index, frame) -> (low, high) for the chosen normalisation."""
+def _explicit_range(normalize: Normalize) -> tuple[float, float] | None:
+    """(low, high) of an explicit range, None for 'frame' and 'stack'; refuses anything else."""
     if isinstance(normalize, str):
-        if normalize == "frame":
-            return lambda index, frame: intensity_range(frame, percentiles=percentiles)
-        if normalize == "stack":
-            whole = _stack_range(image, percentiles)
-            return lambda index, frame: whole
+        if normalize in ("frame", "stack"):
+            return None
         raise ValueError(f"normalize must be 'frame', 'stack' or (low, high), got {normalize!r}")
-    low, high = (float(v) for v in normalize)
+    try:
+        low, high = (float(v) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"normalize must be 'frame', 'stack' or (low, high), got {normalize!r}") from None
     if not (math.isfinite(low) and math.isfinite(high) and high > low):
         raise ValueError(f"intensity range must be finite with high > low, got {normalize!r}")
-    return lambda index, frame: (low, high)
+    return low, high
+
+
+def _frame_ranges(image, normalize: Normalize, percentiles) -> Callable[[tuple, np.ndarray], tuple[float, float]]:
+    """A function (frame index, frame) -> (low, high) for the chosen normalisation."""
+    explicit = _explicit_range(normalize)
+    if explicit is not None:
+        return lambda index, frame: explicit
+    if normalize == "stack":
+        whole = _stack_range(image, percentiles)
+        return lambda index, frame: whole
+    return lambda index, frame: intensity_range(frame, percentiles=percentiles)
 
 
 def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -336,7 +350,9 @@ def _frame_indices(leading_shape: tuple[int, ...]) -> Iterator[tuple]:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _validate(*, scale, overlap, batch_size, temperature, percentiles, precision) -> None:
+def _validate(*, scale, overlap, batch_size, temperature, percentiles, precision, normalize) -> None:
+    """Refuse bad options up front (also before a lazy graph is built)."""
+    _explicit_range(normalize)
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive number, got {scale!r}")
     if not 0 <= int(overlap) < TILE_SIZE:
@@ -345,7 +361,11 @@ def _validate(*, scale, overlap, batch_size, temperature, percentiles, precision
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    if len(percentiles) != 2 or not 0 <= percentiles[0] < percentiles[1] <= 100:
+    try:
+        low, high = (float(v) for v in percentiles)
+    except (TypeError, ValueError):
+        low, high = math.nan, math.nan
+    if not 0 <= low < high <= 100:
         raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -376,7 +396,7 @@ def colorize_strips(
     (and tile by tile at ``scale=1``), never the whole input.
     """
     image = _luminance_if_rgb(_check_image(image), rgb)
-    _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision)
+    _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision, normalize=normalize)
     torch_device = resolve_device(device)
     colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
     if colorizer.device != torch_device:
@@ -528,7 +548,7 @@ def colorize(
     # Checked first: masked arrays, tensors and lists become arrays, bad input
     # and options are refused now, not when a lazy result is computed.
     image = _luminance_if_rgb(_check_image(image), rgb)
-    _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision)
+    _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision, normalize=normalize)
     if scheduler is not None or _is_dask(image):
         from ._distributed import colorize_lazy
 
