@@ -147,14 +147,14 @@ def downsample(tile, scale):
     return tile.reshape(*tile.shape[:-2], h, scale, w, scale).mean(axis=(-3, -1))
 
 
-def stitch_copy(frame, *, overlap, scale, channels=1, torch_backend=False, align=OUTPUT_STRIDE):
+def stitch_copy(frame, *, overlap, scale, channels=1, torch_backend=False, align=OUTPUT_STRIDE, tile_size=TILE_SIZE):
     """Stitch a 'prediction' that copies (a downsample of) each input tile."""
-    grid = TileGrid.for_shape(frame.shape, tile=TILE_SIZE, overlap=overlap, align=align)
+    grid = TileGrid.for_shape(frame.shape, tile=tile_size, overlap=overlap, align=align)
     padded = grid.pad(frame)
     like = torch.empty(0) if torch_backend else None
     stitcher = Stitcher(grid, channels=channels, scale=scale, like=like)
     for y, x in grid.origins:
-        tile = np.stack([padded[y : y + TILE_SIZE, x : x + TILE_SIZE] * (c + 1) for c in range(channels)])
+        tile = np.stack([padded[y : y + tile_size, x : x + tile_size] * (c + 1) for c in range(channels)])
         prediction = downsample(tile, scale)
         stitcher.add(torch.from_numpy(prediction) if torch_backend else prediction, y, x)
     result = stitcher.result()
@@ -196,6 +196,33 @@ def test_stitching_property(height, width, overlap, scale):
     frame = np.random.default_rng(height * 1000 + width).random((height, width)).astype(np.float32)
     result, expected, _ = stitch_copy(frame, overlap=overlap, scale=scale)
     np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    height=st.integers(1, 300),
+    width=st.integers(1, 300),
+    tile_units=st.integers(2, 24),  # tiles of at least 2 x align: see TileGrid.tiles
+    overlap_fraction=st.floats(0, 0.95),
+    scale=st.sampled_from([1, 2, 4]),
+    backend=st.sampled_from(["numpy", "torch"]),
+)
+def test_stitching_property_across_tile_sizes(height, width, tile_units, overlap_fraction, scale, backend):
+    """Any shape, tile size (a multiple of the output stride) and overlap:
+    tiles read piece by piece equal tiles cut from the padded frame, and
+    stitching copies of them gives back the frame, with every pixel weighted."""
+    tile_size = 4 * tile_units
+    overlap = int(overlap_fraction * tile_size)
+    frame = np.random.default_rng(height * 1000 + width).random((height, width)).astype(np.float32)
+    grid = TileGrid.for_shape(frame.shape, tile=tile_size, overlap=overlap, align=4)
+    np.testing.assert_array_equal(grid.tiles(frame, grid.origins), grid.extract(grid.pad(frame), grid.origins))
+    result, expected, stitcher = stitch_copy(
+        frame, overlap=overlap, scale=scale, tile_size=tile_size, align=4, torch_backend=backend == "torch", channels=2
+    )
+    np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-6)
+    assert float(stitcher._weight.min()) > 0
+    if scale == 1:
+        np.testing.assert_allclose(result[0], frame, rtol=1e-5, atol=1e-6)
 
 
 def test_stitching_blends_overlaps():

@@ -114,7 +114,9 @@ class TileGrid:
 
         Each tile is sliced (so a memory-mapped or lazy frame is read piece by
         piece) and padded on its own, exactly as :meth:`pad` would have padded
-        the whole frame: pads are narrower than the slices they mirror.
+        the whole frame: pads (under ``align`` wide) are narrower than the
+        slices they mirror whenever ``tile >= 2 * align``, as for the model's
+        224-pixel tiles.
         """
         t = self.tile
         out = []
