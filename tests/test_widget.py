@@ -422,3 +422,28 @@ def test_preview_of_a_zoomed_out_multiscale_layer_reads_a_coarse_level(qtbot, vi
     level = made["multiscale_level"]
     assert preview.data.shape == (*pyramid[level].shape, 3)
     np.testing.assert_allclose(preview.extent.world, source.extent.world, atol=2 ** level)
+
+
+def test_a_lazy_layer_that_fails_to_read_is_reported_and_leaves_no_file(qtbot, viewer, widget, notifications, monkeypatch, tmp_path):
+    """A dask frame that cannot be read (a file gone from a network share...)
+    mid-run: one notification, no layer, no half-written result file."""
+    import dask.array as da
+
+    from napari_colorize import _output_store
+
+    monkeypatch.setattr(_output_store, "in_memory_limit", lambda: 0)
+    monkeypatch.setattr(_output_store, "cache_folder", lambda: tmp_path / "cache")
+    stack = smooth_image((3, 40, 50))
+
+    def read(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 2 and widget.running:  # napari may show it; the run may not read it
+            raise OSError("share unavailable")
+        return block
+
+    viewer.add_image(da.from_array(stack, chunks=(1, 40, 50)).map_blocks(read, dtype=stack.dtype), name="remote")
+    widget.frames.value = "all"
+    run_and_wait(qtbot, widget)
+
+    assert outputs(viewer) == [] and widget.run_button.enabled
+    assert len(notifications["error"]) == 1 and "share unavailable" in notifications["error"][0]
+    assert list((tmp_path / "cache").glob("*")) == []
