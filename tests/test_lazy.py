@@ -154,3 +154,31 @@ def test_local_cluster_of_processes_matches_a_multithreaded_run():
         torch.set_num_threads(1)
     np.testing.assert_array_equal(out, reference)
     assert sorted(loads.values()) == [1, 1]
+
+
+@pytest.mark.parametrize("working", [(150, 260), (431, 97), (600, 1040)])
+def test_resampling_strip_by_strip_equals_resampling_the_whole_frame(monkeypatch, working):
+    """At scale != 1 a frame is normalised and resampled along X in strips as
+    it is read, then along Y: the whole-frame resampling to float32 rounding
+    (SIMD paths differ with a strip's length by a few units in the last place)."""
+    from napari_colorize import pipeline
+
+    frame = np.random.default_rng(7).integers(0, 4000, (300, 520)).astype(np.uint16)
+    whole = pipeline._resize(pipeline.normalize_frame(frame, 100, 3900), working)
+    monkeypatch.setattr(pipeline, "_CHUNK_PIXELS", 520 * 7)  # strips of 7 rows
+    np.testing.assert_allclose(pipeline._resample_frame(frame, 100, 3900, working), whole, rtol=0, atol=1e-5)
+
+
+def test_a_huge_lazy_frame_at_half_scale_is_read_strip_by_strip(monkeypatch, natural):
+    from conftest import recording_dask
+
+    from napari_colorize import pipeline
+
+    frame = np.random.default_rng(8).integers(0, 4000, (300, 520)).astype(np.uint16)
+    expected = colorize(frame, model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
+    monkeypatch.setattr(pipeline, "_EAGER_FRAME_BYTES", 1000)
+    monkeypatch.setattr(pipeline, "_CHUNK_PIXELS", 520 * 40)
+    reads = []
+    strips = colorize_strips(recording_dask(frame, reads, rows=40), model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
+    np.testing.assert_array_equal(np.concatenate([rgb for _, _, _, rgb in strips]), expected)
+    assert max(int(np.prod(shape)) for _, shape in reads) <= 40 * 520 < frame.size

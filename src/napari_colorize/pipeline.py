@@ -255,6 +255,21 @@ def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=antialias)[0, 0].numpy()
 
 
+def _resample_frame(frame, low: float, high: float, shape: tuple[int, int]) -> np.ndarray:
+    """The frame normalised and resampled to the working ``shape``, float32.
+
+    Resampling is separable: along X strip by strip as the frame is read
+    (so a huge or lazy frame is never held whole as floats), then along Y.
+    """
+    height, width = frame.shape
+    across = np.empty((height, shape[1]), dtype=np.float32)
+    rows = max(1, _CHUNK_PIXELS // width)
+    for r0 in range(0, height, rows):
+        block = normalize_frame(frame[r0 : r0 + rows], low, high)
+        across[r0 : r0 + rows] = _resize(block, (block.shape[0], shape[1]))
+    return _resize(across, shape)
+
+
 def _working_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     return tuple(max(1, int(round(n * scale))) for n in shape)
 
@@ -393,7 +408,8 @@ def colorize_strips(
     Takes the options of :func:`colorize`; yields ``(frame_index, row_start,
     row_stop, rgb_rows)`` in order, so a writer can stream huge frames and
     long stacks to disk with bounded memory: frames are read one at a time
-    (and tile by tile at ``scale=1``), never the whole input.
+    (tile by tile at ``scale=1``, strip by strip at other scales), never
+    the whole input.
     """
     image = _luminance_if_rgb(_check_image(image), rgb)
     _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision, normalize=normalize)
@@ -431,7 +447,7 @@ def colorize_strips(
         if tuple(working) == tuple(frame.shape):
             source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
         else:
-            source, to_lightness = _resize(normalize_frame(frame, low, high), working), gray_to_lightness
+            source, to_lightness = _resample_frame(frame, low, high, working), gray_to_lightness
         chroma = _predict_chroma(source, to_lightness, grid, predict, batch_size=int(batch_size), on_batch=on_batch)
         for r0, r1, rgb in _compose_strips(frame, low, high, chroma, working, rows=max(1, int(strip_rows))):
             yield index, r0, r1, rgb
