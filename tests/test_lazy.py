@@ -182,3 +182,30 @@ def test_a_huge_lazy_frame_at_half_scale_is_read_strip_by_strip(monkeypatch, nat
     strips = colorize_strips(recording_dask(frame, reads, rows=40), model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
     np.testing.assert_array_equal(np.concatenate([rgb for _, _, _, rgb in strips]), expected)
     assert max(int(np.prod(shape)) for _, shape in reads) <= 40 * 520 < frame.size
+
+
+def test_a_dask_rgb_input_stays_lazy(natural):
+    rgb = np.random.default_rng(9).integers(0, 255, (2, 40, 50, 3), dtype=np.uint8)
+    with pytest.warns(UserWarning, match="RGB/RGBA"):
+        lazy = colorize(da.from_array(rgb, chunks=(1, 40, 50, 3)), model=natural, device="cpu")
+    assert isinstance(lazy, da.Array) and lazy.shape == (2, 40, 50, 3)
+    with pytest.warns(UserWarning, match="RGB/RGBA"):
+        np.testing.assert_array_equal(lazy.compute(), colorize(rgb, model=natural, device="cpu"))
+
+
+def test_out_takes_a_dask_input_frame_by_frame_into_a_memory_map(tmp_path, stack, reference, natural):
+    from conftest import recording_dask
+
+    reads = []
+    out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.uint8, shape=(*stack.shape, 3))
+    assert colorize(recording_dask(stack, reads, rows=150), model=natural, device="cpu", out=out) is out
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), reference)
+    frames_read = [computation for computation, shape in reads if np.prod(shape)]  # dask's own zero-size probe aside
+    assert len(set(frames_read)) == len(frames_read) == len(stack)  # one computation per frame
+    with pytest.raises(ValueError, match="out must be a uint8 array of shape"):
+        colorize(stack, model=natural, device="cpu", out=np.zeros((*stack.shape, 3), np.float32))
+
+
+def test_colorize_strips_refuses_bad_input_when_called():
+    with pytest.raises(TypeError, match="complex"):
+        colorize_strips(np.zeros((8, 8), complex), device="cpu")  # not only at the first strip

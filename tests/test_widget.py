@@ -13,7 +13,7 @@ pytest.importorskip("napari")
 
 from napari_colorize import __version__, _widget, colorize
 from napari_colorize._widget import CHECKPOINT_FILE_CHOICE, METADATA_KEY, PREVIEW_WORKING_PIXELS, ColorizeWidget
-from napari_colorize.io import to_luminance
+from napari_colorize.color import to_luminance
 
 from conftest import recording_dask
 

@@ -37,7 +37,7 @@ def hubble_deep_field() -> list[tuple]:
     """
     from skimage import data
 
-    from .io import to_luminance
+    from .color import to_luminance
 
     luminance = np.round(to_luminance(data.hubble_deep_field())).astype(np.uint8)
     return _layer(

@@ -312,7 +312,7 @@ class ColorizeRequest:
     def source(self):
         """The selected part of the input as grayscale frames, not yet read
         when the layer is lazy (the luminance of an RGB layer)."""
-        from .io import to_luminance
+        from .color import to_luminance
 
         if self.rgb_input:
             return to_luminance(lazy_data(self.data)[(*self.index, slice(None))])
@@ -343,7 +343,7 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
     """
     from . import _output_store
     from .model import load_checkpoint
-    from .pipeline import _CHUNK_PIXELS, colorize_strips, resolve_device
+    from .pipeline import colorize, resolve_device
 
     start = time.perf_counter()
     options = dict(request.options)
@@ -351,19 +351,8 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
     try:
         device = resolve_device(options.pop("device"))
         colorizer = load_checkpoint(options.pop("model"), device=str(device))
-        strips = colorize_strips(
-            request.source(),
-            model=colorizer,
-            device=str(device),
-            progress=progress,
-            cancel=cancel,
-            rgb=False,
-            strip_rows=max(1, _CHUNK_PIXELS // request.shape[-1]),
-            **options,
-        )
         out = _output_store.allocate((*request.shape, 3), label=request.layer_name)
-        for index, r0, r1, rows in strips:
-            out[index][r0:r1] = rows
+        colorize(request.source(), model=colorizer, device=str(device), progress=progress, cancel=cancel, rgb=False, out=out, **options)
         rgb = _output_store.nearest_levels(out, request.level_shapes, label=request.layer_name) if request.level_shapes else out
     except ColorizeCancelled:
         _output_store.discard(out)

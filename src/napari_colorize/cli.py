@@ -170,7 +170,7 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: P
 def _colorize_file(src: Path, dst: Path, args, options: dict) -> tuple[int, ...]:
     """Colorize one file; TIFF to TIFF streams frame by frame, strip by strip."""
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
-    from .pipeline import _check_image, colorize, colorize_strips
+    from .pipeline import colorize, colorize_strips
 
     model = options["model"]
     meta = {
@@ -184,7 +184,6 @@ def _colorize_file(src: Path, dst: Path, args, options: dict) -> tuple[int, ...]
         with TiffStack(src) as image:
             if image.is_colour:
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
-            _check_image(image)  # now, not from inside the TIFF writer
             bar, update = _progress_bar(args.quiet, src.name)
             with bar:
                 strips = colorize_strips(image, progress=update, strip_rows=TIFF_TILE, rgb=False, **options)

@@ -351,3 +351,15 @@ def annealed_mean(logits: "torch.Tensor", bins: "torch.Tensor", *, temperature: 
     # softmax(log_softmax(z) / T) == softmax(z / T)
     probs = torch.softmax(logits.float() / temperature, dim=1)
     return torch.einsum("nqhw,qc->nchw", probs, bins.to(probs))
+
+
+def to_luminance(rgb):
+    """Luminance (Rec. 709 weights, as scikit-image's rgb2gray) of (..., 3|4) data, float32.
+
+    Array-likes with a shape (NumPy, dask) keep their type: a lazy input
+    gives a lazy result, computed chunk by chunk.
+    """
+    if not hasattr(rgb, "shape"):
+        rgb = np.asarray(rgb)
+    weights = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
+    return (rgb[..., :3].astype(np.float32) @ weights).astype(np.float32)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .color import to_luminance
+
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 SUFFIXES = TIFF_SUFFIXES | PICTURE_SUFFIXES
@@ -204,13 +206,6 @@ def _check_suffix(path: Path) -> str:
     if suffix not in SUFFIXES:
         raise ImageFileError(f"{path}: unsupported file type {suffix or '(none)'}; use .tif, .tiff, .png, .jpg or .jpeg")
     return suffix
-
-
-def to_luminance(rgb: np.ndarray) -> np.ndarray:
-    """Luminance (Rec. 709 weights, as scikit-image's rgb2gray) of (..., 3|4) data, float32."""
-    rgb = np.asarray(rgb)
-    weights = np.array([0.2125, 0.7154, 0.0721], dtype=np.float32)
-    return (rgb[..., :3].astype(np.float32) @ weights).astype(np.float32)
 
 
 def read_image(path: str | Path) -> np.ndarray:

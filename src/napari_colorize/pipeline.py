@@ -16,7 +16,7 @@ from typing import Union
 
 import numpy as np
 
-from .color import DEFAULT_TEMPERATURE, gray_to_lightness
+from .color import DEFAULT_TEMPERATURE, gray_to_lightness, to_luminance
 from .model import DEFAULT_MODEL, OUTPUT_STRIDE, TILE_SIZE, Colorizer, load_checkpoint
 from .tiling import Stitcher, TileGrid
 
@@ -195,7 +195,7 @@ def normalize_frame(frame: np.ndarray, low: float, high: float) -> np.ndarray:
 def _luminance_if_rgb(image, rgb: bool | None):
     """RGB(A) input (last axis of 3 or 4; guessed as napari does when
     ``rgb`` is None) becomes its luminance, with a warning."""
-    shape = tuple(getattr(image, "shape", np.shape(image)))
+    shape = tuple(image.shape)
     if rgb is None:
         rgb = len(shape) >= 3 and shape[-1] in (3, 4)
     if not rgb:
@@ -203,9 +203,7 @@ def _luminance_if_rgb(image, rgb: bool | None):
     if len(shape) < 3 or shape[-1] not in (3, 4):
         raise ValueError(f"rgb=True needs a last axis of 3 or 4 channels, got shape {shape}")
     warnings.warn(f"the input of shape {shape} is RGB/RGBA: colorizing its luminance (pass rgb=False if the last axis is X)", UserWarning, stacklevel=3)
-    from .io import to_luminance
-
-    return to_luminance(image if _is_dask(image) else np.asarray(image))
+    return to_luminance(image)
 
 
 def _stack_range(image, percentiles) -> tuple[float, float]:
@@ -409,7 +407,8 @@ def colorize_strips(
     row_stop, rgb_rows)`` in order, so a writer can stream huge frames and
     long stacks to disk with bounded memory: frames are read one at a time
     (tile by tile at ``scale=1``, strip by strip at other scales), never
-    the whole input.
+    the whole input. The input, options and model are checked when it is
+    called, before the first strip is asked for.
     """
     image = _luminance_if_rgb(_check_image(image), rgb)
     _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision, normalize=normalize)
@@ -423,10 +422,15 @@ def colorize_strips(
         colorizer = dataclasses.replace(colorizer, network=copy.deepcopy(colorizer.network).to(torch_device))
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, torch_device)
     predict = _Predictor(colorizer, temperature=temperature, batch_size=int(batch_size), precision=precision)
+    range_of = _frame_ranges(image, normalize, tuple(percentiles))
+    return _strips(image, predict, range_of, scale=scale, overlap=int(overlap), batch_size=int(batch_size), progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
 
+
+def _strips(image, predict: _Predictor, range_of, *, scale, overlap, batch_size, progress, cancel, rows) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+    """The work of :func:`colorize_strips`, frame by frame, on checked inputs."""
     leading = image.shape[:-2]
     working = _working_shape(image.shape[-2:], scale)
-    grid = TileGrid.for_shape(working, tile=TILE_SIZE, overlap=int(overlap), align=OUTPUT_STRIDE)
+    grid = TileGrid.for_shape(working, tile=TILE_SIZE, overlap=overlap, align=OUTPUT_STRIDE)
     total = len(grid) * int(np.prod(leading, dtype=np.int64))
     done = 0
 
@@ -440,7 +444,6 @@ def colorize_strips(
         if progress is not None:
             progress(done, total)
 
-    range_of = _frame_ranges(image, normalize, tuple(percentiles))
     for index in _frame_indices(leading):
         frame = _readable_frame(image[index])
         low, high = range_of(index, frame)
@@ -448,8 +451,8 @@ def colorize_strips(
             source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
         else:
             source, to_lightness = _resample_frame(frame, low, high, working), gray_to_lightness
-        chroma = _predict_chroma(source, to_lightness, grid, predict, batch_size=int(batch_size), on_batch=on_batch)
-        for r0, r1, rgb in _compose_strips(frame, low, high, chroma, working, rows=max(1, int(strip_rows))):
+        chroma = _predict_chroma(source, to_lightness, grid, predict, batch_size=batch_size, on_batch=on_batch)
+        for r0, r1, rgb in _compose_strips(frame, low, high, chroma, working, rows=rows):
             yield index, r0, r1, rgb
 
 
@@ -469,6 +472,7 @@ def colorize(
     cancel: Callable[[], bool] | None = None,
     rgb: bool | None = None,
     scheduler=None,
+    out: np.ndarray | None = None,
 ):
     """Colorize grayscale frames with a trained colorizer.
 
@@ -526,12 +530,17 @@ def colorize(
         the calling process, since CPU kernels round differently with other
         thread counts: on the same hardware the result is bit-identical to
         the single-process run.
+    out : ndarray of uint8, shape (..., Y, X, 3), optional
+        Where to write the result (a memory map, say, for a result larger
+        than memory). With ``out``, a lazy input is read and colorized frame
+        by frame into it, not returned lazily.
 
     Returns
     -------
     rgb : ndarray of uint8, shape (..., Y, X, 3)
-        For a dask array input (and no ``scheduler``): a lazy dask array of
-        that shape, computed frame by frame (progress and cancel unused).
+        ``out`` if given. For a dask array input (and no ``scheduler`` or
+        ``out``): a lazy dask array of that shape, computed frame by frame
+        (progress and cancel unused).
 
     Raises
     ------
@@ -565,12 +574,18 @@ def colorize(
     # and options are refused now, not when a lazy result is computed.
     image = _luminance_if_rgb(_check_image(image), rgb)
     _validate(scale=scale, overlap=overlap, batch_size=batch_size, temperature=temperature, percentiles=percentiles, precision=precision, normalize=normalize)
-    if scheduler is not None or _is_dask(image):
+    shape = (*image.shape, 3)
+    if out is not None and (tuple(out.shape) != shape or out.dtype != np.uint8):
+        raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {tuple(out.shape)}")
+    if scheduler is not None or (_is_dask(image) and out is None):
         from ._distributed import colorize_lazy
 
-        return colorize_lazy(image, scheduler=scheduler, **options)
-    image = _check_image(image)
-    out = np.empty((*image.shape, 3), dtype=np.uint8)
+        result = colorize_lazy(image, scheduler=scheduler, **options)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+    out = np.empty(shape, dtype=np.uint8) if out is None else out
     strips = colorize_strips(image, progress=progress, cancel=cancel, strip_rows=max(1, _CHUNK_PIXELS // image.shape[-1]), **options)
     for index, r0, r1, rgb in strips:
         out[index][r0:r1] = rgb
