@@ -21,7 +21,9 @@ def _as_frame_blocks(image):
     """A dask array chunked one whole frame per block."""
     import dask.array as da
 
-    if not type(image).__module__.startswith("dask."):
+    from .pipeline import is_dask_array
+
+    if not is_dask_array(image):
         image = da.from_array(image, chunks=(1,) * (len(image.shape) - 2) + tuple(image.shape[-2:]))
     return image.rechunk((1,) * (image.ndim - 2) + (-1, -1))
 

@@ -94,12 +94,16 @@ def nearest_levels(full: np.ndarray, level_shapes: list[tuple[int, ...]], *, lab
     but the last (the RGB channels); strips of ``rows`` rows bound the memory.
     """
     levels = [full]
-    for shape in level_shapes[1:]:
-        level = allocate((*shape, full.shape[-1]), label=f"{label}-level{len(levels)}")
-        picks = [np.minimum(np.round(np.arange(n) * (m / n)).astype(np.intp), m - 1) for n, m in zip(shape, full.shape[:-1])]
-        for frame in np.ndindex(*shape[:-2]):
-            source = full[tuple(p[i] for p, i in zip(picks, frame))]
-            for r0 in range(0, shape[-2], rows):
-                level[frame][r0 : r0 + rows] = source[picks[-2][r0 : r0 + rows]][:, picks[-1]]
-        levels.append(level)
+    try:
+        for shape in level_shapes[1:]:
+            levels.append(allocate((*shape, full.shape[-1]), label=f"{label}-level{len(levels)}"))
+            picks = [np.minimum(np.round(np.arange(n) * (m / n)).astype(np.intp), m - 1) for n, m in zip(shape, full.shape[:-1])]
+            for frame in np.ndindex(*shape[:-2]):
+                source = full[tuple(p[i] for p, i in zip(picks, frame))]
+                for r0 in range(0, shape[-2], rows):
+                    levels[-1][frame][r0 : r0 + rows] = source[picks[-2][r0 : r0 + rows]][:, picks[-1]]
+    except BaseException:
+        for level in levels[1:]:
+            discard(level)  # no orphaned level files; ``full`` is the caller's
+        raise
     return levels

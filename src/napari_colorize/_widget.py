@@ -163,7 +163,9 @@ def lazy_data(data) -> Any:
     """``data`` as an array whose slices are read only when computed: NumPy
     arrays as they are, dask as it is, anything else (zarr, h5py...) wrapped
     in dask, so slicing a frame or a view never reads the whole array."""
-    if isinstance(data, np.ndarray) or type(data).__module__.startswith("dask."):
+    from .pipeline import is_dask_array
+
+    if isinstance(data, np.ndarray) or is_dask_array(data):
         return data
     import dask.array as da
 

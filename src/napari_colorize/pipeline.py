@@ -12,13 +12,16 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
 from .color import DEFAULT_TEMPERATURE, gray_to_lightness, to_luminance
 from .model import DEFAULT_MODEL, OUTPUT_STRIDE, TILE_SIZE, Colorizer, load_checkpoint
 from .tiling import Stitcher, TileGrid
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +78,20 @@ def resolve_device(device: str = "auto"):
     return torch_device
 
 
-def _is_dask(image) -> bool:
+def is_dask_array(image) -> bool:
+    """True for a dask array (told by its module: dask need not be installed)."""
     return type(image).__module__.startswith("dask.")
+
+
+def _is_torch(image) -> bool:
+    return type(image).__module__.split(".")[0] == "torch" and hasattr(image, "detach")
 
 
 def _as_numpy(image):
     """A NumPy view or copy of an eager input: arrays, lists, torch tensors,
     masked arrays (masked pixels become NaN, so they are ignored by the
     intensity range and shown black, like NaN)."""
-    if type(image).__module__.split(".")[0] == "torch" and hasattr(image, "detach"):
+    if _is_torch(image):
         import torch
 
         tensor = image.detach().cpu()
@@ -113,7 +121,7 @@ def _check_image(image):
     """
     kind = type(image).__name__
     lazy = hasattr(image, "shape") and hasattr(image, "dtype") and hasattr(image, "__getitem__")
-    if isinstance(image, np.ndarray) or type(image).__module__.split(".")[0] == "torch" or not lazy:
+    if isinstance(image, np.ndarray) or _is_torch(image) or not lazy:
         image = _as_numpy(image)
     try:
         dtype = np.dtype(image.dtype)
@@ -577,7 +585,7 @@ def colorize(
     shape = (*image.shape, 3)
     if out is not None and (tuple(out.shape) != shape or out.dtype != np.uint8):
         raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {tuple(out.shape)}")
-    if scheduler is not None or (_is_dask(image) and out is None):
+    if scheduler is not None or (is_dask_array(image) and out is None):
         from ._distributed import colorize_lazy
 
         result = colorize_lazy(image, scheduler=scheduler, **options)
