@@ -6,82 +6,9 @@ tiny untrained network (fast on CPU).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-
-def smooth_frame(shape=(96, 112), *, seed=0, low=200.0, high=3800.0) -> np.ndarray:
-    """A float32 frame with smooth structure (blobs and a gradient) plus a little noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
-    frame = 0.3 * xx / max(1, shape[1] - 1)
-    for _ in range(5):
-        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
-        radius = rng.uniform(5, 25)
-        frame += rng.uniform(0.3, 1.0) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius**2))
-    frame += rng.normal(0, 0.01, shape)
-    frame = (frame - frame.min()) / (frame.max() - frame.min())
-    return (low + (high - low) * frame).astype(np.float32)
-
-
-def make_colour_image(size=96, *, seed=0):
-    """A PIL RGB image: a colour gradient with a few coloured discs and boxes."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size] / (size - 1)
-    base = np.stack([xx, yy, 1 - 0.5 * (xx + yy)], axis=-1) * 255
-    image = Image.fromarray(base.astype(np.uint8), "RGB")
-    draw = ImageDraw.Draw(image)
-    for k in range(5):
-        x0, y0 = (int(v) for v in rng.integers(0, size - size // 3, 2))
-        extent = int(rng.integers(size // 6, size // 3))
-        fill = tuple(int(v) for v in rng.integers(0, 256, 3))
-        (draw.ellipse if k % 2 else draw.rectangle)([x0, y0, x0 + extent, y0 + extent], fill=fill)
-    return image
-
-
-def make_colour_folder(folder: Path, *, count=6, size=96, gray=0) -> Path:
-    """Write ``count`` colour PNG/JPEG images (and ``gray`` grayscale ones) into ``folder``."""
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        suffix = ".jpg" if i % 3 == 2 else ".png"
-        make_colour_image(size, seed=i).save(folder / f"colour_{i}{suffix}")
-    for i in range(gray):
-        ramp = np.tile(np.linspace(0, 255, size, dtype=np.float32), (size, 1))
-        Image.fromarray(ramp.astype(np.uint8), "L").save(folder / f"gray_{i}.png")
-    return folder
-
-
-_dask_computations = {"count": 0, "counter": None}
-
-
-def recording_dask(array: np.ndarray, reads: list, *, rows: int = 128, cols: int | None = None):
-    """``array`` as a dask array of one frame (or one band of ``rows`` x
-    ``cols``) per chunk that records (number of the dask computation, chunk
-    shape) for every chunk it computes: what a lazy reader really read."""
-    import dask.array as da
-    from dask.callbacks import Callback
-
-    if _dask_computations["counter"] is None:
-
-        class CountComputations(Callback):
-            def _start(self, dsk):
-                _dask_computations["count"] += 1
-
-        _dask_computations["counter"] = CountComputations()
-        _dask_computations["counter"].register()  # once per session: cheap
-    chunks = (1,) * (array.ndim - 2) + (min(rows, array.shape[-2]), min(cols or array.shape[-1], array.shape[-1]))
-
-    def read(block):
-        reads.append((_dask_computations["count"], block.shape))
-        return block
-
-    return da.from_array(array, chunks=chunks).map_blocks(read, dtype=array.dtype)
+from helpers import make_colour_folder
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,6 +12,8 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+unknown"
 
-from .pipeline import ColorizeCancelled, colorize
+from .engine import ColorizeCancelled
+from .options import ColorizeOptions
+from .pipeline import colorize
 
-__all__ = ["ColorizeCancelled", "__version__", "colorize"]
+__all__ = ["ColorizeCancelled", "ColorizeOptions", "__version__", "colorize"]

@@ -38,7 +38,9 @@ from magicgui.widgets import (
 
 from . import __version__
 from .model import shipped_models
-from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_PERCENTILES, ColorizeCancelled
+from .engine import ColorizeCancelled
+from .normalization import DEFAULT_PERCENTILES
+from .options import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP
 
 if TYPE_CHECKING:
     import napari
@@ -146,7 +148,7 @@ def available_devices() -> list[str]:
 
 def describe_device(device: str) -> str:
     """The device that will actually run for a chooser entry, or why none can."""
-    from .pipeline import resolve_device
+    from .devices import resolve_device
 
     try:
         return f"runs on {resolve_device(device)}"
@@ -163,7 +165,7 @@ def lazy_data(data) -> Any:
     """``data`` as an array whose slices are read only when computed: NumPy
     arrays as they are, dask as it is, anything else (zarr, h5py...) wrapped
     in dask, so slicing a frame or a view never reads the whole array."""
-    from .pipeline import is_dask_array
+    from ._arrays import is_dask_array
 
     if isinstance(data, np.ndarray) or is_dask_array(data):
         return data
@@ -345,7 +347,8 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
     """
     from . import _output_store
     from .model import load_checkpoint
-    from .pipeline import colorize, resolve_device
+    from .devices import resolve_device
+    from .pipeline import colorize
 
     start = time.perf_counter()
     options = dict(request.options)

@@ -14,9 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .color import DEFAULT_TEMPERATURE
-from .model import DEFAULT_MODEL
-from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_OVERLAP, DEFAULT_PERCENTILES, DEVICES, PRECISIONS
+from .options import ColorizeOptions, OptionSpec, option_spec, option_specs
 
 PROG = "napari-colorize"
 
@@ -32,14 +30,48 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _device(text: str) -> str:
-    if text not in DEVICES and not (text.startswith("cuda:") and text[5:].isdigit()):
-        raise argparse.ArgumentTypeError(f"choose from {', '.join(DEVICES)} or cuda:N")
-    return text
+def _argument_type(spec: OptionSpec):
+    """Parse a command-line value as the option's kind and check it by its declaration."""
+
+    def parse(text: str):
+        try:
+            value = spec.kind(text) if spec.kind in (int, float) else text
+            return spec.validate(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = spec.name  # argparse names the type in its messages
+    return parse
 
 
-def _add_device(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", type=_device, default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """Arguments for the colorize options ``names`` (default: every option shown
+    on the command line), built from their declarations."""
+    for spec in option_specs() if names is None else [option_spec(n) for n in names]:
+        if not spec.in_cli:
+            continue
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.explicit_range:
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(flag, choices=spec.choices, default=spec.default, help=spec.describe())
+            group.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white")
+        elif spec.kind is tuple:
+            parser.add_argument(flag, nargs=len(spec.default), type=float, default=spec.default, metavar=("LOW", "HIGH"), help=spec.describe())
+        elif spec.choices is not None:
+            parser.add_argument(flag, choices=spec.choices, default=spec.default, help=spec.describe())
+        else:
+            parser.add_argument(flag, type=_argument_type(spec), default=spec.default, help=spec.describe())
+
+
+def options_from_arguments(args: argparse.Namespace, **overrides) -> ColorizeOptions:
+    """The :class:`ColorizeOptions` of parsed arguments (``overrides`` win)."""
+    values = {spec.name: getattr(args, spec.name) for spec in option_specs() if spec.in_cli and hasattr(args, spec.name)}
+    for spec in option_specs():
+        if spec.explicit_range and getattr(args, "range", None):
+            values[spec.name] = tuple(args.range)
+        if spec.kind is tuple and spec.name in values:
+            values[spec.name] = tuple(values[spec.name])
+    return ColorizeOptions(**{**values, **overrides})
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -50,17 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("colorize", help="colorize image files (TIFF stacks, PNG, JPEG)")
     run.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     run.add_argument("-o", "--output", type=Path, required=True, help="output file (.tif keeps frame axes; .png/.jpg one frame), or a folder for several inputs")
-    run.add_argument("--model", default=DEFAULT_MODEL, help=f"shipped model name or .safetensors file (default {DEFAULT_MODEL})")
-    run.add_argument("--temperature", type=_positive_float, default=DEFAULT_TEMPERATURE, help="annealed-mean temperature: lower is more saturated (default %(default)s)")
-    norm = run.add_mutually_exclusive_group()
-    norm.add_argument("--normalize", choices=("frame", "stack"), default="frame", help="robust intensity range per frame or over the whole stack")
-    norm.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white")
-    run.add_argument("--percentiles", nargs=2, type=float, default=DEFAULT_PERCENTILES, metavar=("LOW", "HIGH"), help="percentiles of the robust range (default 0.5 99.5)")
-    run.add_argument("--scale", type=_positive_float, default=1.0, help="working resolution relative to the input (default 1)")
-    run.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in working pixels (default %(default)s)")
-    run.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per forward pass (default %(default)s)")
-    _add_device(run)
-    run.add_argument("--precision", choices=PRECISIONS, default="auto", help="network arithmetic: auto is bf16 on CUDA, fp32 elsewhere")
+    add_option_arguments(run)
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -80,15 +102,14 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
-    _add_device(train)
+    add_option_arguments(train, ["device"])
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     ev = commands.add_parser("evaluate", help="score models against the gray baseline on colour images")
     ev.add_argument("models", nargs="+", metavar="MODEL", help="shipped model names or checkpoint files")
     ev.add_argument("--images", nargs="+", type=Path, required=True, metavar="DIR", help="folders of colour images (one table each)")
-    ev.add_argument("--temperature", type=_positive_float, help="annealed-mean temperature")
     ev.add_argument("--limit", type=int, help="use only the first N images of each folder")
-    _add_device(ev)
+    add_option_arguments(ev, ["temperature", "device"])
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -107,10 +128,11 @@ def _progress_bar(quiet: bool, desc: str):
 
 
 def _run_colorize(args) -> None:
+    from .devices import resolve_device
     from .io import output_path_for
     from .model import load_checkpoint
-    from .pipeline import resolve_device
 
+    options = options_from_arguments(args)  # checked before any path is touched
     many = len(args.inputs) > 1
     if many and args.output.exists() and not args.output.is_dir():
         raise CommandError(f"{args.output} is a file, but several inputs need an output folder")
@@ -118,34 +140,24 @@ def _run_colorize(args) -> None:
     _check_jobs(jobs, overwrite=args.overwrite, new_folder=args.output if many else None)
     if many:
         args.output.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(args.device)
-    model = load_checkpoint(args.model, device=str(device))
-    options = dict(
-        model=model,
-        temperature=args.temperature,
-        normalize=tuple(args.range) if args.range else args.normalize,
-        percentiles=tuple(args.percentiles),
-        scale=args.scale,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        device=str(device),
-        precision=args.precision,
-    )
+    device = resolve_device(options.device)
+    # Loaded once for all files; its name and digest go into each output.
+    options = options.replace(model=load_checkpoint(options.model, device=str(device)), device=str(device))
     for src, dst in jobs:
         shape = _colorize_file(src, dst, args, options)
         if not args.quiet:
-            print(f"{src} -> {dst} ({'x'.join(map(str, shape))}, model {model.name}, {device})")
+            print(f"{src} -> {dst} ({'x'.join(map(str, shape))}, model {options.model.name}, {device})")
 
 
 def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: Path | None = None) -> None:
     """Check every input and output path before any work is done (and before
     ``new_folder``, the output folder of several inputs, is made)."""
-    from .io import _check_suffix, sniff_format
+    from .io import check_suffix, sniff_format
 
     targets: dict[Path, Path] = {}
     for src, dst in jobs:
-        _check_suffix(src)
-        _check_suffix(dst)
+        check_suffix(src)
+        check_suffix(dst)
         sniff_format(src)  # exists, is a file, readable, an image format
         resolved = dst.resolve()
         if resolved == src.resolve() or (dst.exists() and os.path.samefile(src, dst)):
@@ -167,18 +179,17 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: P
             raise CommandError(f"output folder {folder} is not writable")
 
 
-def _colorize_file(src: Path, dst: Path, args, options: dict) -> tuple[int, ...]:
+def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions) -> tuple[int, ...]:
     """Colorize one file; TIFF to TIFF streams frame by frame, strip by strip."""
+    from .engine import colorize_strips
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
-    from .pipeline import colorize, colorize_strips
+    from .pipeline import colorize
+    from .provenance import METADATA_KEY, provenance
 
-    model = options["model"]
-    meta = {
-        "napari_colorize": {"model": model.name, "model_sha256": model.sha256, "colours": "predicted, not measured"},
-        "parameters": {k: v for k, v in options.items() if k != "model"},
-    }
     # Files are read as their contents say; colour is already reduced to
     # luminance by the readers, so a last axis of 3 is never taken as RGB.
+    options = options.replace(rgb=False)
+    meta = {METADATA_KEY: provenance(options, options.model, device=options.device, source_file=src.name)}
     streaming = sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler
     if streaming:
         with TiffStack(src) as image:
@@ -186,13 +197,13 @@ def _colorize_file(src: Path, dst: Path, args, options: dict) -> tuple[int, ...]
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
             bar, update = _progress_bar(args.quiet, src.name)
             with bar:
-                strips = colorize_strips(image, progress=update, strip_rows=TIFF_TILE, rgb=False, **options)
+                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE)
                 write_rgb_tiff_strips(dst, (*image.shape, 3), strips, overwrite=args.overwrite, metadata=meta)
             return (*image.shape, 3)
     image = read_image(src)
     bar, update = _progress_bar(args.quiet, src.name)
     with bar:
-        rgb = colorize(image, progress=update, scheduler=args.scheduler, rgb=False, **options)
+        rgb = colorize(image, options=options, progress=update, scheduler=args.scheduler)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
     return rgb.shape
 

@@ -1,4 +1,5 @@
-"""Reading grayscale inputs and writing RGB outputs (TIFF, PNG, JPEG).
+"""Reading grayscale inputs and writing RGB outputs (TIFF, PNG, JPEG); finding
+and reading the colour pictures that training and evaluation learn from.
 
 Outputs are written to a temporary name and renamed when complete, so an
 interrupted run never leaves a file that looks finished.
@@ -10,6 +11,7 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -201,7 +203,7 @@ class _TiffLayout:
         return data
 
 
-def _check_suffix(path: Path) -> str:
+def check_suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise ImageFileError(f"{path}: unsupported file type {suffix or '(none)'}; use .tif, .tiff, .png, .jpg or .jpeg")
@@ -224,7 +226,7 @@ def read_image(path: str | Path) -> np.ndarray:
         For a missing, unsupported, corrupted or truncated file.
     """
     path = Path(path)
-    _check_suffix(path)
+    check_suffix(path)
     kind = _format_of(path)
     try:
         if kind == "tiff":
@@ -290,7 +292,7 @@ class TiffStack:
         import tifffile
 
         self.path = Path(path)
-        _check_suffix(self.path)
+        check_suffix(self.path)
         if sniff_format(self.path) != "tiff":
             raise ImageFileError(f"{self.path}: cannot read image: not a TIFF file")
         self._tif = None
@@ -362,6 +364,75 @@ class TiffStack:
         self.close()
 
 
+#: Suffixes (any case) of the colour pictures that training and evaluation read.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
+# PIL modes without colour: such a picture has nothing to learn colours from.
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+
+
+def find_images(folders: Sequence[str | Path]) -> list[Path]:
+    """All JPEG/PNG/TIFF files under ``folders`` (recursively), sorted.
+
+    Parameters
+    ----------
+    folders : sequence of path
+        Folders to search, or image files, which are taken as given.
+
+    Returns
+    -------
+    list of Path
+        Sorted, without duplicates.
+
+    Raises
+    ------
+    FileNotFoundError
+        If an entry is neither a file nor a folder.
+    """
+    found = []
+    for folder in folders:
+        folder = Path(folder)
+        if folder.is_file():
+            found.append(folder)
+            continue
+        if not folder.is_dir():
+            raise FileNotFoundError(f"training folder not found: {folder}")
+        found += [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(set(found))
+
+
+def read_rgb(path: str | Path, *, max_side: int | None = None) -> np.ndarray | None:
+    """A colour picture as uint8 RGB (H, W, 3).
+
+    Parameters
+    ----------
+    path : path
+    max_side : int, optional
+        Downscale (bilinear) so that the longer side is at most this.
+
+    Returns
+    -------
+    ndarray or None
+        None if the file is grayscale (by its mode) or unreadable: callers
+        skip such files rather than fail.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in _GRAY_MODES:
+                return None
+            if max_side is not None:
+                im.draft("RGB", (max_side, max_side))  # fast JPEG downscale
+            rgb = np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+    if max_side is not None and max(rgb.shape[:2]) > max_side:
+        factor = max_side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+    return rgb
+
+
 def output_path_for(input_path: Path, output: Path, *, many: bool) -> Path:
     """Where the result of ``input_path`` goes: ``output`` itself, or a file in
     the folder ``output`` when several inputs are given."""
@@ -379,7 +450,7 @@ def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, met
         If ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
-    suffix = _check_suffix(path)
+    suffix = check_suffix(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     if suffix in PICTURE_SUFFIXES and rgb.ndim != 3:
@@ -400,9 +471,27 @@ def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, met
                 metadata=dict(metadata or {}),
             )
         else:
-            from PIL import Image
+            import json
+
+            from PIL import Image, PngImagePlugin
 
             options = {} if suffix == ".png" else {"quality": 95}
+            if metadata:
+                # The same JSON as a TIFF's description (ASCII: json escapes
+                # the rest): a PNG tEXt chunk "napari_colorize"; a JPEG
+                # comment (COM) and EXIF ImageDescription, whose segments
+                # hold at most 64 kB.
+                text = json.dumps(metadata, default=str)
+                if suffix == ".png":
+                    info = PngImagePlugin.PngInfo()
+                    info.add_text("napari_colorize", text)
+                    options["pnginfo"] = info
+                elif len(text) > 60000:
+                    raise ImageFileError(f"{path}: metadata of {len(text)} characters do not fit in a JPEG; write a .png or .tif")
+                else:
+                    exif = Image.Exif()
+                    exif[0x010E] = text  # ImageDescription
+                    options.update(comment=text.encode("ascii"), exif=exif.tobytes())
             Image.fromarray(rgb).save(tmp, **options)
         os.replace(tmp, path)
     finally:
@@ -426,7 +515,7 @@ def write_rgb_tiff_strips(path: str | Path, shape: tuple[int, ...], strips, *, o
     import tifffile
 
     path = Path(path)
-    if _check_suffix(path) not in TIFF_SUFFIXES:
+    if check_suffix(path) not in TIFF_SUFFIXES:
         raise ImageFileError(f"{path}: streaming writes TIFF only")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")

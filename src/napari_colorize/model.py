@@ -16,94 +16,13 @@ from typing import Any
 
 import numpy as np
 
-#: Side of the L tile the network is trained and run on.
-TILE_SIZE = 224
-#: The network predicts chroma at 1/4 of the input resolution.
-OUTPUT_STRIDE = 4
-#: Architecture identifier stored in checkpoints.
-ARCHITECTURE = "colornet-v1"
-HEADS = ("classification", "regression")
-#: Scale of the regression head's ab output.
-_AB_SCALE = 110.0
+from .architectures import DEFAULT_ARCHITECTURE, HEADS, InputSpec, get_architecture
+
 _METADATA_KEY = "napari_colorize"
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable or not a colorizer."""
-
-
-def _build_network(*, head: str, num_bins: int, width: int):
-    """Return the torch module (imported lazily, like torch itself)."""
-    import torch
-    from torch import nn
-
-    def conv(cin, cout, *, stride=1, dilation=1):
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
-
-    class Residual(nn.Module):
-        def __init__(self, channels, dilation=1):
-            super().__init__()
-            self.body = nn.Sequential(
-                conv(channels, channels, dilation=dilation),
-                nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-
-        def forward(self, x):
-            return torch.relu(x + self.body(x))
-
-    class Up(nn.Module):
-        """Upsample the coarse path, add the skip, then refine."""
-
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
-            self.refine = conv(cout, cout)
-
-        def forward(self, coarse, skip):
-            up = nn.functional.interpolate(self.reduce(coarse), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            return self.refine(up + skip)
-
-    class ColorNet(nn.Module):
-        """L (N, 1, H, W) in [0, 100] -> chroma at H/4 x W/4.
-
-        Encoder to 1/16 resolution with dilated residual blocks for context
-        (the receptive field spans a whole 224 tile), then a light decoder
-        with skips back to 1/4; no pooling, fully convolutional.
-        """
-
-        def __init__(self):
-            super().__init__()
-            w = width
-            self.stem = conv(1, w, stride=2)  # 1/2
-            self.down4 = nn.Sequential(conv(w, 2 * w, stride=2), conv(2 * w, 2 * w))  # 1/4
-            self.down8 = nn.Sequential(conv(2 * w, 4 * w, stride=2), Residual(4 * w))  # 1/8
-            self.down16 = nn.Sequential(
-                conv(4 * w, 8 * w, stride=2),
-                Residual(8 * w, dilation=1),
-                Residual(8 * w, dilation=2),
-                Residual(8 * w, dilation=4),
-            )  # 1/16
-            self.up8 = Up(8 * w, 4 * w)
-            self.up4 = Up(4 * w, 2 * w)
-            out = num_bins if head == "classification" else 2
-            self.head = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1), nn.ReLU(inplace=True), nn.Conv2d(4 * w, out, 1))
-            self.is_regression = head == "regression"
-
-        def forward(self, lightness):
-            x = lightness / 50.0 - 1.0
-            x4 = self.down4(self.stem(x))
-            x8 = self.down8(x4)
-            x16 = self.down16(x8)
-            y = self.up4(self.up8(x16, x8), x4)
-            y = self.head(y)
-            return y * _AB_SCALE if self.is_regression else y
-
-    return ColorNet()
 
 
 @dataclass
@@ -126,6 +45,14 @@ class Colorizer:
         Digest of the checkpoint file ('' for an unsaved model).
     path : str
         The checkpoint file it was loaded from ('' for an unsaved model).
+    architecture : str
+        Registered architecture name (see :mod:`napari_colorize.architectures`).
+    tile_size : int
+        Side of the tiles the network is run on.
+    output_stride : int
+        Input pixels per predicted chroma pixel.
+    extra_inputs : tuple of InputSpec
+        Inputs the network takes besides the lightness.
     """
 
     network: Any
@@ -136,6 +63,10 @@ class Colorizer:
     name: str = "unsaved"
     sha256: str = ""
     path: str = ""
+    architecture: str = DEFAULT_ARCHITECTURE
+    tile_size: int = 224
+    output_stride: int = 4
+    extra_inputs: tuple[InputSpec, ...] = ()
 
     @property
     def num_bins(self) -> int:
@@ -145,19 +76,42 @@ class Colorizer:
     def device(self):
         return next(self.network.parameters()).device
 
-    def predict_ab(self, lightness, *, temperature: float):
-        """ab at 1/4 resolution for a batch of L tiles (N, 1, H, W), as a tensor."""
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Names of the extra inputs the network takes (besides the lightness)."""
+        return tuple(spec.name for spec in self.extra_inputs)
+
+    def check_inputs(self, names) -> None:
+        """Refuse extra inputs this model does not take, naming those it does."""
+        unknown = sorted(set(names) - set(self.input_names))
+        if unknown:
+            takes = ", ".join(self.input_names) or "only the lightness"
+            raise ValueError(f"model {self.name!r} ({self.architecture}) takes {takes}; it cannot use {', '.join(unknown)}")
+
+    def predict_ab(self, lightness, *, temperature: float, **extra_inputs):
+        """ab at 1/``output_stride`` resolution for a batch of L tiles (N, 1, H, W), as a tensor.
+
+        Extra inputs (N, channels, H, W) are given by name; one the network
+        takes but is not given is zeros, one it does not take is refused
+        with a ValueError.
+        """
         import torch
 
         from .color import annealed_mean
 
+        self.check_inputs(extra_inputs)
+        extras = {}
+        for spec in self.extra_inputs:
+            given = extra_inputs.get(spec.name)
+            shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
+            extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
         # Trained weights drive some activations subnormal, which x86 CPUs
         # compute several times slower; flushing them to zero changes nothing
         # visible. The flag is process-wide, so it is only held for this call.
         torch.set_flush_denormal(True)
         try:
             with torch.inference_mode():
-                out = self.network(lightness)
+                out = self.network(lightness, **extras)
                 if self.head == "regression":
                     return out.float()
                 bins = torch.as_tensor(self.bins, device=out.device)
@@ -166,11 +120,15 @@ class Colorizer:
             torch.set_flush_denormal(False)
 
 
-def create_colorizer(*, head: str = "classification", width: int = 32, bins: np.ndarray | None = None) -> Colorizer:
+def create_colorizer(
+    *, architecture: str = DEFAULT_ARCHITECTURE, head: str = "classification", width: int = 32, bins: np.ndarray | None = None
+) -> Colorizer:
     """Make a freshly initialised (untrained) colorizer.
 
     Parameters
     ----------
+    architecture : str
+        A registered architecture name (see :func:`napari_colorize.architectures.architectures`).
     head : {'classification', 'regression'}
     width : int
         Channels of the first layer; the rest scale with it.
@@ -181,10 +139,38 @@ def create_colorizer(*, head: str = "classification", width: int = 32, bins: np.
 
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+    spec = get_architecture(architecture)
     bins = np.array(ab_bins() if bins is None else bins, dtype=np.float32)  # own, writable copy
-    network = _build_network(head=head, num_bins=len(bins), width=width)
-    metadata = {"architecture": ARCHITECTURE, "head": head, "width": width, "num_bins": len(bins)}
-    return Colorizer(network=network, head=head, bins=bins, metadata=metadata)
+    network = spec.build(head=head, num_bins=len(bins), width=width)
+    metadata = {
+        "architecture": spec.name,
+        "head": head,
+        "width": width,
+        "num_bins": len(bins),
+        "tile_size": spec.tile_size,
+        "output_stride": spec.output_stride,
+        "inputs": ["lightness", *(i.name for i in spec.extra_inputs)],
+    }
+    return Colorizer(
+        network=network,
+        head=head,
+        bins=bins,
+        metadata=metadata,
+        architecture=spec.name,
+        tile_size=spec.tile_size,
+        output_stride=spec.output_stride,
+        extra_inputs=spec.extra_inputs,
+    )
+
+
+def copy_matching_weights(target: Colorizer, source: Colorizer) -> list[str]:
+    """Warm-start ``target`` from ``source``: copy every weight whose name and
+    shape match; return the names of the target's weights left as they were."""
+    own = target.network.state_dict()
+    theirs = source.network.state_dict()
+    matching = {k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape}
+    target.network.load_state_dict(matching, strict=False)
+    return sorted(set(own) - set(matching))
 
 
 def save_checkpoint(colorizer: Colorizer, path: str | Path, *, extra_metadata: dict | None = None) -> str:
@@ -272,8 +258,19 @@ def load_checkpoint(model: str | Path, *, device: str | None = None) -> Colorize
         If the file is missing, corrupt, or not a napari-colorize checkpoint.
     """
     path = resolve_model_path(model)
-    stat = path.stat()
-    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, device or "cpu")
+    # Keyed on content: a checkpoint rewritten within one timestamp tick
+    # (same size, same mtime) must not load stale.
+    return _load_cached(str(path.resolve()), file_sha256(path), device or "cpu")
+
+
+def clear_model_cache() -> None:
+    """Forget loaded checkpoints (each load then reads its file again)."""
+    _load_cached.cache_clear()
+
+
+def model_cache_misses() -> int:
+    """How many loads read a file so far (for checking that a process loads a model once)."""
+    return _load_cached.cache_info().misses
 
 
 def _check_not_pickle(path: str) -> None:
@@ -293,7 +290,7 @@ def _check_not_pickle(path: str) -> None:
 
 
 @lru_cache(maxsize=4)
-def _load_cached(path: str, _mtime: int, _size: int, device: str) -> Colorizer:
+def _load_cached(path: str, sha256: str, device: str) -> Colorizer:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -314,11 +311,15 @@ def _load_cached(path: str, _mtime: int, _size: int, device: str) -> Colorizer:
         raise CheckpointError(f"{path} is corrupted: non-finite values in {', '.join(broken[:3])}")
     try:
         meta = json.loads(raw_meta)
-        if meta.get("architecture") != ARCHITECTURE:
-            raise CheckpointError(f"{path}: unsupported architecture {meta.get('architecture')!r}")
+        architecture = meta.get("architecture")
+        try:
+            get_architecture(str(architecture))
+        except KeyError as exc:
+            raise CheckpointError(f"{path}: unsupported architecture {architecture!r} ({exc.args[0]})") from None
         bins = tensors.pop("colorizer.bins").numpy()
         prior = tensors.pop("colorizer.prior").numpy() if "colorizer.prior" in tensors else None
-        colorizer = create_colorizer(head=meta["head"], width=int(meta["width"]), bins=bins)
+        colorizer = create_colorizer(architecture=architecture, head=meta["head"], width=int(meta["width"]), bins=bins)
+        _check_declared_geometry(path, meta, colorizer)
         state = {k.removeprefix("network."): v.float() if v.is_floating_point() else v for k, v in tensors.items()}
         colorizer.network.load_state_dict(state, strict=True)
     except CheckpointError:
@@ -330,5 +331,18 @@ def _load_cached(path: str, _mtime: int, _size: int, device: str) -> Colorizer:
     colorizer.metadata = meta
     colorizer.name = Path(path).stem
     colorizer.path = path
-    colorizer.sha256 = file_sha256(path)
+    colorizer.sha256 = sha256
     return colorizer
+
+
+def _check_declared_geometry(path: str, meta: dict, colorizer: Colorizer) -> None:
+    """A checkpoint's declared tile, stride and inputs must be its architecture's
+    (checkpoints written before they were declared take the architecture's)."""
+    declared = {
+        "tile_size": meta.get("tile_size", colorizer.tile_size),
+        "output_stride": meta.get("output_stride", colorizer.output_stride),
+        "inputs": list(meta.get("inputs", colorizer.metadata["inputs"])),
+    }
+    for key, value in declared.items():
+        if value != colorizer.metadata[key]:
+            raise CheckpointError(f"{path} declares {key} {value!r}, but its architecture {colorizer.architecture!r} has {colorizer.metadata[key]!r}")

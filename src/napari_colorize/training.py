@@ -2,8 +2,12 @@
 a checkpoint the pipeline can load.
 
 Runs on CPU, CUDA or MPS; periodic checkpoints and ``resume`` make long runs
-safe to interrupt. Crops are made in DataLoader workers as uint8 RGB; the Lab
-conversion, soft-encoding and weighting happen on the training device.
+safe to interrupt. :func:`train` is a sequence of steps: check the options,
+build (or resume) the model, gather the data (see
+:mod:`napari_colorize.training_data`), make the optimiser and the loader,
+then loop, with a :class:`Checkpointer` saving along the way. Crops are made
+in DataLoader workers as uint8 RGB; the Lab conversion, soft-encoding and
+weighting happen on the training device.
 """
 
 from __future__ import annotations
@@ -15,28 +19,53 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, nearest_bin, rebalance_weights, rgb_to_lab, smoothed_prior
-from .model import OUTPUT_STRIDE, Colorizer, create_colorizer, load_checkpoint, save_checkpoint
+from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights
+from .devices import resolve_device
+from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint, save_checkpoint
+from .training_data import ColorCrops, TrainingData
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
-# An image whose mean chroma (ab units) is below this counts as grayscale.
-_GRAY_CHROMA = 2.0
-_THUMBNAIL = 64
-_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+# States saved before checkpoints could name another architecture are of the first one.
+_FIRST_ARCHITECTURE = "colornet-v1"
 
 
 @dataclass
 class TrainConfig:
-    """Options of a training run (all recorded in the checkpoint)."""
+    """Options of a training run (all recorded in the checkpoint).
+
+    Attributes
+    ----------
+    head : {'classification', 'regression'}
+    steps : int
+        Optimiser steps of the whole run.
+    batch_size : int
+    crop_size : int
+        Side of the training crops: a multiple of 16, at least 32.
+    scale_jitter : (float, float)
+        Range of the random rescaling of the images before cropping.
+    learning_rate : float
+        Peak learning rate (linear warm-up, then cosine decay to 2 %).
+    weight_decay : float
+    width : int
+        Channels of the network's first layer (a fresh model only).
+    rebalance_lambda : float
+        Mix of the prior with the uniform one for the class-rebalancing weights.
+    time_limit_minutes : float, optional
+        Stop after this much training time (the schedule then follows time).
+    checkpoint_minutes : float
+        Save a checkpoint and the resume state this often.
+    workers : int
+        DataLoader worker processes (0: load in the training process).
+    seed : int
+        Seeds the initial weights and the crops.
+    """
 
     head: str = "classification"
     steps: int = 20000
@@ -53,134 +82,44 @@ class TrainConfig:
     seed: int = 0
 
 
-def find_images(folders: Sequence[str | Path]) -> list[Path]:
-    """All JPEG/PNG/TIFF files under ``folders`` (recursively), sorted."""
-    found = []
-    for folder in folders:
-        folder = Path(folder)
-        if folder.is_file():
-            found.append(folder)
-            continue
-        if not folder.is_dir():
-            raise FileNotFoundError(f"training folder not found: {folder}")
-        found += [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    return sorted(set(found))
+def lab_batch(batch, device, stride: int):
+    """Training crops -> the network's input and the ab it should predict.
 
+    Parameters
+    ----------
+    batch : Tensor of uint8, shape (N, 3, c, c)
+        RGB crops.
+    device : torch.device
+        Where to convert them.
+    stride : int
+        The model's output stride: ab is averaged over stride x stride blocks.
 
-def read_rgb(path: str | Path, *, max_side: int | None = None) -> np.ndarray | None:
-    """An image as uint8 RGB (H, W, 3), or None if it is grayscale or unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            if im.mode in _GRAY_MODES:
-                return None
-            if max_side is not None:
-                im.draft("RGB", (max_side, max_side))  # fast JPEG downscale
-            rgb = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
-    if max_side is not None and max(rgb.shape[:2]) > max_side:
-        factor = max_side / max(rgb.shape[:2])
-        size = (max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor)))
-        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-    return rgb
-
-
-def _scan_one(args) -> np.ndarray | None:
-    """Bin counts of a thumbnail of one image, or None for grayscale/unreadable."""
-    path, bins = args
-    thumb = read_rgb(path, max_side=_THUMBNAIL)
-    if thumb is None:
-        return None
-    ab = rgb_to_lab(thumb)[..., 1:]
-    if np.hypot(ab[..., 0], ab[..., 1]).mean() < _GRAY_CHROMA:
-        return None
-    return np.bincount(nearest_bin(ab, bins).ravel(), minlength=len(bins))
-
-
-@dataclass
-class ScanResult:
-    colour_images: list[Path]
-    skipped: int
-    bin_counts: np.ndarray
-
-
-def scan_images(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False) -> ScanResult:
-    """Keep the colour images and count their ab bins (for the prior)."""
-    from tqdm.auto import tqdm
-
-    counts = np.zeros(len(bins), dtype=np.int64)
-    kept = []
-    jobs = ((p, bins) for p in paths)
-    if workers > 1 and len(paths) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(tqdm(pool.map(_scan_one, jobs, chunksize=32), total=len(paths), desc="scanning", disable=not progress))
-    else:
-        results = [_scan_one(j) for j in tqdm(jobs, total=len(paths), desc="scanning", disable=not progress)]
-    for path, result in zip(paths, results):
-        if result is not None:
-            kept.append(path)
-            counts += result
-    return ScanResult(kept, len(paths) - len(kept), counts)
-
-
-class ColourCrops:
-    """Random crops (flip and scale jitter) of colour images, as uint8 (3, c, c).
-
-    A map-style dataset for torch's DataLoader; index i draws from image
-    ``i % len(paths)`` with randomness seeded by i, so a run is repeatable.
+    Returns
+    -------
+    lightness : Tensor, shape (N, 1, c, c)
+    ab : Tensor, shape (N, 2, c / stride, c / stride)
     """
-
-    def __init__(self, paths: Sequence[Path], *, crop_size: int, scale_jitter=(0.6, 1.2), seed: int = 0, length: int | None = None):
-        self.paths = list(paths)
-        self.crop_size = crop_size
-        self.scale_jitter = scale_jitter
-        self.seed = seed
-        self.length = length or len(self.paths)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int):
-        import torch
-        from PIL import Image
-
-        rng = np.random.default_rng((self.seed, index))
-        c = self.crop_size
-        for _ in range(10):
-            rgb = read_rgb(self.paths[rng.integers(len(self.paths))])
-            if rgb is not None:
-                break
-        else:
-            raise RuntimeError("could not read any training image")
-        h, w = rgb.shape[:2]
-        factor = rng.uniform(*self.scale_jitter)
-        factor = max(factor, c / min(h, w))  # the crop must fit
-        size = (max(c, round(w * factor)), max(c, round(h * factor)))
-        if size != (w, h):
-            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-        y = rng.integers(rgb.shape[0] - c + 1)
-        x = rng.integers(rgb.shape[1] - c + 1)
-        crop = rgb[y : y + c, x : x + c]
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
-
-
-def _lab_batch(batch, device):
-    """uint8 RGB (N, 3, c, c) -> L (N, 1, c, c) and ab at 1/4 (N, 2, c/4, c/4)."""
     import torch
 
     from .color import rgb_to_lab_torch
 
     lab = rgb_to_lab_torch(batch.to(device, non_blocking=True).float() / 255.0)
-    ab = torch.nn.functional.avg_pool2d(lab[:, 1:], OUTPUT_STRIDE)
+    ab = torch.nn.functional.avg_pool2d(lab[:, 1:], stride)
     return lab[:, :1].contiguous(), ab
 
 
 class Loss:
-    """Soft-encoded, rebalanced cross-entropy (classification) or L2 on ab (regression)."""
+    """Soft-encoded, rebalanced cross-entropy (classification) or L2 on ab (regression).
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+        Gives the head and the ab bins.
+    weights : ndarray, shape (Q,)
+        Rebalancing weight of each bin (see :func:`napari_colorize.color.rebalance_weights`);
+        a pixel's cross-entropy is weighted by that of its nearest bin.
+    device : torch.device
+    """
 
     def __init__(self, colorizer: Colorizer, weights: np.ndarray, device):
         import torch
@@ -190,6 +129,7 @@ class Loss:
         self.weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
     def __call__(self, output, ab):
+        """Mean loss of the network's ``output`` (N, Q or 2, h, w) against the true ``ab`` (N, 2, h, w)."""
         import torch
 
         from .color import soft_encode
@@ -203,6 +143,7 @@ class Loss:
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine decay over the steps (or the time limit, if sooner)."""
     warmup = min(500, max(1, config.steps // 20))
     if step < warmup:
         return config.learning_rate * (step + 1) / warmup
@@ -213,32 +154,269 @@ def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
 
 
 def _state_path(output: Path) -> Path:
+    """Where the state to resume from is kept: beside the checkpoint."""
     return output.with_name(output.name + ".state.pt")
-
-
-def _save_state(path: Path, colorizer, optimizer, *, step, elapsed, config, prior, data_summary) -> None:
-    import torch
-
-    state = {
-        "network": colorizer.network.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "step": step,
-        "elapsed": elapsed,
-        "prior": torch.as_tensor(prior),
-        "bins": torch.as_tensor(colorizer.bins),
-        "config": json.dumps(asdict(config)),
-        "data": json.dumps(data_summary),
-        "metadata": json.dumps(colorizer.metadata),
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
 
 
 def _package_version() -> str:
     from . import __version__
 
     return __version__
+
+
+# --------------------------------------------------------------------------
+# The steps of train()
+# --------------------------------------------------------------------------
+def _check_options(config: TrainConfig, output: Path) -> None:
+    """Refuse an output or crop size the run could not use, before any work."""
+    if output.suffix != ".safetensors":
+        raise ValueError(f"the output checkpoint must end in .safetensors, got {output}")
+    # The network downsamples 16 times; the ab target needs crops of whole blocks.
+    if config.crop_size % 16 or config.crop_size < 32:
+        raise ValueError(f"crop size must be a multiple of 16 and >= 32, got {config.crop_size}")
+
+
+def _load_state(output: Path, resume: bool) -> dict | None:
+    """The saved state of an interrupted run to resume, if asked for and there is one."""
+    import torch
+
+    path = _state_path(output)
+    return torch.load(path, map_location="cpu", weights_only=True) if resume and path.exists() else None
+
+
+def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | None) -> Colorizer:
+    """The model to train: resumed from ``state``, fine-tuned from ``init``, or fresh.
+
+    Draws the initial weights from torch's global generator, so the caller
+    seeds it first. A resumed run takes the architecture, head and width
+    it was started with; a fine-tuned one those of ``init``.
+    """
+    if state is not None:
+        meta = json.loads(state["metadata"])
+        colorizer = create_colorizer(
+            architecture=meta.get("architecture", _FIRST_ARCHITECTURE), head=meta["head"], width=int(meta["width"]), bins=state["bins"].numpy()
+        )
+        colorizer.network.load_state_dict(state["network"])
+        colorizer.metadata = meta
+        return colorizer
+    if init is not None:
+        base = load_checkpoint(init)
+        if base.head != config.head:
+            raise ValueError(f"--init model {base.name!r} has a {base.head} head, but training asks for {config.head}")
+        colorizer = create_colorizer(architecture=base.architecture, head=base.head, width=int(base.metadata["width"]), bins=base.bins)
+        left = copy_matching_weights(colorizer, base)
+        if left:
+            logger.warning("%d weights are not in --init model %r and start untrained: %s", len(left), base.name, ", ".join(left))
+        colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256}
+        return colorizer
+    return create_colorizer(head=config.head, width=config.width, bins=ab_bins())
+
+
+def _place_network(colorizer: Colorizer, device) -> None:
+    """Move the network to ``device`` in training mode (channels-last on CUDA, faster there)."""
+    import torch
+
+    colorizer.network.to(device).train()
+    if device.type == "cuda":
+        colorizer.network.to(memory_format=torch.channels_last)
+
+
+def _make_optimizer(network, config: TrainConfig, state: dict | None):
+    """Adam over the network's parameters, with its moments restored when resuming."""
+    import torch
+
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    return optimizer
+
+
+def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int, device):
+    """Batches of crops for the steps from ``first_step`` on.
+
+    Crops are numbered over the whole run, so a resumed run skips those of
+    the steps done and sees exactly the batches a straight run would.
+    """
+    import torch
+
+    dataset = ColorCrops(
+        images,
+        crop_size=config.crop_size,
+        scale_jitter=config.scale_jitter,
+        seed=config.seed,
+        length=config.steps * config.batch_size,
+    )
+    return torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, range(first_step * config.batch_size, len(dataset))),
+        batch_size=config.batch_size,
+        num_workers=config.workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=config.workers > 0,
+        prefetch_factor=4 if config.workers > 0 else None,
+        drop_last=True,
+    )
+
+
+def _describe_device(device) -> str:
+    import torch
+
+    return str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+
+
+class Checkpointer:
+    """Saves the model, and the state to resume from, now and then and at the end.
+
+    Parameters
+    ----------
+    output : Path
+        The ``.safetensors`` checkpoint to write.
+    colorizer : Colorizer
+        The model being trained.
+    optimizer : torch.optim.Optimizer
+    config : TrainConfig
+    data : TrainingData
+    device : torch.device
+    elapsed_before : float
+        Training seconds spent before this run resumed.
+
+    Attributes
+    ----------
+    output, state_path : Path
+        The checkpoint, and the state for ``resume`` beside it.
+    start : float
+        ``time.monotonic()`` when this run (or its resumption) started.
+    """
+
+    def __init__(self, output: Path, *, colorizer: Colorizer, optimizer, config: TrainConfig, data: TrainingData, device, elapsed_before: float = 0.0):
+        self.output = output
+        self.state_path = _state_path(output)
+        self.colorizer = colorizer
+        self.optimizer = optimizer
+        self.config = config
+        self.data = data
+        self.device = device
+        self.elapsed_before = elapsed_before
+        self.start = time.monotonic()
+        self._last_save = self.start
+
+    @property
+    def data_summary(self) -> dict:
+        return self.data.summary
+
+    def elapsed(self) -> float:
+        """Training seconds so far, over all the resumptions of the run."""
+        return self.elapsed_before + time.monotonic() - self.start
+
+    def due(self) -> bool:
+        """Whether ``config.checkpoint_minutes`` have passed since the last save."""
+        return time.monotonic() - self._last_save > 60.0 * self.config.checkpoint_minutes
+
+    def save(self, step: int, loss: float | None, final: bool) -> None:
+        """Write the checkpoint (with the training summary in its metadata), then the state.
+
+        Parameters
+        ----------
+        step : int
+            Optimiser steps done.
+        loss : float or None
+            The smoothed training loss (None before the first step).
+        final : bool
+            Whether the run is over (recorded as ``finished``).
+        """
+        import torch
+
+        elapsed = self.elapsed()
+        self.colorizer.metadata.update(
+            training={
+                "data": self.data.summary,
+                "config": asdict(self.config),
+                "steps": step,
+                "wall_time_s": round(elapsed, 1),
+                "device": _describe_device(self.device),
+                "host": platform.machine(),
+                "final_loss": round(loss, 5) if loss is not None else None,
+                "finished": final,
+            },
+            normalisation="L = Lab lightness of the sRGB gray of the intensity normalised to [0, 1]",
+            code_version=_package_version(),
+            torch_version=torch.__version__,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        network = self.colorizer.network
+        network.eval()  # saved as used: no batch statistics
+        save_checkpoint(self.colorizer, self.output)
+        network.train()
+        self._save_state(step, elapsed)
+        self._last_save = time.monotonic()
+
+    def _save_state(self, step: int, elapsed: float) -> None:
+        """Everything ``resume`` needs, written atomically (a crash mid-write keeps the last one)."""
+        import torch
+
+        state = {
+            "network": self.colorizer.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": step,
+            "elapsed": elapsed,
+            "prior": torch.as_tensor(self.data.prior),
+            "bins": torch.as_tensor(self.colorizer.bins),
+            "config": json.dumps(asdict(self.config)),
+            "data": json.dumps(self.data.state_entries()),
+            "metadata": json.dumps(self.colorizer.metadata),
+        }
+        tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.state_path)
+
+
+def _train_loop(
+    colorizer: Colorizer, loader, optimizer, loss_fn: Loss, config: TrainConfig, checkpointer: Checkpointer, *, step: int, progress: bool
+) -> tuple[int, float | None]:
+    """Optimiser steps until ``config.steps`` or the time limit, saving when due.
+
+    Returns
+    -------
+    step : int
+        Steps done, counting those before a resumption.
+    loss : float or None
+        The smoothed loss (an exponential average, sampled every 10 steps).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    device = checkpointer.device
+    network = colorizer.network
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    time_limit = 60.0 * config.time_limit_minutes if config.time_limit_minutes else math.inf
+    smoothed_loss = None
+    with tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0) as bar:
+        for batch in loader:
+            elapsed = checkpointer.elapsed()
+            if step >= config.steps or elapsed >= time_limit:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step, elapsed)
+            lightness, ab = lab_batch(batch, device, colorizer.output_stride)
+            if device.type == "cuda":
+                lightness = lightness.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                output = network(lightness)
+            loss = loss_fn(output, ab)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            # Reading the loss syncs with the device: only every 10 steps.
+            value = float(loss.detach()) if step % 10 == 0 or smoothed_loss is None else None
+            if value is not None:
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"training diverged at step {step} (loss {value}); lower the learning rate")
+                smoothed_loss = value if smoothed_loss is None else 0.9 * smoothed_loss + 0.1 * value
+                bar.set_postfix(loss=f"{smoothed_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
+            bar.update(1)
+            if checkpointer.due():
+                checkpointer.save(step, smoothed_loss, final=False)
+    return step, smoothed_loss
 
 
 def train(
@@ -265,9 +443,11 @@ def train(
     device : str
         'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.
     init : str or path, optional
-        A shipped model name or checkpoint to fine-tune from.
+        A shipped model name or checkpoint to fine-tune from; the model
+        takes its architecture, head and width.
     resume : bool
-        Continue from ``<output>.state.pt`` if it exists.
+        Continue from ``<output>.state.pt`` if it exists (``folders`` and
+        ``init`` are then not used).
     progress : bool
         Show a progress bar with the loss.
 
@@ -277,150 +457,32 @@ def train(
         The trained model, also written to ``output``.
     """
     import torch
-    from tqdm.auto import tqdm
-
-    from .pipeline import resolve_device
 
     config = config or TrainConfig()
     output = Path(output)
-    if output.suffix != ".safetensors":
-        raise ValueError(f"the output checkpoint must end in .safetensors, got {output}")
-    if config.crop_size % 16 or config.crop_size < 32:
-        raise ValueError(f"crop size must be a multiple of 16 and >= 32, got {config.crop_size}")
+    _check_options(config, output)
     torch_device = resolve_device(device)
-    torch.manual_seed(config.seed)
-    state_file = _state_path(output)
-    state = torch.load(state_file, map_location="cpu", weights_only=True) if resume and state_file.exists() else None
-
-    if init is not None and state is None:
-        base = load_checkpoint(init)
-        colorizer = create_colorizer(head=base.head, width=int(base.metadata["width"]), bins=base.bins)
-        colorizer.network.load_state_dict(base.network.state_dict())
-        if base.head != config.head:
-            raise ValueError(f"--init model {base.name!r} has a {base.head} head, but training asks for {config.head}")
-        colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256}
-    elif state is not None:
-        meta = json.loads(state["metadata"])
-        colorizer = create_colorizer(head=meta["head"], width=int(meta["width"]), bins=state["bins"].numpy())
-        colorizer.network.load_state_dict(state["network"])
-        colorizer.metadata = meta
-    else:
-        colorizer = create_colorizer(head=config.head, width=config.width, bins=ab_bins())
-
+    torch.manual_seed(config.seed)  # before the model is built: seeds its initial weights
+    state = _load_state(output, resume)
+    colorizer = _build_model(config, init=init, state=state)
     if state is not None:
-        prior = state["prior"].numpy()
-        data_summary = json.loads(state["data"])
-        images = [Path(p) for p in data_summary.pop("_paths")]
+        data = TrainingData.from_state(state)
     else:
-        paths = find_images(folders)
-        if not paths:
-            raise ValueError(f"no JPEG/PNG/TIFF images found in {', '.join(map(str, folders))}")
-        scan = scan_images(paths, colorizer.bins, workers=config.workers, progress=progress)
-        if not scan.colour_images:
-            raise ValueError(f"all {len(paths)} images are grayscale or unreadable: nothing to learn colours from")
-        images = scan.colour_images
-        prior = smoothed_prior(scan.bin_counts, colorizer.bins)
-        data_summary = {
-            "folders": [Path(f).name for f in folders],
-            "images": len(images),
-            "skipped_gray_or_unreadable": scan.skipped,
-        }
-    colorizer.prior = prior
-    weights = rebalance_weights(prior, lam=config.rebalance_lambda)
+        data = TrainingData.scan(folders, colorizer.bins, workers=config.workers, progress=progress)
+    colorizer.prior = data.prior
+    weights = rebalance_weights(data.prior, lam=config.rebalance_lambda)
 
-    network = colorizer.network.to(torch_device).train()
-    if torch_device.type == "cuda":
-        network = network.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    step, elapsed_before = 0, 0.0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        step, elapsed_before = int(state["step"]), float(state["elapsed"])
+    _place_network(colorizer, torch_device)
+    optimizer = _make_optimizer(colorizer.network, config, state)
+    first_step, elapsed_before = (int(state["step"]), float(state["elapsed"])) if state is not None else (0, 0.0)
     loss_fn = Loss(colorizer, weights, torch_device)
+    loader = _make_loader(data.images, config, first_step=first_step, device=torch_device)
 
-    dataset = ColourCrops(
-        images,
-        crop_size=config.crop_size,
-        scale_jitter=config.scale_jitter,
-        seed=config.seed,
-        length=config.steps * config.batch_size,
+    checkpointer = Checkpointer(
+        output, colorizer=colorizer, optimizer=optimizer, config=config, data=data, device=torch_device, elapsed_before=elapsed_before
     )
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, range(step * config.batch_size, len(dataset))),
-        batch_size=config.batch_size,
-        num_workers=config.workers,
-        pin_memory=torch_device.type == "cuda",
-        persistent_workers=config.workers > 0,
-        prefetch_factor=4 if config.workers > 0 else None,
-        drop_last=True,
-    )
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if torch_device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
-    def save(final: bool) -> None:
-        elapsed = elapsed_before + time.monotonic() - start
-        colorizer.metadata.update(
-            training={
-                "data": data_summary,
-                "config": asdict(config),
-                "steps": step,
-                "wall_time_s": round(elapsed, 1),
-                "device": str(torch_device) + (f" ({torch.cuda.get_device_name(torch_device)})" if torch_device.type == "cuda" else ""),
-                "host": platform.machine(),
-                "final_loss": round(smoothed_loss, 5) if smoothed_loss is not None else None,
-                "finished": final,
-            },
-            normalisation="L = Lab lightness of the sRGB gray of the intensity normalised to [0, 1]",
-            code_version=_package_version(),
-            torch_version=torch.__version__,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        network.eval()
-        save_checkpoint(colorizer, output)
-        network.train()
-        _save_state(
-            state_file,
-            colorizer,
-            optimizer,
-            step=step,
-            elapsed=elapsed,
-            config=config,
-            prior=prior,
-            data_summary={**data_summary, "_paths": [str(p) for p in images]},
-        )
-
-    start = time.monotonic()
-    last_save = start
-    smoothed_loss = None
-    bar = tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0)
-    time_limit = 60.0 * config.time_limit_minutes if config.time_limit_minutes else math.inf
-    for batch in loader:
-        elapsed = elapsed_before + time.monotonic() - start
-        if step >= config.steps or elapsed >= time_limit:
-            break
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step, elapsed)
-        lightness, ab = _lab_batch(batch, torch_device)
-        if torch_device.type == "cuda":
-            lightness = lightness.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            output_ = network(lightness)
-        loss = loss_fn(output_, ab)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        value = float(loss.detach()) if step % 10 == 0 or smoothed_loss is None else None
-        if value is not None:
-            if not math.isfinite(value):
-                raise FloatingPointError(f"training diverged at step {step} (loss {value}); lower the learning rate")
-            smoothed_loss = value if smoothed_loss is None else 0.9 * smoothed_loss + 0.1 * value
-            bar.set_postfix(loss=f"{smoothed_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}", refresh=False)
-        bar.update(1)
-        if time.monotonic() - last_save > 60.0 * config.checkpoint_minutes:
-            save(final=False)
-            last_save = time.monotonic()
-    bar.close()
-    save(final=True)
-    network.eval()
+    step, loss = _train_loop(colorizer, loader, optimizer, loss_fn, config, checkpointer, step=first_step, progress=progress)
+    checkpointer.save(step, loss, final=True)
+    colorizer.network.eval()
     logger.info("wrote %s after %d steps", output, step)
     return colorizer

@@ -14,56 +14,63 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import is_dask_array
+from .engine import colorize_strips, fill_from_strips
 from .model import Colorizer, resolve_model_path
+from .normalization import stack_range
+from .options import ColorizeOptions
 
 
-def _as_frame_blocks(image):
+def as_frame_blocks(image):
     """A dask array chunked one whole frame per block."""
     import dask.array as da
-
-    from .pipeline import is_dask_array
 
     if not is_dask_array(image):
         image = da.from_array(image, chunks=(1,) * (len(image.shape) - 2) + tuple(image.shape[-2:]))
     return image.rechunk((1,) * (image.ndim - 2) + (-1, -1))
 
 
-def _colorize_block(block: np.ndarray, *, torch_threads: int, **options) -> np.ndarray:
+def colorize_block(block: np.ndarray, *, options: ColorizeOptions, torch_threads: int) -> np.ndarray:
+    """Colorize one block (whole frames) in this process."""
     import torch
-
-    from .pipeline import colorize
 
     if torch.get_num_threads() != torch_threads:
         # Process-wide and never restored: every task of a graph asks for the
         # same count, so concurrent tasks cannot see it change under them.
         torch.set_num_threads(torch_threads)
-    return colorize(np.asarray(block), **options)
+    block = np.asarray(block)
+    out = np.empty((*block.shape, 3), dtype=np.uint8)
+    return fill_from_strips(out, colorize_strips(block, options=options))
 
 
-def colorize_lazy(image, *, scheduler=None, **options):
-    """Colorize a dask (or any) array frame by frame.
+def colorize_lazy(image, options: ColorizeOptions, *, scheduler=None):
+    """Colorize a checked grayscale array (dask or any) frame by frame.
 
     Returns a lazy dask array, or, with ``scheduler`` (an address or a
     ``distributed.Client``), the NumPy result computed on that cluster.
     """
-    from .pipeline import _check_image, _stack_range
-
-    image = _check_image(image)
-    model = options["model"]
+    model = options.model
     if not isinstance(model, Colorizer):
         # Blocks carry a path, not weights: each process loads it once.
-        options["model"] = str(resolve_model_path(model).resolve())
+        options = options.replace(model=str(resolve_model_path(model).resolve()))
     elif scheduler is not None:
         if not model.path:
             raise ValueError("an unsaved model cannot be sent to a cluster: save it and pass its path")
-        options["model"] = model.path
-    if isinstance(options.get("normalize"), str) and options["normalize"] == "stack":
-        options["normalize"] = _stack_range(image, tuple(options["percentiles"]))
+        options = options.replace(model=model.path)
+    if options.normalize == "stack":
+        whole = stack_range(image, percentiles=options.percentiles)
+        options = options.replace(normalize=(whole.low, whole.high))
     import torch
 
-    blocks = _as_frame_blocks(image)
-    options["torch_threads"] = torch.get_num_threads()
-    result = blocks.map_blocks(_colorize_block, dtype=np.uint8, new_axis=blocks.ndim, chunks=blocks.chunks + ((3,),), **options)
+    blocks = as_frame_blocks(image)
+    result = blocks.map_blocks(
+        colorize_block,
+        dtype=np.uint8,
+        new_axis=blocks.ndim,
+        chunks=blocks.chunks + ((3,),),
+        options=options,
+        torch_threads=torch.get_num_threads(),
+    )
     if scheduler is None:
         return result
     from distributed import Client

@@ -1,0 +1,276 @@
+"""The colorization engine: checked frames in, RGB strips out.
+
+Data flows one way: frame -> normalise (whole frame, never per tile) ->
+resample to working size -> tiles -> batched model -> ab (annealed mean) ->
+stitched ab (taper-weighted) -> upsampled ab -> Lab with the input's own L ->
+sRGB, yielded strip by strip so that writers can stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._arrays import frame_indices, grayscale_frames, readable_frame
+from .color import gray_to_lightness
+from .devices import resolve_device
+from .model import Colorizer, load_checkpoint
+from .normalization import normalize_frame, range_for
+from .options import ColorizeOptions, options_docstring
+from .tiling import Stitcher, TileGrid
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+# Pixels converted to RGB at once: bounds memory on huge frames.
+CHUNK_PIXELS = 1 << 21
+
+
+class ColorizeCancelled(Exception):
+    """Raised by :func:`napari_colorize.colorize` when its ``cancel`` callback returns True."""
+
+
+def resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2D float32 array (antialiased when shrinking)."""
+    if tuple(values.shape) == tuple(shape):
+        return values
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(values))[None, None]
+    antialias = shape[0] < values.shape[0] or shape[1] < values.shape[1]
+    return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=antialias)[0, 0].numpy()
+
+
+def resample_frame(frame, low: float, high: float, shape: tuple[int, int]) -> np.ndarray:
+    """The frame normalised and resampled to the working ``shape``, float32.
+
+    Resampling is separable: along X strip by strip as the frame is read
+    (so a huge or lazy frame is never held whole as floats), then along Y.
+    """
+    height, width = frame.shape
+    across = np.empty((height, shape[1]), dtype=np.float32)
+    rows = max(1, CHUNK_PIXELS // width)
+    for r0 in range(0, height, rows):
+        block = normalize_frame(frame[r0 : r0 + rows], low, high)
+        across[r0 : r0 + rows] = resize(block, (block.shape[0], shape[1]))
+    return resize(across, shape)
+
+
+def working_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The frame shape at working resolution ``scale``."""
+    return tuple(max(1, int(round(n * scale))) for n in shape)
+
+
+def autocast(device, precision: str):
+    """The autocast context of a precision name on ``device``."""
+    import torch
+
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+class Predictor:
+    """Runs tile batches, halving the batch on CUDA out-of-memory and retrying."""
+
+    def __init__(self, colorizer: Colorizer, *, temperature: float, batch_size: int, precision: str):
+        self.colorizer = colorizer
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.autocast = autocast(colorizer.device, precision)
+
+    def __call__(self, tiles, extra_inputs: Mapping[str, "torch.Tensor"] | None = None):
+        import torch
+
+        extra_inputs = extra_inputs or {}
+        parts, start = [], 0
+        while start < len(tiles):
+            size = min(self.batch_size, len(tiles) - start)
+            batch = slice(start, start + size)
+            try:
+                with self.autocast:
+                    extras = {name: values[batch] for name, values in extra_inputs.items()}
+                    parts.append(self.colorizer.predict_ab(tiles[batch], temperature=self.temperature, **extras))
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise MemoryError("the GPU ran out of memory on a single tile; use device='cpu'") from None
+                torch.cuda.empty_cache()
+                self.batch_size = max(1, size // 2)
+                logger.warning("GPU out of memory: retrying with batches of %d tiles", self.batch_size)
+                continue
+            start += size
+        return torch.cat(parts)
+
+
+def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: Predictor, *, batch_size: int, on_batch) -> "torch.Tensor":
+    """Stitched ab (2, Hp/stride, Wp/stride) of a working-resolution frame, read tile by tile.
+
+    ``extras`` maps extra input names to working-resolution (channels, Y, X)
+    arrays, cut into the same tiles.
+    """
+    import torch
+
+    device = predict.colorizer.device
+    stitcher = Stitcher(grid, channels=2, scale=predict.colorizer.output_stride, like=torch.empty(0, device=device))
+    origins = grid.origins
+    for start in range(0, len(origins), batch_size):
+        batch = origins[start : start + batch_size]
+        on_batch(0)  # cancel point before the work
+        tiles = torch.from_numpy(to_lightness(grid.tiles(source, batch))).to(device)[:, None]
+        extra_tiles = {name: torch.from_numpy(np.stack([grid.tiles(c, batch) for c in values], axis=1)).to(device) for name, values in extras.items()}
+        for tile_ab, (y, x) in zip(predict(tiles, extra_tiles), batch):
+            stitcher.add(tile_ab.float(), y, x)
+        on_batch(len(batch))
+    return stitcher.result(crop=False)
+
+
+def compose_strips(frame, low: float, high: float, chroma, working: tuple[int, int], *, output_stride: int, rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Upsample stitched ab to full resolution strip by strip: yields (r0, r1, rgb)."""
+    import torch
+
+    from .color import lab_to_rgb_torch
+
+    height, width = frame.shape
+    device = chroma.device
+    canvas = chroma[None]  # (1, 2, hc, wc), covers the padded working frame
+    # Exact pixel-centre mapping: full-res pixel -> working frame -> chroma grid.
+    hc, wc = canvas.shape[-2:]
+    ys = ((torch.arange(height, device=device) + 0.5) * (working[0] / height) / output_stride) / hc * 2 - 1
+    xs = ((torch.arange(width, device=device) + 0.5) * (working[1] / width) / output_stride) / wc * 2 - 1
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        values = normalize_frame(frame[r0:r1], low, high)
+        grid_y, grid_x = torch.meshgrid(ys[r0:r1], xs, indexing="ij")
+        sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
+        ab = torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
+        lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
+        # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
+        # Lab with L = 0 or 100 but nonzero chroma is neither.
+        extreme = torch.from_numpy((values <= 0.0) | (values >= 1.0)).to(device)
+        ab = ab.masked_fill(extreme[None, None], 0.0)
+        rgb = lab_to_rgb_torch(torch.cat([lightness, ab], dim=1))[0]
+        yield r0, r1, (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def prepare_model(options: ColorizeOptions) -> Colorizer:
+    """The options' model, loaded (or copied) onto the options' device, with the
+    overlap checked against its tile size."""
+    torch_device = resolve_device(options.device)
+    model = options.model
+    colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=str(torch_device))
+    if colorizer.device != torch_device:
+        # A copy: the caller's model stays where it is.
+        colorizer = dataclasses.replace(colorizer, network=copy.deepcopy(colorizer.network).to(torch_device))
+    if options.overlap >= colorizer.tile_size:
+        raise ValueError(f"overlap must be in [0, {colorizer.tile_size}) for model {colorizer.name!r}, got {options.overlap}")
+    return colorizer
+
+
+def check_extra_inputs(extra_inputs: Mapping | None, frames_shape: tuple[int, ...], colorizer: Colorizer) -> dict[str, np.ndarray]:
+    """Extra inputs as NumPy arrays (..., channels, Y, X) aligned with the frames, checked against the model."""
+    extra_inputs = dict(extra_inputs or {})
+    colorizer.check_inputs(extra_inputs)
+    channels = {spec.name: spec.channels for spec in colorizer.extra_inputs}
+    checked = {}
+    for name, values in extra_inputs.items():
+        values = np.asarray(values, dtype=np.float32)
+        expected = (*frames_shape[:-2], channels[name], *frames_shape[-2:])
+        if values.shape != expected:
+            raise ValueError(f"extra input {name!r} must have shape {expected} (frames..., channels, Y, X), got {values.shape}")
+        checked[name] = values
+    return checked
+
+
+def colorize_strips(
+    image,
+    *,
+    options: ColorizeOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    extra_inputs: Mapping | None = None,
+    strip_rows: int = 256,
+    **option_keywords,
+) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+    """Colorize frame by frame, yielding the result in horizontal strips.
+
+    Takes the options of :func:`napari_colorize.colorize` (as ``options`` or
+    keywords); yields ``(frame_index, row_start, row_stop, rgb_rows)`` in
+    order, so a writer can stream huge frames and long stacks to disk with
+    bounded memory: frames are read one at a time (tile by tile at
+    ``scale=1``, strip by strip at other scales), never the whole input.
+    The input, options and model are checked when it is called, before the
+    first strip is asked for.
+
+    Parameters
+    ----------
+    image : array_like, shape (..., Y, X)
+    options : ColorizeOptions, optional
+    progress, cancel : callable, optional
+        As for :func:`napari_colorize.colorize`.
+    extra_inputs : mapping of str to array_like, optional
+        Inputs the model takes besides the lightness, by name, each of shape
+        (..., channels, Y, X) aligned with the frames.
+    strip_rows : int
+        Rows per yielded strip.
+{options}
+    """
+    options = ColorizeOptions.from_keywords(options, **option_keywords)
+    image = grayscale_frames(image, rgb=options.rgb)
+    colorizer = prepare_model(options)
+    extras = check_extra_inputs(extra_inputs, tuple(image.shape), colorizer)
+    logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, colorizer.device)
+    predict = Predictor(colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision)
+    ranges = range_for(image, options.normalize, options.percentiles)
+    return _strips(image, extras, predict, ranges, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
+
+
+colorize_strips.__doc__ = colorize_strips.__doc__.replace("{options}", options_docstring())
+
+
+def _strips(image, extras, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+    """The work of :func:`colorize_strips`, frame by frame, on checked inputs."""
+    colorizer = predict.colorizer
+    leading = image.shape[:-2]
+    working = working_shape(image.shape[-2:], options.scale)
+    grid = TileGrid.for_shape(working, tile=colorizer.tile_size, overlap=options.overlap, align=colorizer.output_stride)
+    total = len(grid) * int(np.prod(leading, dtype=np.int64))
+    done = 0
+
+    def on_batch(count: int) -> None:
+        nonlocal done
+        if count == 0:
+            if cancel is not None and cancel():
+                raise ColorizeCancelled("colorization was cancelled")
+            return
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    for index in frame_indices(leading):
+        frame = readable_frame(image[index])
+        low, high = ranges.of(frame)
+        if tuple(working) == tuple(frame.shape):
+            source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
+            frame_extras = {name: values[index] for name, values in extras.items()}
+        else:
+            source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
+            frame_extras = {name: np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
+        chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch)
+        for r0, r1, rgb in compose_strips(frame, low, high, chroma, working, output_stride=colorizer.output_stride, rows=rows):
+            yield index, r0, r1, rgb
+
+
+def fill_from_strips(out: np.ndarray, strips) -> np.ndarray:
+    """Write the strips of :func:`colorize_strips` into ``out`` (..., Y, X, 3)."""
+    for index, r0, r1, rgb in strips:
+        out[index][r0:r1] = rgb
+    return out

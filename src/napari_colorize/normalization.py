@@ -1,0 +1,126 @@
+"""Intensity normalisation: which raw values map to black and white.
+
+Always decided per whole frame (or whole stack), never per tile, so tiles of
+one frame agree. The choice is a small object with one method, ``of(frame)``
+-> (low, high): :class:`FrameRange` (robust percentiles of each frame),
+:class:`FixedRange` (explicit, or computed once over a stack by
+:func:`stack_range`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from ._arrays import frame_indices, strided_sample
+
+#: Default percentiles of the robust intensity range.
+DEFAULT_PERCENTILES = (0.5, 99.5)
+# Values sampled to estimate intensity percentiles.
+PERCENTILE_SAMPLES = 1 << 22
+# Frames sampled for the range of a lazy stack.
+STACK_SAMPLE_FRAMES = 32
+
+#: 'frame', 'stack', or an explicit (low, high).
+Normalize = Union[str, tuple[float, float]]
+
+
+def check_normalize(normalize) -> Normalize:
+    """'frame', 'stack' or a finite (low, high) with high > low; anything else is a ValueError."""
+    if isinstance(normalize, str):
+        if normalize in ("frame", "stack"):
+            return normalize
+        raise ValueError(f"normalize must be 'frame', 'stack' or (low, high), got {normalize!r}")
+    try:
+        low, high = (float(v) for v in normalize)
+    except (TypeError, ValueError):
+        raise ValueError(f"normalize must be 'frame', 'stack' or (low, high), got {normalize!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise ValueError(f"intensity range must be finite with high > low, got {normalize!r}")
+    return (low, high)
+
+
+def check_percentiles(percentiles) -> tuple[float, float]:
+    """A (low, high) pair with 0 <= low < high <= 100, else a ValueError."""
+    try:
+        low, high = (float(v) for v in percentiles)
+    except (TypeError, ValueError):
+        low, high = math.nan, math.nan
+    if not 0 <= low < high <= 100:
+        raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
+    return (low, high)
+
+
+def intensity_range(values, *, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> tuple[float, float]:
+    """Robust (low, high) intensity range of ``values``, ignoring NaN and Inf.
+
+    Falls back to the finite min and max when the percentiles coincide (sparse
+    images), and to (v, v + 1) for a constant image.
+    """
+    sample = strided_sample(values, limit=PERCENTILE_SAMPLES)
+    return _range_of_sample(sample, percentiles)
+
+
+def _range_of_sample(sample: np.ndarray, percentiles) -> tuple[float, float]:
+    if sample.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(sample, percentiles)
+    if high <= low:
+        low, high = sample.min(), sample.max()
+    if high <= low:
+        high = low + 1.0
+    return float(low), float(high)
+
+
+def normalize_frame(frame, low: float, high: float) -> np.ndarray:
+    """Map intensities to [0, 1] (clipped), float32; NaN and -Inf become 0, +Inf 1."""
+    frame = np.asarray(frame)
+    # 64-bit data is scaled in float64: values beyond float32's range stay finite.
+    work = np.float64 if frame.dtype.itemsize > 4 else np.float32
+    v = (frame.astype(work) - work(low)) * work(1.0 / (high - low))
+    v = np.nan_to_num(np.clip(v, 0.0, 1.0), nan=0.0, posinf=1.0, neginf=0.0, copy=False)
+    return v.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class FixedRange:
+    """The same (low, high) for every frame."""
+
+    low: float
+    high: float
+
+    def of(self, frame) -> tuple[float, float]:
+        return self.low, self.high
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """Robust percentiles of each frame."""
+
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+
+    def of(self, frame) -> tuple[float, float]:
+        return intensity_range(frame, percentiles=self.percentiles)
+
+
+def stack_range(image, *, percentiles: tuple[float, float] = DEFAULT_PERCENTILES) -> FixedRange:
+    """One robust range over a whole stack (of a sample of frames, if lazy)."""
+    if isinstance(image, np.ndarray):
+        return FixedRange(*intensity_range(image, percentiles=percentiles))
+    indices = list(frame_indices(tuple(image.shape[:-2])))
+    chosen = [indices[int(i)] for i in np.linspace(0, len(indices) - 1, min(STACK_SAMPLE_FRAMES, len(indices)))]
+    per_frame = max(1, PERCENTILE_SAMPLES // len(chosen))
+    samples = [strided_sample(image[i], limit=per_frame) for i in chosen]
+    return FixedRange(*_range_of_sample(np.concatenate(samples), percentiles))
+
+
+def range_for(image, normalize: Normalize, percentiles: tuple[float, float]) -> FixedRange | FrameRange:
+    """The range object for a checked input and a checked ``normalize``."""
+    if normalize == "frame":
+        return FrameRange(tuple(percentiles))
+    if normalize == "stack":
+        return stack_range(image, percentiles=tuple(percentiles))
+    return FixedRange(*normalize)

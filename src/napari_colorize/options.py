@@ -1,0 +1,277 @@
+"""The options of a colorization, declared once.
+
+:class:`ColorizeOptions` is a frozen dataclass: each field carries its
+default, its limits and one line of help (an :class:`OptionSpec` in the
+field's metadata), and the whole is validated once, on construction. The
+core takes it (:func:`napari_colorize.colorize`, ``colorize_strips``), the
+command line builds its arguments from :func:`option_specs`, the widget its
+controls, tooltips and remembered settings, and :mod:`napari_colorize.provenance`
+records :meth:`ColorizeOptions.parameters`. Adding an option means adding a
+field here plus the code that uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .color import DEFAULT_TEMPERATURE
+from .devices import check_device_name
+from .model import DEFAULT_MODEL, Colorizer
+from .normalization import DEFAULT_PERCENTILES, Normalize, check_normalize, check_percentiles
+
+DEFAULT_OVERLAP = 32
+DEFAULT_BATCH_SIZE = 8
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """What one option is: its default, limits and help, for every face.
+
+    Attributes
+    ----------
+    name : str
+        Keyword of :func:`napari_colorize.colorize`; ``--name`` (with dashes) on
+        the command line.
+    default : object
+    help : str
+        One line, shown by ``--help`` and as the widget's tooltip.
+    label : str
+        The widget's label.
+    kind : type
+        float, int, str, tuple (of two floats) or object (checked by ``check``).
+    minimum, maximum : float, optional
+        Limits; ``minimum`` is exclusive when ``exclusive_minimum``.
+    choices : tuple, optional
+        Allowed values, with ``choice_labels`` for the widget.
+    gui_range : (low, high, step), optional
+        The range a spin box offers (within the limits).
+    check : callable, optional
+        Validates and normalises a value, raising ValueError with a message
+        for users; runs after the kind, limit and choice checks.
+    in_widget, in_cli : bool
+        Whether the widget shows a control / the command line an argument.
+    explicit_range : bool
+        The option also takes an explicit (low, high) (``--range`` on the
+        command line).
+    """
+
+    name: str
+    default: Any
+    help: str
+    label: str
+    kind: type = object
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    choices: tuple | None = None
+    choice_labels: tuple | None = None
+    gui_range: tuple[float, float, float] | None = None
+    check: Callable[[Any], Any] | None = None
+    in_widget: bool = True
+    in_cli: bool = True
+    explicit_range: bool = False
+
+    def validate(self, value):
+        """``value`` checked and normalised (e.g. 1 -> 1.0 for a float), or a ValueError."""
+        if self.kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{self.name} must be a finite number, got {value!r}")
+            if self.kind is int:
+                if value != int(value):
+                    raise ValueError(f"{self.name} must be a whole number, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
+            low = self.minimum
+            if low is not None and (value <= low if self.exclusive_minimum else value < low):
+                raise ValueError(f"{self.name} must be {'>' if self.exclusive_minimum else '>='} {low:g}, got {value!r}")
+            if self.maximum is not None and value > self.maximum:
+                raise ValueError(f"{self.name} must be <= {self.maximum:g}, got {value!r}")
+        elif self.choices is not None and not self.explicit_range and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        return self.check(value) if self.check is not None else value
+
+    def describe(self) -> str:
+        """The help line with the default, as ``--help`` shows it."""
+        default = " ".join(map(str, self.default)) if isinstance(self.default, tuple) else self.default
+        return f"{self.help} (default {default})"
+
+
+def _option(default, *, help: str, label: str, kind: type = object, **spec) -> Any:
+    # The name is filled in by option_specs() from the field's name.
+    return field(default=default, metadata={"spec": dict(default=default, help=help, label=label, kind=kind, **spec)})
+
+
+def _check_model(model):
+    if isinstance(model, (str, Path)):
+        if not str(model).strip():
+            raise ValueError("model must name a shipped model or a .safetensors checkpoint, got an empty name")
+        return str(model)
+    if isinstance(model, Colorizer):
+        return model
+    raise ValueError(f"model must be a shipped model name, a .safetensors path or a Colorizer, got {type(model).__name__}")
+
+
+def _check_rgb(rgb):
+    if rgb is not None and not isinstance(rgb, bool):
+        raise ValueError(f"rgb must be True, False or None, got {rgb!r}")
+    return rgb
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    """How to colorize: every option of :func:`napari_colorize.colorize`, checked once.
+
+    Examples
+    --------
+    >>> options = ColorizeOptions(temperature=0.3, normalize="stack")
+    >>> options.replace(scale=0.5).scale
+    0.5
+    >>> ColorizeOptions(overlap=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: overlap must be >= 0, got -1
+    """
+
+    model: Any = _option(
+        DEFAULT_MODEL,
+        label="Model",
+        check=_check_model,
+        help="a shipped model name (natural, natural-regression), a .safetensors checkpoint you trained, or a loaded Colorizer",
+    )
+    temperature: float = _option(
+        DEFAULT_TEMPERATURE,
+        label="Saturation (temperature T)",
+        kind=float,
+        minimum=0.0,
+        exclusive_minimum=True,
+        gui_range=(0.01, 1.0, 0.01),
+        help="annealed-mean temperature T > 0: lower is bolder, more saturated colour, 1 the plain mean (muted); 0.38 is the paper's; regression models ignore it",
+    )
+    normalize: Normalize = _option(
+        "frame",
+        label="Contrast from",
+        choices=("frame", "stack"),
+        choice_labels=("each frame", "whole stack"),
+        explicit_range=True,
+        check=check_normalize,
+        help="intensity range mapped to black..white: robust percentiles of each frame, of the whole stack, or an explicit (low, high)",
+    )
+    percentiles: tuple[float, float] = _option(
+        DEFAULT_PERCENTILES,
+        label="Percentiles",
+        kind=tuple,
+        check=check_percentiles,
+        in_widget=False,
+        help="percentiles (low, high) of the robust intensity range used by frame and stack normalisation",
+    )
+    scale: float = _option(
+        1.0,
+        label="Working resolution",
+        kind=float,
+        minimum=0.0,
+        exclusive_minimum=True,
+        gui_range=(0.05, 4.0, 0.05),
+        help="working resolution relative to the input (0.5 halves it), so that objects appear at a size the model knows; the output keeps full resolution",
+    )
+    overlap: int = _option(
+        DEFAULT_OVERLAP,
+        label="Tile overlap (px)",
+        kind=int,
+        minimum=0,
+        # A 224 tile then still brings 32 new pixels; the model's tile size is the hard limit.
+        gui_range=(0, 192, 8),
+        help="minimum overlap of neighbouring tiles in working pixels, below the model's tile size: more overlap, smoother seams, more tiles",
+    )
+    batch_size: int = _option(
+        DEFAULT_BATCH_SIZE,
+        label="Batch size",
+        kind=int,
+        minimum=1,
+        in_widget=False,
+        help="tiles per forward pass of the network",
+    )
+    device: str = _option(
+        "auto",
+        label="Device",
+        check=check_device_name,
+        kind=str,
+        help="where the network runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps",
+    )
+    precision: str = _option(
+        "auto",
+        label="Precision",
+        kind=str,
+        choices=PRECISIONS,
+        in_widget=False,
+        help="network arithmetic: auto is bf16 autocast on CUDA and fp32 elsewhere; on CUDA out-of-memory the batch is halved",
+    )
+    rgb: bool | None = _option(
+        None,
+        label="RGB input",
+        check=_check_rgb,
+        in_widget=False,
+        in_cli=False,
+        help="whether the last axis holds RGB(A) channels, whose luminance is colorized; None guesses as napari does",
+    )
+
+    def __post_init__(self):
+        for spec in option_specs():
+            object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
+
+    @classmethod
+    def from_keywords(cls, options: ColorizeOptions | None = None, **keywords) -> ColorizeOptions:
+        """``options`` (or the defaults) with ``keywords`` replaced; unknown names are a TypeError."""
+        unknown = sorted(set(keywords) - set(option_names()))
+        if unknown:
+            raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; options are {', '.join(option_names())}")
+        base = options if options is not None else cls()
+        if not isinstance(base, ColorizeOptions):
+            raise TypeError(f"options must be a ColorizeOptions, got {type(base).__name__}")
+        return dataclasses.replace(base, **keywords) if keywords else base
+
+    def replace(self, **changes) -> ColorizeOptions:
+        """A copy with ``changes``, validated."""
+        return ColorizeOptions.from_keywords(self, **changes)
+
+    def parameters(self) -> dict[str, Any]:
+        """The options as JSON-ready values, for provenance (the model is recorded apart)."""
+        values = {}
+        for spec in option_specs():
+            if spec.name == "model":
+                continue
+            value = getattr(self, spec.name)
+            values[spec.name] = list(value) if isinstance(value, tuple) else value
+        return values
+
+
+def option_specs() -> list[OptionSpec]:
+    """The declaration of every option, in order."""
+    return [OptionSpec(name=f.name, **f.metadata["spec"]) for f in dataclasses.fields(ColorizeOptions)]
+
+
+def option_spec(name: str) -> OptionSpec:
+    """The declaration of the option ``name``."""
+    for spec in option_specs():
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(ColorizeOptions))
+
+
+def options_docstring(indent: str = "    ") -> str:
+    """numpydoc lines for the options, for the docstrings of the functions that take them."""
+    lines = []
+    for spec in option_specs():
+        lines.append(f"{indent}{spec.name} : optional")
+        lines.append(f"{indent}    {spec.help[0].upper()}{spec.help[1:]}. Default {spec.default!r}.")
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""How an output was made: one record, written by the command line into
+files and by the widget into layer metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .model import Colorizer
+from .options import ColorizeOptions
+
+#: Key under which outputs record how they were made.
+METADATA_KEY = "napari_colorize"
+PREDICTED_NOTE = "colours are predicted by a model, not measured"
+
+
+def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, **details: Any) -> dict[str, Any]:
+    """The record of one colorization.
+
+    Parameters
+    ----------
+    options : ColorizeOptions
+        The options it ran with (recorded as ``parameters``).
+    colorizer : Colorizer
+        The model that ran: its name, checkpoint digest and architecture.
+    device : str
+        The device that actually ran (not 'auto').
+    **details
+        What the face adds (the source layer, the region, timing...).
+
+    Returns
+    -------
+    dict
+        JSON-ready: the note that colours are predicted, the model, every
+        parameter, the device and the package version, then ``details``.
+    """
+    from . import __version__
+
+    return {
+        "note": PREDICTED_NOTE,
+        "predicted": True,
+        "model": colorizer.name,
+        "model_sha256": colorizer.sha256,
+        "model_architecture": colorizer.architecture,
+        "parameters": options.parameters(),
+        "device_used": str(device),
+        "napari_colorize_version": __version__,
+        **details,
+    }

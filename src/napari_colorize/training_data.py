@@ -1,0 +1,199 @@
+"""The data of a training run: which colour images to learn from, the prior
+of their ab bins, and random crops of them.
+
+Crops are made in DataLoader workers as uint8 RGB; their Lab conversion
+happens on the training device (see :func:`napari_colorize.training.lab_batch`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .color import nearest_bin, rgb_to_lab, smoothed_prior
+from .io import find_images, read_rgb
+
+# An image whose mean chroma (ab units) is below this counts as grayscale.
+_GRAY_CHROMA = 2.0
+# Side of the thumbnails the bins are counted on: the prior needs no detail.
+_THUMBNAIL = 64
+
+
+def _scan_one(args) -> np.ndarray | None:
+    """Bin counts of a thumbnail of one image, or None for grayscale/unreadable."""
+    path, bins = args
+    thumb = read_rgb(path, max_side=_THUMBNAIL)
+    if thumb is None:
+        return None
+    ab = rgb_to_lab(thumb)[..., 1:]
+    if np.hypot(ab[..., 0], ab[..., 1]).mean() < _GRAY_CHROMA:
+        return None
+    return np.bincount(nearest_bin(ab, bins).ravel(), minlength=len(bins))
+
+
+@dataclass
+class ScanResult:
+    """What :func:`scan_images` found.
+
+    Attributes
+    ----------
+    color_images : list of Path
+        The images with colour, in the order given.
+    skipped : int
+        Images left out: grayscale or unreadable.
+    bin_counts : ndarray, shape (Q,)
+        Pixels of the colour images' thumbnails nearest to each ab bin.
+    """
+
+    color_images: list[Path]
+    skipped: int
+    bin_counts: np.ndarray
+
+
+def scan_images(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False) -> ScanResult:
+    """Keep the colour images and count their ab bins (for the prior).
+
+    Parameters
+    ----------
+    paths : sequence of Path
+    bins : ndarray, shape (Q, 2)
+        ab bin centres.
+    workers : int
+        Processes to scan with (used for more than 64 images).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ScanResult
+    """
+    from tqdm.auto import tqdm
+
+    counts = np.zeros(len(bins), dtype=np.int64)
+    kept = []
+    jobs = ((p, bins) for p in paths)
+    if workers > 1 and len(paths) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_scan_one, jobs, chunksize=32), total=len(paths), desc="scanning", disable=not progress))
+    else:
+        results = [_scan_one(j) for j in tqdm(jobs, total=len(paths), desc="scanning", disable=not progress)]
+    for path, result in zip(paths, results):
+        if result is not None:
+            kept.append(path)
+            counts += result
+    return ScanResult(kept, len(paths) - len(kept), counts)
+
+
+@dataclass
+class TrainingData:
+    """The images a run learns from, their prior, and a summary for the checkpoint.
+
+    Attributes
+    ----------
+    images : list of Path
+        The colour images.
+    prior : ndarray, shape (Q,)
+        Smoothed empirical prior of their ab bins.
+    summary : dict
+        Recorded in the checkpoint's metadata: folder names, image counts.
+    """
+
+    images: list[Path]
+    prior: np.ndarray
+    summary: dict
+
+    @classmethod
+    def scan(cls, folders: Sequence[str | Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False) -> TrainingData:
+        """Find the colour images under ``folders`` and their prior.
+
+        Raises
+        ------
+        ValueError
+            If there are no images, or none with colour.
+        FileNotFoundError
+            If a folder does not exist.
+        """
+        paths = find_images(folders)
+        if not paths:
+            raise ValueError(f"no JPEG/PNG/TIFF images found in {', '.join(map(str, folders))}")
+        scan = scan_images(paths, bins, workers=workers, progress=progress)
+        if not scan.color_images:
+            raise ValueError(f"all {len(paths)} images are grayscale or unreadable: nothing to learn colours from")
+        summary = {
+            "folders": [Path(f).name for f in folders],
+            "images": len(scan.color_images),
+            "skipped_gray_or_unreadable": scan.skipped,
+        }
+        return cls(scan.color_images, smoothed_prior(scan.bin_counts, bins), summary)
+
+    @classmethod
+    def from_state(cls, state: dict) -> TrainingData:
+        """The data of an interrupted run, from its saved state (no rescan)."""
+        summary = json.loads(state["data"])
+        images = [Path(p) for p in summary.pop("_paths")]
+        return cls(images, state["prior"].numpy(), summary)
+
+    def state_entries(self) -> dict:
+        """The saved-state form (the summary plus the image paths) that :meth:`from_state` reads."""
+        return {**self.summary, "_paths": [str(p) for p in self.images]}
+
+
+class ColorCrops:
+    """Random crops (flip and scale jitter) of colour images, as uint8 (3, c, c).
+
+    A map-style dataset for torch's DataLoader: item i picks its image and
+    its crop with randomness seeded by ``(seed, i)``, so a run is repeatable
+    whatever the workers and the order they fetch in.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Colour images.
+    crop_size : int
+        Side c of the crops.
+    scale_jitter : (float, float)
+        Range of the random rescaling applied before cropping.
+    seed : int
+    length : int, optional
+        Number of crops (default: one per image).
+    """
+
+    def __init__(self, paths: Sequence[Path], *, crop_size: int, scale_jitter=(0.6, 1.2), seed: int = 0, length: int | None = None):
+        self.paths = list(paths)
+        self.crop_size = crop_size
+        self.scale_jitter = scale_jitter
+        self.seed = seed
+        self.length = length or len(self.paths)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        import torch
+        from PIL import Image
+
+        rng = np.random.default_rng((self.seed, index))
+        c = self.crop_size
+        for _ in range(10):
+            rgb = read_rgb(self.paths[rng.integers(len(self.paths))])
+            if rgb is not None:
+                break
+        else:
+            raise RuntimeError("could not read any training image")
+        h, w = rgb.shape[:2]
+        factor = rng.uniform(*self.scale_jitter)
+        factor = max(factor, c / min(h, w))  # the crop must fit
+        size = (max(c, round(w * factor)), max(c, round(h * factor)))
+        if size != (w, h):
+            rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+        y = rng.integers(rgb.shape[0] - c + 1)
+        x = rng.integers(rgb.shape[1] - c + 1)
+        crop = rgb[y : y + c, x : x + c]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
