@@ -77,7 +77,7 @@ def child(case: str, runs: int, model: str, out: Path) -> None:
     import torch
 
     from napari_colorize import colorize
-    from napari_colorize.model import OUTPUT_STRIDE, TILE_SIZE, load_checkpoint
+    from napari_colorize.model import load_checkpoint
     from napari_colorize.pipeline import DEFAULT_OVERLAP
     from napari_colorize.tiling import TileGrid
 
@@ -102,7 +102,8 @@ def child(case: str, runs: int, model: str, out: Path) -> None:
         raise SystemExit(f"unknown case {case!r}")
     rss_with_input = current_rss()
     frames = int(np.prod(image.shape[:-2], dtype=np.int64))
-    tiles = frames * len(TileGrid.for_shape(image.shape[-2:], tile=TILE_SIZE, overlap=DEFAULT_OVERLAP, align=OUTPUT_STRIDE))
+    grid = TileGrid.for_shape(image.shape[-2:], tile=colorizer.tile_size, overlap=DEFAULT_OVERLAP, align=colorizer.output_stride)
+    tiles = frames * len(grid)
 
     seconds, peaks = [], []
     for i in range(runs + 1):

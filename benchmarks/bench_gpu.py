@@ -23,13 +23,14 @@ def main(model: str = "natural") -> None:
     import torch
 
     from napari_colorize import __version__, colorize
-    from napari_colorize.model import OUTPUT_STRIDE, TILE_SIZE
+    from napari_colorize.model import load_checkpoint
     from napari_colorize.tiling import TileGrid
 
     if not torch.cuda.is_available():
         sys.exit("bench_gpu: no CUDA device here")
     frame = np.random.default_rng(0).integers(0, 65535, (4096, 4096), dtype=np.uint16)
-    tiles = len(TileGrid.for_shape(frame.shape, tile=TILE_SIZE, overlap=32, align=OUTPUT_STRIDE))
+    colorizer = load_checkpoint(model)  # its architecture sets the tile and the stride
+    tiles = len(TileGrid.for_shape(frame.shape, tile=colorizer.tile_size, overlap=32, align=colorizer.output_stride))
     lines = [
         f"# {time.strftime('%Y-%m-%d')} napari-colorize {__version__}, torch {torch.__version__}, "
         f"{torch.cuda.get_device_name()}, frame 4096x4096 uint16, {tiles} tiles, model {model}"

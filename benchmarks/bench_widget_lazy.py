@@ -53,7 +53,7 @@ def _case(name: str, side: int, frames: int) -> dict:
     import numpy as np
     from qtpy.QtWidgets import QApplication
 
-    from napari_colorize import _output_store
+    from napari_colorize import output_store
     from napari_colorize._widget import ColorizeWidget
 
     viewer = napari.Viewer(show=False)
@@ -67,8 +67,8 @@ def _case(name: str, side: int, frames: int) -> dict:
         data = _lazy_image((frames, 512, 512), (1, 512, 512))
         viewer.add_image(data, name="stack", contrast_limits=(0, 65535))
         widget.frames.value = "all"
-        _output_store.in_memory_limit = lambda: 0  # as if larger than memory
-        _output_store.cache_folder = lambda: __import__("pathlib").Path(tempfile.mkdtemp())
+        output_store.in_memory_limit = lambda: 0  # as if larger than memory
+        output_store.cache_folder = lambda: __import__("pathlib").Path(tempfile.mkdtemp())
         action, nbytes_in = widget.run, data.nbytes
     else:
         levels = [_lazy_image((side // 2**k, side // 2**k), (1024, 1024)) for k in range(0, 6)]

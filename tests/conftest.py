@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import make_colour_folder
+from helpers import make_color_folder
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,4 +48,4 @@ def natural():
 @pytest.fixture
 def colour_folder(tmp_path):
     """A folder of 3 small colour images."""
-    return make_colour_folder(tmp_path / "colour", count=3, size=64)
+    return make_color_folder(tmp_path / "colour", count=3, size=64)

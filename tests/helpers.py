@@ -23,7 +23,7 @@ def smooth_frame(shape=(96, 112), *, seed=0, low=200.0, high=3800.0) -> np.ndarr
     return (low + (high - low) * frame).astype(np.float32)
 
 
-def make_colour_image(size=96, *, seed=0):
+def make_color_image(size=96, *, seed=0):
     """A PIL RGB image: a colour gradient with a few coloured discs and boxes."""
     from PIL import Image, ImageDraw
 
@@ -40,14 +40,14 @@ def make_colour_image(size=96, *, seed=0):
     return image
 
 
-def make_colour_folder(folder: Path, *, count=6, size=96, gray=0) -> Path:
+def make_color_folder(folder: Path, *, count=6, size=96, gray=0) -> Path:
     """Write ``count`` colour PNG/JPEG images (and ``gray`` grayscale ones) into ``folder``."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         suffix = ".jpg" if i % 3 == 2 else ".png"
-        make_colour_image(size, seed=i).save(folder / f"colour_{i}{suffix}")
+        make_color_image(size, seed=i).save(folder / f"colour_{i}{suffix}")
     for i in range(gray):
         ramp = np.tile(np.linspace(0, 255, size, dtype=np.float32), (size, 1))
         Image.fromarray(ramp.astype(np.uint8), "L").save(folder / f"gray_{i}.png")
@@ -79,3 +79,21 @@ def recording_dask(array: np.ndarray, reads: list, *, rows: int = 128, cols: int
         return block
 
     return da.from_array(array, chunks=chunks).map_blocks(read, dtype=array.dtype)
+
+
+def pad_frame(grid, frame: np.ndarray) -> np.ndarray:
+    """The reference padding of a whole frame to ``grid.padded_shape``: mirrored
+    (edge-extended for 1-pixel axes). The pipeline never pads a whole frame;
+    ``TileGrid.tiles`` pads each tile on its own and must agree with this."""
+    frame = np.asarray(frame)
+    extra = [(0, p - n) for p, n in zip(grid.padded_shape, frame.shape)]
+    if all(after == 0 for _, after in extra):
+        return frame
+    mode = "symmetric" if min(frame.shape) > 1 else "edge"
+    return np.pad(frame, extra, mode=mode)
+
+
+def cut_tiles(grid, padded: np.ndarray, origins) -> np.ndarray:
+    """The tiles at ``origins`` cut from a padded frame: (n, tile, tile)."""
+    t = grid.tile
+    return np.stack([padded[y : y + t, x : x + t] for y, x in origins])

@@ -328,12 +328,12 @@ def test_unreadable_input_and_read_only_folder(tmp_path, tiny_file):
 
 
 def test_unexpected_failure_is_one_line_exit_1(tmp_path, tiny_file, monkeypatch):
-    import napari_colorize.pipeline
+    import napari_colorize.engine
 
     def broken(*args, **kwargs):
         raise RuntimeError("something deep\nwent wrong")
 
-    monkeypatch.setattr(napari_colorize.pipeline, "colorize_strips", broken)
+    monkeypatch.setattr(napari_colorize.engine, "colorize_strips", broken)
     src = write_tiff(tmp_path / "in.tif", STACK[0])
     code, err = cli(tiny_file, src, tmp_path / "out.tif")
     assert code == 1

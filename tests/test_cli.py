@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import tifffile
-from conftest import make_colour_folder, make_colour_image, smooth_frame
+from helpers import make_color_folder, make_color_image, smooth_frame
 from PIL import Image
 
 from napari_colorize import colorize
@@ -64,7 +64,8 @@ def test_colorize_tiff_stack(capsys, tmp_path, stack_tif):
     assert rgb.shape == (3, 60, 70, 3) and rgb.dtype == np.uint8
     assert description["napari_colorize"]["model"] == "natural"
     assert description["napari_colorize"]["model_sha256"] == load_checkpoint("natural").sha256
-    assert description["parameters"]["normalize"] == [0.0, 65535.0]
+    assert description["napari_colorize"]["parameters"]["normalize"] == [0.0, 65535.0]
+    assert description["napari_colorize"]["note"] == "colours are predicted by a model, not measured"
     # the same as the library, and the lightness of the explicit range
     np.testing.assert_array_equal(rgb, colorize(stack, model="natural", normalize=(0, 65535), device="cpu"))
     assert np.abs(rgb_to_lab(rgb)[..., 0] - gray_to_lightness(stack / 65535)).mean() < 1.5
@@ -90,7 +91,7 @@ def test_colorize_png(capsys, tmp_path, gray_png, suffix):
 
 @pytest.mark.parametrize("kind", ["png", "tiff-contiguous"])
 def test_colour_input_is_reduced_to_luminance(capsys, tmp_path, kind):
-    rgb = np.asarray(make_colour_image(48))
+    rgb = np.asarray(make_color_image(48))
     if kind == "png":
         src = tmp_path / "colour.png"
         Image.fromarray(rgb).save(src)
@@ -112,7 +113,7 @@ def test_colour_input_is_reduced_to_luminance(capsys, tmp_path, kind):
 def test_planar_colour_tiff_is_not_a_stack_of_planes(capsys, tmp_path):
     """A planar RGB TIFF (axes SYX) is one colour picture: colorize its
     luminance, or refuse it clearly; never treat R, G and B as three frames."""
-    rgb = np.asarray(make_colour_image(48))
+    rgb = np.asarray(make_color_image(48))
     src = tmp_path / "planar.tif"
     tifffile.imwrite(src, np.moveaxis(rgb, -1, 0).copy(), photometric="rgb", planarconfig="separate")
     dst = tmp_path / "out.tif"
@@ -234,6 +235,8 @@ def test_stack_cannot_go_to_a_png(capsys, tmp_path, stack_tif):
         ["--temperature", "-1"],
         ["--temperature", "warm"],
         ["--scale", "0"],
+        ["--batch-size", "0"],  # every declared limit is checked as the arguments are parsed
+        ["--overlap", "-1"],
         ["--device", "tpu"],
         ["--normalize", "global"],
         ["--range", "1"],
@@ -255,7 +258,6 @@ def test_bad_option_values_are_usage_errors(capsys, tmp_path, gray_png, options)
         (["--overlap", "500"], "overlap"),
         (["--range", "5", "5"], "high > low"),
         (["--percentiles", "90", "10"], "percentiles"),
-        (["--batch-size", "0"], "batch_size"),
         (["--model", "no-such-model"], "unknown model"),
         (["--model", "missing/model.safetensors"], "not found"),
     ],
@@ -300,7 +302,7 @@ def test_evaluate_missing_folder(capsys, tmp_path):
 
 
 def test_train(capsys, tmp_path):
-    folder = make_colour_folder(tmp_path / "images", count=3, size=64, gray=1)
+    folder = make_color_folder(tmp_path / "images", count=3, size=64, gray=1)
     output = tmp_path / "model.safetensors"
     code, out, err = run(
         capsys,
@@ -339,7 +341,7 @@ def test_train(capsys, tmp_path):
 
 
 def test_train_refusals(capsys, tmp_path):
-    gray = make_colour_folder(tmp_path / "gray", count=0, size=48, gray=2)
+    gray = make_color_folder(tmp_path / "gray", count=0, size=48, gray=2)
     code, _, err = run(capsys, "train", gray, "-o", tmp_path / "m.safetensors", "--device", "cpu", "--workers", 0, "-q")
     assert code == 2
     assert_one_line_error(err, "grayscale")

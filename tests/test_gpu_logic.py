@@ -15,15 +15,15 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_frame
+from helpers import smooth_frame
 
 from napari_colorize import colorize
-from napari_colorize.pipeline import _autocast, _Predictor, colorize_strips
+from napari_colorize.engine import Predictor, autocast, colorize_strips
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 TEMPERATURE = 0.38
-LOGGER = "napari_colorize.pipeline"
+LOGGER = "napari_colorize.engine"
 
 
 def short_of_memory(colorizer, limit: int, calls: list):
@@ -63,13 +63,13 @@ def level_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def test_out_of_memory_halves_the_batch_until_it_fits(tiny_model, caplog):
     tiles = lightness_tiles(11)
     calls = []
-    predict = _Predictor(short_of_memory(tiny_model, 2, calls), temperature=TEMPERATURE, batch_size=8, precision="fp32")
+    predict = Predictor(short_of_memory(tiny_model, 2, calls), temperature=TEMPERATURE, batch_size=8, precision="fp32")
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         out = predict(tiles)
     # 8 fails, 4 fails, then batches of 2 (and the 1 left over) all fit
     assert calls == [8, 4, 2, 2, 2, 2, 2, 1]
     assert predict.batch_size == 2, "the working batch size is kept for later frames"
-    expected = _Predictor(tiny_model, temperature=TEMPERATURE, batch_size=8, precision="fp32")(tiles)
+    expected = Predictor(tiny_model, temperature=TEMPERATURE, batch_size=8, precision="fp32")(tiles)
     assert out.shape == expected.shape == (11, 2, 16, 16)
     # same tiles, same order; only the float summation may differ with the batch size
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-4)
@@ -102,7 +102,7 @@ def test_out_of_memory_in_colorize_gives_the_normal_result(tiny_model, caplog):
 
 def test_a_single_tile_that_does_not_fit_raises_memory_error(tiny_model):
     calls = []
-    predict = _Predictor(short_of_memory(tiny_model, 0, calls), temperature=TEMPERATURE, batch_size=8, precision="fp32")
+    predict = Predictor(short_of_memory(tiny_model, 0, calls), temperature=TEMPERATURE, batch_size=8, precision="fp32")
     with pytest.raises(MemoryError, match="single tile.*device='cpu'") as info:
         predict(lightness_tiles(5))
     assert calls == [5, 2, 1]
@@ -124,7 +124,7 @@ def test_other_errors_are_not_retried(tiny_model, caplog):
 
     model = dataclasses.replace(tiny_model)
     model.predict_ab = broken
-    predict = _Predictor(model, temperature=TEMPERATURE, batch_size=8, precision="fp32")
+    predict = Predictor(model, temperature=TEMPERATURE, batch_size=8, precision="fp32")
     with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(RuntimeError, match="not a memory problem"):
         predict(lightness_tiles(5))
     assert calls == [5]
@@ -151,7 +151,7 @@ P99_LEVELS = 8
 )
 def test_autocast_runs_the_network_in_the_requested_precision(precision, dtype):
     x, weight = torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3)
-    with _autocast(torch.device("cpu"), precision):
+    with autocast(torch.device("cpu"), precision):
         assert torch.nn.functional.conv2d(x, weight).dtype == dtype
     assert not torch.is_autocast_enabled("cpu")
 
@@ -203,29 +203,29 @@ def test_out_of_memory_fallback_on_cuda(tiny_model, caplog, precision):
     model = on_cuda(tiny_model)
     tiles = lightness_tiles(11, device="cuda")
     calls = []
-    predict = _Predictor(short_of_memory(model, 2, calls), temperature=TEMPERATURE, batch_size=8, precision=precision)
+    predict = Predictor(short_of_memory(model, 2, calls), temperature=TEMPERATURE, batch_size=8, precision=precision)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         out = predict(tiles)  # torch.cuda.empty_cache() really runs here
     assert calls == [8, 4, 2, 2, 2, 2, 2, 1]
     assert len(oom_warnings(caplog)) == 2
-    expected = _Predictor(model, temperature=TEMPERATURE, batch_size=8, precision=precision)(tiles)
+    expected = Predictor(model, temperature=TEMPERATURE, batch_size=8, precision=precision)(tiles)
     assert out.device.type == "cuda" and out.shape == expected.shape
     if precision == "fp32":
         torch.testing.assert_close(out, expected, rtol=0, atol=1e-3)
     else:  # bf16 sums may round differently with the batch size
         assert torch.isfinite(out).all() and (out.float() - expected.float()).abs().mean() < 0.5
     with pytest.raises(MemoryError, match="single tile"):
-        _Predictor(short_of_memory(model, 0, []), temperature=TEMPERATURE, batch_size=4, precision=precision)(tiles[:3])
+        Predictor(short_of_memory(model, 0, []), temperature=TEMPERATURE, batch_size=4, precision=precision)(tiles[:3])
 
 
 @needs_cuda
 def test_auto_precision_is_bf16_on_cuda():
     x, weight = torch.randn(1, 3, 8, 8, device="cuda"), torch.randn(4, 3, 3, 3, device="cuda")
-    with _autocast(torch.device("cuda"), "auto"):
+    with autocast(torch.device("cuda"), "auto"):
         assert torch.nn.functional.conv2d(x, weight).dtype == torch.bfloat16
-    with _autocast(torch.device("cuda"), "fp16"):
+    with autocast(torch.device("cuda"), "fp16"):
         assert torch.nn.functional.conv2d(x, weight).dtype == torch.float16
-    with _autocast(torch.device("cuda"), "fp32"):
+    with autocast(torch.device("cuda"), "fp32"):
         assert torch.nn.functional.conv2d(x, weight).dtype == torch.float32
 
 

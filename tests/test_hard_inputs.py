@@ -7,7 +7,7 @@ import pytest
 
 from napari_colorize import colorize
 from napari_colorize.color import gray_to_lightness, rgb_to_lab
-from napari_colorize.pipeline import intensity_range, normalize_frame
+from napari_colorize.normalization import intensity_range, normalize_frame
 
 
 def _lightness_error(rgb, values):

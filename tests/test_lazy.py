@@ -9,7 +9,7 @@ import tifffile
 from napari_colorize import colorize
 from napari_colorize.cli import main
 from napari_colorize.io import TiffStack, write_rgb_tiff_strips
-from napari_colorize.pipeline import colorize_strips
+from napari_colorize.engine import colorize_strips
 
 da = pytest.importorskip("dask.array")
 
@@ -101,12 +101,12 @@ def test_planar_rgb_tiff_is_read_as_luminance(tmp_path):
 def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, natural):
     """A lazy frame too large to read whole is read a tile, a strip or a
     sparse sample at a time, and gives the in-memory result."""
-    from conftest import recording_dask
+    from helpers import recording_dask
 
-    from napari_colorize import pipeline
+    from napari_colorize import arrays
 
     frame = np.random.default_rng(5).integers(0, 4000, (300, 520)).astype(np.uint16)
-    monkeypatch.setattr(pipeline, "_EAGER_FRAME_BYTES", 1000)
+    monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
     reads = []
     strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), model=natural, device="cpu", normalize=(0, 4000), strip_rows=40)
     result = np.concatenate([rgb for _, _, _, rgb in strips])
@@ -119,20 +119,20 @@ def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, 
 
 
 def test_a_lazy_frame_is_sampled_sparsely_for_its_intensity_range():
-    from napari_colorize import pipeline
+    from napari_colorize import arrays, normalization
 
     frame = np.random.default_rng(6).normal(1000, 100, (400, 400)).astype(np.float32)
     lazy = da.from_array(frame, chunks=(100, 400))
-    assert 10_000 <= pipeline._finite_sample(lazy, limit=10_000).size <= 2 * 10_000  # a strided grid, not all 160,000
-    low, high = pipeline.intensity_range(lazy)
-    exact = np.percentile(frame, pipeline.DEFAULT_PERCENTILES)
+    assert 10_000 <= arrays.strided_sample(lazy, limit=10_000).size <= 2 * 10_000  # a strided grid, not all 160,000
+    low, high = normalization.intensity_range(lazy)
+    exact = np.percentile(frame, normalization.DEFAULT_PERCENTILES)
     assert abs(low - exact[0]) < 15 and abs(high - exact[1]) < 15
 
 
 def _checkpoint_loads() -> int:
-    from napari_colorize.model import _load_cached
+    from napari_colorize.model import model_cache_misses
 
-    return _load_cached.cache_info().misses
+    return model_cache_misses()
 
 
 def test_local_cluster_of_processes_matches_a_multithreaded_run():
@@ -161,23 +161,24 @@ def test_resampling_strip_by_strip_equals_resampling_the_whole_frame(monkeypatch
     """At scale != 1 a frame is normalised and resampled along X in strips as
     it is read, then along Y: the whole-frame resampling to float32 rounding
     (SIMD paths differ with a strip's length by a few units in the last place)."""
-    from napari_colorize import pipeline
+    from napari_colorize import engine
+    from napari_colorize.normalization import normalize_frame
 
     frame = np.random.default_rng(7).integers(0, 4000, (300, 520)).astype(np.uint16)
-    whole = pipeline._resize(pipeline.normalize_frame(frame, 100, 3900), working)
-    monkeypatch.setattr(pipeline, "_CHUNK_PIXELS", 520 * 7)  # strips of 7 rows
-    np.testing.assert_allclose(pipeline._resample_frame(frame, 100, 3900, working), whole, rtol=0, atol=1e-5)
+    whole = engine.resize(normalize_frame(frame, 100, 3900), working)
+    monkeypatch.setattr(engine, "CHUNK_PIXELS", 520 * 7)  # strips of 7 rows
+    np.testing.assert_allclose(engine.resample_frame(frame, 100, 3900, working), whole, rtol=0, atol=1e-5)
 
 
 def test_a_huge_lazy_frame_at_half_scale_is_read_strip_by_strip(monkeypatch, natural):
-    from conftest import recording_dask
+    from helpers import recording_dask
 
-    from napari_colorize import pipeline
+    from napari_colorize import arrays, engine
 
     frame = np.random.default_rng(8).integers(0, 4000, (300, 520)).astype(np.uint16)
     expected = colorize(frame, model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
-    monkeypatch.setattr(pipeline, "_EAGER_FRAME_BYTES", 1000)
-    monkeypatch.setattr(pipeline, "_CHUNK_PIXELS", 520 * 40)
+    monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
+    monkeypatch.setattr(engine, "CHUNK_PIXELS", 520 * 40)
     reads = []
     strips = colorize_strips(recording_dask(frame, reads, rows=40), model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
     np.testing.assert_array_equal(np.concatenate([rgb for _, _, _, rgb in strips]), expected)
@@ -194,7 +195,7 @@ def test_a_dask_rgb_input_stays_lazy(natural):
 
 
 def test_out_takes_a_dask_input_frame_by_frame_into_a_memory_map(tmp_path, stack, reference, natural):
-    from conftest import recording_dask
+    from helpers import recording_dask
 
     reads = []
     out = np.lib.format.open_memmap(tmp_path / "out.npy", mode="w+", dtype=np.uint8, shape=(*stack.shape, 3))

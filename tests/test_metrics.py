@@ -9,33 +9,33 @@ import pytest
 
 from napari_colorize.color import ab_bins
 from napari_colorize.evaluation import GRAY, EvaluationRow, evaluate, format_table
-from napari_colorize.metrics import MAX_THRESHOLD, ABErrorCMF, colourfulness, psnr
+from napari_colorize.metrics import MAX_THRESHOLD, ABErrorCMF, colorfulness, psnr
 
 THRESHOLDS = MAX_THRESHOLD + 1  # 0, 1, ..., 150
 
 
 # --------------------------------------------------------------------------
-# colourfulness and PSNR
+# colorfulness and PSNR
 # --------------------------------------------------------------------------
-def test_colourfulness_of_gray_is_zero():
+def test_colorfulness_of_gray_is_zero():
     rng = np.random.default_rng(0)
     levels = rng.integers(0, 256, (20, 30), dtype=np.uint8)
-    assert colourfulness(np.repeat(levels[..., None], 3, axis=-1)) == 0.0
-    assert colourfulness(np.full((4, 4, 3), 128, np.uint8)) == 0.0
+    assert colorfulness(np.repeat(levels[..., None], 3, axis=-1)) == 0.0
+    assert colorfulness(np.full((4, 4, 3), 128, np.uint8)) == 0.0
 
 
-def test_colourfulness_hand_computed():
+def test_colorfulness_hand_computed():
     # two pixels, red and blue:
     #   rg = R - G          -> [255, 0]:      mean 127.5,  std 127.5
     #   yb = (R + G)/2 - B  -> [127.5, -255]: mean -63.75, std 191.25
     image = np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)
     expected = math.hypot(127.5, 191.25) + 0.3 * math.hypot(127.5, 63.75)
-    assert colourfulness(image) == pytest.approx(expected, rel=1e-12)
+    assert colorfulness(image) == pytest.approx(expected, rel=1e-12)
     # a uniform red: no spread, only the mean term
-    assert colourfulness(np.full((3, 3, 3), [255, 0, 0], np.uint8)) == pytest.approx(0.3 * math.hypot(255, 127.5))
+    assert colorfulness(np.full((3, 3, 3), [255, 0, 0], np.uint8)) == pytest.approx(0.3 * math.hypot(255, 127.5))
     # more colour scores higher
     faded = (0.5 * image + 64).astype(np.uint8)
-    assert colourfulness(faded) < colourfulness(image)
+    assert colorfulness(faded) < colorfulness(image)
 
 
 def test_psnr():
@@ -140,11 +140,11 @@ def test_evaluate(colour_folder, tmp_path):
     gray, model = rows
     assert gray.images == model.images == 3
     # the baseline keeps the lightness and has no colour
-    assert gray.colourfulness == pytest.approx(0.0, abs=0.5)
-    assert gray.colourfulness_truth == model.colourfulness_truth > 10
+    assert gray.colorfulness == pytest.approx(0.0, abs=0.5)
+    assert gray.colorfulness_truth == model.colorfulness_truth > 10
     assert 0 < gray.auc < 100 and 0 < model.auc < 100
     assert math.isfinite(gray.psnr) and gray.psnr > 10
-    assert model.colourfulness > 1
+    assert model.colorfulness > 1
     assert len(evaluate(["natural"], colour_folder, device="cpu", limit=1)) == 2
     gray_only = tmp_path / "gray"
     gray_only.mkdir()

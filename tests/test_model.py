@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_frame
+from helpers import smooth_frame
 
 from napari_colorize import colorize
 from napari_colorize.color import ab_bins, rgb_to_lab
+from napari_colorize.architectures import DEFAULT_ARCHITECTURE as ARCHITECTURE
 from napari_colorize.model import (
-    ARCHITECTURE,
     CheckpointError,
     create_colorizer,
     file_sha256,
@@ -66,6 +66,40 @@ def test_loading_is_cached():
     assert load_checkpoint("natural", device="cpu") is load_checkpoint("natural")
 
 
+def test_a_checkpoint_rewritten_within_one_timestamp_tick_is_not_loaded_stale(tmp_path):
+    """The cache is keyed on content: same path, same size, same mtime, other weights."""
+    import os
+
+    path = tmp_path / "model.safetensors"
+    first = randomised(create_colorizer(width=8), seed=1)
+    save_checkpoint(first, path)
+    stat = path.stat()
+    loaded_first = load_checkpoint(path)
+    second = randomised(create_colorizer(width=8), seed=2)
+    save_checkpoint(second, path)
+    assert path.stat().st_size == stat.st_size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the same timestamp tick
+    loaded_second = load_checkpoint(path)
+    assert loaded_second.sha256 == second.sha256 != loaded_first.sha256
+    for key, value in second.network.state_dict().items():
+        torch.testing.assert_close(loaded_second.network.state_dict()[key], value, atol=0, rtol=0)
+
+
+def test_a_checkpoint_written_before_geometry_was_declared_loads_with_its_architectures(tmp_path):
+    """colornet-v1 files (the shipped ones, and those users trained) carry no
+    tile size, stride or inputs: they take colornet-v1's."""
+    path = tmp_path / "old.safetensors"
+    colorizer = randomised(create_colorizer(width=8))
+    for key in ("tile_size", "output_stride", "inputs"):
+        colorizer.metadata.pop(key)
+    save_checkpoint(colorizer, path)
+    loaded = load_checkpoint(path)
+    assert "tile_size" not in loaded.metadata
+    assert (loaded.architecture, loaded.tile_size, loaded.output_stride, loaded.extra_inputs) == ("colornet-v1", 224, 4, ())
+    shipped = load_checkpoint("natural")
+    assert "tile_size" not in shipped.metadata and shipped.tile_size == 224
+
+
 @pytest.mark.parametrize("head", ["classification", "regression"])
 def test_network_output_shapes(head):
     colorizer = create_colorizer(head=head, width=8)
@@ -77,7 +111,16 @@ def test_network_output_shapes(head):
     ab = colorizer.predict_ab(lightness, temperature=0.38)
     assert ab.shape == (2, 2, 16, 24) and ab.dtype == torch.float32
     assert colorizer.bins.flags.writeable  # its own copy, not the cached bins
-    assert colorizer.metadata == {"architecture": ARCHITECTURE, "head": head, "width": 8, "num_bins": 261}
+    assert colorizer.metadata == {
+        "architecture": ARCHITECTURE,
+        "head": head,
+        "width": 8,
+        "num_bins": 261,
+        "tile_size": 224,
+        "output_stride": 4,
+        "inputs": ["lightness"],
+    }
+    assert (colorizer.tile_size, colorizer.output_stride, colorizer.extra_inputs) == (224, 4, ())
 
 
 def test_create_colorizer_rejects_unknown_head():
@@ -236,12 +279,19 @@ def test_foreign_safetensors_file(tmp_path):
             ),
             "does not match",
         ),
+        # declares a geometry its architecture does not have
+        (
+            lambda h: h["__metadata__"].update(
+                napari_colorize=json.dumps({**json.loads(h["__metadata__"]["napari_colorize"]), "tile_size": 256})
+            ),
+            "declares tile_size 256",
+        ),
         (lambda h: h.pop("colorizer.bins"), None),
         (lambda h: h.pop("network.head.2.weight"), None),
         # a tensor whose declared shape disagrees with its bytes
         (lambda h: h["network.head.2.bias"].update(shape=[7]), "cannot read"),
     ],
-    ids=["bad-json", "architecture", "no-head", "width", "head", "no-bins", "missing-tensor", "bad-shape"],
+    ids=["bad-json", "architecture", "no-head", "width", "head", "tile-size", "no-bins", "missing-tensor", "bad-shape"],
 )
 def test_tampered_checkpoint(good_checkpoint, edit, match):
     rewrite_header(good_checkpoint, edit)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_frame
+from helpers import smooth_frame
 
 from napari_colorize import ColorizeCancelled, colorize
 from napari_colorize.color import gray_to_lightness, rgb_to_lab
 from napari_colorize.model import CheckpointError, save_checkpoint
-from napari_colorize.pipeline import intensity_range, normalize_frame, resolve_device
+from napari_colorize.devices import resolve_device
+from napari_colorize.normalization import intensity_range, normalize_frame
 
 
 def chroma(rgb):

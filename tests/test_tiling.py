@@ -9,8 +9,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from helpers import cut_tiles, pad_frame
 
-from napari_colorize.model import OUTPUT_STRIDE, TILE_SIZE
+from napari_colorize.architectures import COLORNET_V1
+
+TILE_SIZE = COLORNET_V1.tile_size
+OUTPUT_STRIDE = COLORNET_V1.output_stride
 from napari_colorize.tiling import Stitcher, TileGrid, taper, tile_starts
 
 SHAPES = [
@@ -97,29 +101,29 @@ def test_grid_padding(shape):
         assert p >= max(n, TILE_SIZE) and p % OUTPUT_STRIDE == 0 and p - max(n, TILE_SIZE) < OUTPUT_STRIDE
     assert len(grid) == len(grid.origins) == len(grid.starts_y) * len(grid.starts_x)
     frame = np.random.default_rng(0).random(shape).astype(np.float32)
-    padded = grid.pad(frame)
+    padded = pad_frame(grid, frame)
     assert padded.shape == grid.padded_shape
     np.testing.assert_array_equal(padded[: shape[0], : shape[1]], frame)
-    tiles = grid.extract(padded, grid.origins)
+    tiles = cut_tiles(grid, padded, grid.origins)
     assert tiles.shape == (len(grid), TILE_SIZE, TILE_SIZE)
 
 
 def test_pad_mirrors_and_extends_lines():
     grid = TileGrid.for_shape((3, 5), tile=8, overlap=2)
     frame = np.arange(15, dtype=np.float32).reshape(3, 5)
-    padded = grid.pad(frame)
+    padded = pad_frame(grid, frame)
     # symmetric: the row after the last repeats it, then the one before
     np.testing.assert_array_equal(padded[3, :5], frame[2])
     np.testing.assert_array_equal(padded[4, :5], frame[1])
     np.testing.assert_array_equal(padded[:3, 5], frame[:, 4])
     np.testing.assert_array_equal(padded[:3, 6], frame[:, 3])
     line = np.arange(5, dtype=np.float32)[None]
-    padded = TileGrid.for_shape((1, 5), tile=8, overlap=2).pad(line)
+    padded = pad_frame(TileGrid.for_shape((1, 5), tile=8, overlap=2), line)
     np.testing.assert_array_equal(padded, np.broadcast_to(np.r_[line[0], [4, 4, 4]], (8, 8)))
     # a frame already of the padded size is returned as is
     grid = TileGrid.for_shape((8, 8), tile=8, overlap=2)
     frame = np.ones((8, 8))
-    assert grid.pad(frame) is frame
+    assert pad_frame(grid, frame) is frame
 
 
 def test_grid_rejects_bad_shapes():
@@ -150,7 +154,7 @@ def downsample(tile, scale):
 def stitch_copy(frame, *, overlap, scale, channels=1, torch_backend=False, align=OUTPUT_STRIDE, tile_size=TILE_SIZE):
     """Stitch a 'prediction' that copies (a downsample of) each input tile."""
     grid = TileGrid.for_shape(frame.shape, tile=tile_size, overlap=overlap, align=align)
-    padded = grid.pad(frame)
+    padded = pad_frame(grid, frame)
     like = torch.empty(0) if torch_backend else None
     stitcher = Stitcher(grid, channels=channels, scale=scale, like=like)
     for y, x in grid.origins:
@@ -215,7 +219,7 @@ def test_stitching_property_across_tile_sizes(height, width, tile_units, overlap
     overlap = int(overlap_fraction * tile_size)
     frame = np.random.default_rng(height * 1000 + width).random((height, width)).astype(np.float32)
     grid = TileGrid.for_shape(frame.shape, tile=tile_size, overlap=overlap, align=4)
-    np.testing.assert_array_equal(grid.tiles(frame, grid.origins), grid.extract(grid.pad(frame), grid.origins))
+    np.testing.assert_array_equal(grid.tiles(frame, grid.origins), cut_tiles(grid, pad_frame(grid, frame), grid.origins))
     result, expected, stitcher = stitch_copy(
         frame, overlap=overlap, scale=scale, tile_size=tile_size, align=4, torch_backend=backend == "torch", channels=2
     )

@@ -7,12 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import make_colour_folder, make_colour_image
+from helpers import make_color_folder, make_color_image
+from safetensors.torch import load_file
 
 from napari_colorize import training
+from napari_colorize.architectures import Architecture, register_architecture, unregister_architecture
 from napari_colorize.color import ab_bins, rebalance_weights
-from napari_colorize.model import create_colorizer, load_checkpoint
-from napari_colorize.training import ColourCrops, Loss, TrainConfig, find_images, read_rgb, scan_images, train
+from napari_colorize.io import find_images, read_rgb
+from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
+from napari_colorize.training import Loss, TrainConfig, lab_batch, train
+from napari_colorize.training_data import ColorCrops, scan_images
 
 # Small and fast: a narrow network, few steps, a high learning rate so that a
 # few steps visibly lower the loss.
@@ -25,7 +29,7 @@ def data(tmp_path_factory):
     file holding a gray picture, and a corrupt file; and a non-image file."""
     from PIL import Image
 
-    folder = make_colour_folder(tmp_path_factory.mktemp("train") / "images", count=6, size=96, gray=1)
+    folder = make_color_folder(tmp_path_factory.mktemp("train") / "images", count=6, size=96, gray=1)
     gray_rgb = np.repeat(np.linspace(0, 255, 96 * 96).reshape(96, 96, 1), 3, axis=2).astype(np.uint8)
     (folder / "nested").mkdir()
     Image.fromarray(gray_rgb, "RGB").save(folder / "nested" / "gray_rgb.png")
@@ -35,9 +39,9 @@ def data(tmp_path_factory):
 
 
 def fixed_batch(paths, colorizer, lam=0.5):
-    crops = ColourCrops(paths, crop_size=64, seed=123, length=8)
+    crops = ColorCrops(paths, crop_size=64, seed=123, length=8)
     batch = torch.stack([crops[i] for i in range(len(crops))])
-    lightness, ab = training._lab_batch(batch, torch.device("cpu"))
+    lightness, ab = lab_batch(batch, torch.device("cpu"), colorizer.output_stride)
     return lightness, ab, Loss(colorizer, rebalance_weights(colorizer.prior, lam=lam), torch.device("cpu"))
 
 
@@ -59,9 +63,9 @@ def test_find_images(data, tmp_path):
     assert find_images([data, data]) == found  # no duplicates
     other = tmp_path / "other"
     other.mkdir()
-    make_colour_image(32).save(other / "UPPER.PNG", format="PNG")  # suffixes in any case
+    make_color_image(32).save(other / "UPPER.PNG", format="PNG")  # suffixes in any case
     single = tmp_path / "single.jpg"
-    make_colour_image(32).save(single)
+    make_color_image(32).save(single)
     assert find_images([other, single]) == [other / "UPPER.PNG", single]  # files are taken as given
     with pytest.raises(FileNotFoundError, match="not found"):
         find_images([tmp_path / "missing"])
@@ -75,7 +79,7 @@ def test_read_rgb(data, tmp_path):
     small = read_rgb(data / "colour_0.png", max_side=40)
     assert max(small.shape[:2]) == 40 and small.shape[2] == 3
     rgba = tmp_path / "rgba.png"
-    make_colour_image(32).convert("RGBA").save(rgba)
+    make_color_image(32).convert("RGBA").save(rgba)
     assert read_rgb(rgba).shape == (32, 32, 3)
 
 
@@ -83,16 +87,16 @@ def test_scan_images(data):
     bins = ab_bins()
     paths = find_images([data])
     scan = scan_images(paths, bins)
-    assert len(scan.colour_images) == 6 and scan.skipped == 3
-    assert all(p.name.startswith("colour_") for p in scan.colour_images)
+    assert len(scan.color_images) == 6 and scan.skipped == 3
+    assert all(p.name.startswith("colour_") for p in scan.color_images)
     assert scan.bin_counts.shape == (261,)
     # one count per thumbnail pixel (96 px images are below the thumbnail size)
     assert scan.bin_counts.sum() == 6 * 64 * 64
 
 
-def test_colour_crops_are_repeatable(data):
+def test_color_crops_are_repeatable(data):
     paths = find_images([data])[:6]
-    crops = ColourCrops(paths, crop_size=32, seed=5, length=10)
+    crops = ColorCrops(paths, crop_size=32, seed=5, length=10)
     assert len(crops) == 10
     first = crops[3]
     assert first.shape == (3, 32, 32) and first.dtype == torch.uint8
@@ -101,8 +105,79 @@ def test_colour_crops_are_repeatable(data):
 
 
 # --------------------------------------------------------------------------
+# the loss
+# --------------------------------------------------------------------------
+def test_loss_is_the_rebalanced_soft_cross_entropy():
+    """Two pixels, seven bins, known logits and weights, computed by hand."""
+    bins = np.array([[0, 0], [10, 0], [0, 10], [-10, 0], [0, -10], [10, 10], [30, 30]], np.float32)
+    weights = np.array([0.5, 1.0, 2.0, 1.5, 0.8, 1.2, 3.0])
+    # pixel 0 at ab (3, 2): squared distances 13, 53, 73, 173, 153, 113, 1513 -> nearest bin 0
+    # pixel 1 at ab (12, 9): 225, 85, 145, 565, 505, 5, 765 -> nearest bin 5 (no ties among the 5 nearest)
+    ab = np.array([[3.0, 2.0], [12.0, 9.0]])
+    logits = np.array([[1.0, -0.5, 0.3, 2.0, 0.0, -1.0, 0.7], [0.2, 0.9, -0.3, -2.0, 1.5, 0.4, -0.1]])
+
+    expected = []
+    for pixel_ab, pixel_logits in zip(ab, logits):
+        d2 = ((bins - pixel_ab) ** 2).sum(1)
+        nearest5 = np.argsort(d2)[:5]
+        target = np.zeros(len(bins))
+        target[nearest5] = np.exp(-d2[nearest5] / (2 * 5.0**2))  # Gaussian, sigma 5 ab units
+        target /= target.sum()
+        log_p = pixel_logits - np.log(np.exp(pixel_logits).sum())
+        expected.append(-(target * log_p).sum() * weights[np.argmin(d2)])
+    expected = np.mean(expected)
+
+    colorizer = create_colorizer(head="classification", width=4, bins=bins)
+    loss = Loss(colorizer, weights, torch.device("cpu"))
+    # network layout: (N, Q, H, W) logits and (N, 2, H, W) ab; the 2 pixels in a 1 x 2 image
+    output = torch.tensor(logits.T[None, :, None, :], dtype=torch.float32)
+    target_ab = torch.tensor(ab.T[None, :, None, :], dtype=torch.float32)
+    assert float(loss(output, target_ab)) == pytest.approx(expected, rel=1e-5)
+
+    # the regression head: plain mean squared error over both channels
+    regression = Loss(create_colorizer(head="regression", width=4, bins=bins), weights, torch.device("cpu"))
+    predicted = torch.tensor([[[[1.0, 10.0]], [[0.0, 5.0]]]])
+    assert float(regression(predicted, target_ab)) == pytest.approx(((ab.T.ravel() - [1, 10, 0, 5]) ** 2).mean())
+
+
+# --------------------------------------------------------------------------
 # training runs
 # --------------------------------------------------------------------------
+def test_a_run_is_determined_by_its_seed(data, tmp_path):
+    config = TrainConfig(steps=3, **{**FAST, "crop_size": 32})
+    runs = [train([data], output=tmp_path / f"run{i}.safetensors", config=config, device="cpu", progress=False) for i in range(2)]
+    other_seed = TrainConfig(steps=3, seed=1, **{**FAST, "crop_size": 32})
+    other = train([data], output=tmp_path / "other.safetensors", config=other_seed, device="cpu", progress=False)
+    first, second = (r.network.state_dict() for r in runs)
+    for key, value in first.items():
+        assert torch.equal(second[key], value), key  # bit for bit
+    files = [load_file(tmp_path / f"run{i}.safetensors") for i in range(2)]
+    assert all(torch.equal(files[1][key], value) for key, value in files[0].items())
+    losses = [r.metadata["training"]["final_loss"] for r in runs]
+    assert losses[0] == losses[1]
+    assert not torch.equal(other.network.state_dict()["stem.0.weight"], first["stem.0.weight"])
+
+
+def test_one_step_follows_the_recipe(data, tmp_path):
+    """A one-step run: seed, a fresh model, the first crops of the run, one Adam step at the peak rate."""
+    config = TrainConfig(steps=1, **{**FAST, "crop_size": 32})
+    trained = train([data], output=tmp_path / "one.safetensors", config=config, device="cpu", progress=False)
+
+    torch.manual_seed(config.seed)
+    colorizer = create_colorizer(head=config.head, width=config.width)
+    network = colorizer.network.train()
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    images = scan_images(find_images([data]), colorizer.bins).color_images
+    crops = ColorCrops(images, crop_size=config.crop_size, scale_jitter=config.scale_jitter, seed=config.seed, length=config.batch_size)
+    lightness, ab = lab_batch(torch.stack([crops[i] for i in range(config.batch_size)]), torch.device("cpu"), colorizer.output_stride)
+    loss = Loss(colorizer, rebalance_weights(trained.prior, lam=config.rebalance_lambda), torch.device("cpu"))
+    optimizer.zero_grad()
+    loss(network(lightness), ab).backward()
+    optimizer.step()
+    for key, value in network.state_dict().items():
+        assert torch.equal(trained.network.state_dict()[key], value), key
+
+
 def test_training_lowers_the_loss_and_writes_a_checkpoint(data, tmp_path):
     output = tmp_path / "out" / "tiny.safetensors"
     config = TrainConfig(steps=30, **FAST)
@@ -171,18 +246,18 @@ def test_resume_continues_where_it_stopped(data, tmp_path, monkeypatch):
 
     # the same run, interrupted during step 6 (after 5 saved steps) ...
     output = tmp_path / "resumed.safetensors"
-    real_lab_batch, calls = training._lab_batch, []
+    calls = []
 
-    def crashing_lab_batch(batch, device):
+    def crashing_lab_batch(*args):
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt
-        return real_lab_batch(batch, device)
+        return lab_batch(*args)
 
-    monkeypatch.setattr(training, "_lab_batch", crashing_lab_batch)
+    monkeypatch.setattr(training, "lab_batch", crashing_lab_batch)
     with pytest.raises(KeyboardInterrupt):
         train([data], output=output, config=config, device="cpu", progress=False)
-    monkeypatch.setattr(training, "_lab_batch", real_lab_batch)
+    monkeypatch.setattr(training, "lab_batch", lab_batch)
     assert load_checkpoint(output).metadata["training"]["steps"] == 5
     assert load_checkpoint(output).metadata["training"]["finished"] is False
 
@@ -208,11 +283,46 @@ def test_resume_continues_where_it_stopped(data, tmp_path, monkeypatch):
     assert fresh.metadata["training"]["steps"] == 1
 
 
+def _build_toy(*, head, num_bins, width):
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, width, 2, stride=2), nn.ReLU(), nn.Conv2d(width, num_bins if head == "classification" else 2, 1))
+
+
+@pytest.fixture
+def toy_architecture():
+    """A registered architecture unlike the default one: chroma at 1/2, not 1/4."""
+    register_architecture(Architecture(name="toy-stride2", build=_build_toy, tile_size=32, output_stride=2))
+    yield "toy-stride2"
+    unregister_architecture("toy-stride2")
+
+
+def test_init_and_resume_keep_the_architecture(data, tmp_path, toy_architecture, caplog):
+    torch.manual_seed(7)
+    base = create_colorizer(architecture=toy_architecture, width=4)
+    save_checkpoint(base, tmp_path / "toy.safetensors")
+    output = tmp_path / "tuned.safetensors"
+    config = {**FAST, "crop_size": 32, "learning_rate": 0.0}  # a rate of 0: the weights stay those of --init
+    with caplog.at_level("WARNING"):
+        tuned = train(
+            [data], output=output, config=TrainConfig(steps=2, **config), device="cpu", init=tmp_path / "toy.safetensors", progress=False
+        )
+    assert "start untrained" not in caplog.text  # every weight was copied
+    assert tuned.architecture == toy_architecture and tuned.output_stride == 2 and tuned.metadata["width"] == 4
+    for key, value in load_checkpoint(tmp_path / "toy.safetensors").network.state_dict().items():
+        assert torch.equal(tuned.network.state_dict()[key], value), key
+    assert load_checkpoint(output).architecture == toy_architecture
+
+    resumed = train([], output=output, config=TrainConfig(steps=3, **config), device="cpu", resume=True, progress=False)
+    assert resumed.architecture == toy_architecture and resumed.output_stride == 2
+    assert resumed.metadata["training"]["steps"] == 3
+
+
 # --------------------------------------------------------------------------
 # refusals
 # --------------------------------------------------------------------------
 def test_only_grayscale_images(tmp_path):
-    folder = make_colour_folder(tmp_path / "gray", count=0, size=48, gray=2)
+    folder = make_color_folder(tmp_path / "gray", count=0, size=48, gray=2)
     with pytest.raises(ValueError, match="grayscale"):
         train([folder], output=tmp_path / "m.safetensors", config=TrainConfig(steps=2, **FAST), device="cpu", progress=False)
     assert not (tmp_path / "m.safetensors").exists()

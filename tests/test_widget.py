@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("napari")
 
-from napari_colorize import __version__, _widget, colorize
+from napari_colorize import __version__, colorize, settings
 from napari_colorize._widget import CHECKPOINT_FILE_CHOICE, METADATA_KEY, PREVIEW_WORKING_PIXELS, ColorizeWidget
 from napari_colorize.color import to_luminance
 
-from conftest import recording_dask
+from helpers import recording_dask
 
 RUN_TIMEOUT_MS = 120_000
 
@@ -24,7 +24,7 @@ RUN_TIMEOUT_MS = 120_000
 def private_settings(tmp_path, monkeypatch):
     """Keep remembered settings in a temporary folder, never the user's config."""
     path = tmp_path / "config" / "widget.json"
-    monkeypatch.setattr(_widget, "settings_file", lambda: path)
+    monkeypatch.setattr(settings, "settings_file", lambda: path)
     return path
 
 
@@ -238,7 +238,7 @@ def test_cancel_stops_within_a_batch_and_adds_nothing(qtbot, viewer, widget, not
     qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
     timer.stop()
 
-    assert max(tiles_done) - at_cancel <= widget.colorize_options()["batch_size"]
+    assert max(tiles_done) - at_cancel <= widget.colorize_options().batch_size
     assert max(tiles_done) < 3 * 16, "the run went on to the end"
     assert ticks and ticks[0] == 0, "the GUI event loop ran while the worker computed"
     assert outputs(viewer) == []
@@ -363,10 +363,10 @@ def test_every_frame_of_a_dask_stack_is_read_one_frame_at_a_time(qtbot, viewer, 
 
 
 def test_a_result_too_large_for_memory_is_kept_in_a_file(qtbot, viewer, widget, monkeypatch, tmp_path):
-    from napari_colorize import _output_store
+    from napari_colorize import output_store
 
-    monkeypatch.setattr(_output_store, "in_memory_limit", lambda: 1000)
-    monkeypatch.setattr(_output_store, "cache_folder", lambda: tmp_path / "cache")
+    monkeypatch.setattr(output_store, "in_memory_limit", lambda: 1000)
+    monkeypatch.setattr(output_store, "cache_folder", lambda: tmp_path / "cache")
     stack = smooth_image((3, 40, 50))
     viewer.add_image(stack, name="big")
     widget.frames.value = "all"
@@ -380,10 +380,10 @@ def test_a_result_too_large_for_memory_is_kept_in_a_file(qtbot, viewer, widget, 
 
 
 def test_cancelled_run_leaves_no_file_behind(qtbot, viewer, widget, monkeypatch, tmp_path):
-    from napari_colorize import _output_store
+    from napari_colorize import output_store
 
-    monkeypatch.setattr(_output_store, "in_memory_limit", lambda: 1000)
-    monkeypatch.setattr(_output_store, "cache_folder", lambda: tmp_path / "cache")
+    monkeypatch.setattr(output_store, "in_memory_limit", lambda: 1000)
+    monkeypatch.setattr(output_store, "cache_folder", lambda: tmp_path / "cache")
     viewer.add_image(smooth_image((6, 300, 300)), name="big")
     widget.frames.value = "all"
     widget.progress_bar.changed.connect(lambda value: value and widget.cancel())
@@ -429,10 +429,10 @@ def test_a_lazy_layer_that_fails_to_read_is_reported_and_leaves_no_file(qtbot, v
     mid-run: one notification, no layer, no half-written result file."""
     import dask.array as da
 
-    from napari_colorize import _output_store
+    from napari_colorize import output_store
 
-    monkeypatch.setattr(_output_store, "in_memory_limit", lambda: 0)
-    monkeypatch.setattr(_output_store, "cache_folder", lambda: tmp_path / "cache")
+    monkeypatch.setattr(output_store, "in_memory_limit", lambda: 0)
+    monkeypatch.setattr(output_store, "cache_folder", lambda: tmp_path / "cache")
     stack = smooth_image((3, 40, 50))
 
     def read(block, block_info=None):

@@ -44,10 +44,11 @@ def _argument_type(spec: OptionSpec):
     return parse
 
 
-def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None) -> None:
-    """Arguments for the colorize options ``names`` (default: every option shown
-    on the command line), built from their declarations."""
-    for spec in option_specs() if names is None else [option_spec(n) for n in names]:
+def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None, *, options_class: type = ColorizeOptions) -> None:
+    """Arguments for the options ``names`` (default: every option shown on the
+    command line) of ``options_class``, built from their declarations."""
+    specs = option_specs(options_class)
+    for spec in specs if names is None else [option_spec(n, options_class) for n in names]:
         if not spec.in_cli:
             continue
         flag = "--" + spec.name.replace("_", "-")
@@ -63,15 +64,16 @@ def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | Non
             parser.add_argument(flag, type=_argument_type(spec), default=spec.default, help=spec.describe())
 
 
-def options_from_arguments(args: argparse.Namespace, **overrides) -> ColorizeOptions:
-    """The :class:`ColorizeOptions` of parsed arguments (``overrides`` win)."""
-    values = {spec.name: getattr(args, spec.name) for spec in option_specs() if spec.in_cli and hasattr(args, spec.name)}
-    for spec in option_specs():
+def options_from_arguments(args: argparse.Namespace, *, options_class: type = ColorizeOptions, **overrides) -> ColorizeOptions:
+    """The options (an ``options_class``) of parsed arguments; ``overrides`` win."""
+    specs = option_specs(options_class)
+    values = {spec.name: getattr(args, spec.name) for spec in specs if spec.in_cli and hasattr(args, spec.name)}
+    for spec in specs:
         if spec.explicit_range and getattr(args, "range", None):
             values[spec.name] = tuple(args.range)
         if spec.kind is tuple and spec.name in values:
             values[spec.name] = tuple(values[spec.name])
-    return ColorizeOptions(**{**values, **overrides})
+    return options_class(**{**values, **overrides})
 
 
 def _build_parser() -> argparse.ArgumentParser:

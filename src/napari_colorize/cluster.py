@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._arrays import is_dask_array
+from .arrays import is_dask_array
 from .engine import colorize_strips, fill_from_strips
 from .model import Colorizer, resolve_model_path
 from .normalization import stack_range

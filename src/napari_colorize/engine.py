@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._arrays import frame_indices, grayscale_frames, readable_frame
+from .arrays import frame_indices, grayscale_frames, readable_frame
 from .color import gray_to_lightness
 from .devices import resolve_device
 from .model import Colorizer, load_checkpoint

@@ -10,26 +10,46 @@ from pathlib import Path
 import numpy as np
 
 from .color import ab_bins, lightness_to_gray, rgb_to_lab
-from .metrics import ABErrorCMF, colourfulness, psnr
+from .devices import resolve_device
+from .io import find_images, read_rgb
+from .metrics import ABErrorCMF, colorfulness, psnr
 from .model import load_checkpoint
 from .pipeline import colorize
-from .training import find_images, read_rgb
 
 GRAY = "gray (no colour)"
 
 
 @dataclass
 class EvaluationRow:
+    """The scores of one method over the images of an evaluation.
+
+    Attributes
+    ----------
+    method : str
+        A model name, or :data:`GRAY` for the gray baseline.
+    images : int
+        Colour images scored.
+    auc, auc_rebalanced : float
+        Area under the CMF of the ab error, in percent, plain and
+        class-rebalanced (see :class:`napari_colorize.metrics.ABErrorCMF`).
+    psnr : float
+        Mean PSNR (dB) of the RGB results over the images.
+    colorfulness, colorfulness_truth : float
+        Mean colourfulness of the results, and of the true images.
+    """
+
     method: str
     images: int
     auc: float
     auc_rebalanced: float
     psnr: float
-    colourfulness: float
-    colourfulness_truth: float
+    colorfulness: float
+    colorfulness_truth: float
 
 
 class _Scores:
+    """Accumulates one method's scores, image by image."""
+
     def __init__(self, bins):
         self.cmf = ABErrorCMF(bins)
         self.psnr, self.cf, self.cf_truth = [], [], []
@@ -37,8 +57,8 @@ class _Scores:
     def add(self, truth_rgb, truth_lab, result_rgb):
         self.cmf.add(truth_lab[..., 1:], rgb_to_lab(result_rgb)[..., 1:])
         self.psnr.append(psnr(truth_rgb, result_rgb))
-        self.cf.append(colourfulness(result_rgb))
-        self.cf_truth.append(colourfulness(truth_rgb))
+        self.cf.append(colorfulness(result_rgb))
+        self.cf_truth.append(colorfulness(truth_rgb))
 
     def row(self, method):
         finite = [p for p in self.psnr if np.isfinite(p)]
@@ -48,8 +68,8 @@ class _Scores:
             auc=self.cmf.auc(),
             auc_rebalanced=self.cmf.auc(rebalanced=True),
             psnr=float(np.mean(finite)) if finite else float("inf"),
-            colourfulness=float(np.mean(self.cf)),
-            colourfulness_truth=float(np.mean(self.cf_truth)),
+            colorfulness=float(np.mean(self.cf)),
+            colorfulness_truth=float(np.mean(self.cf_truth)),
         )
 
 
@@ -82,8 +102,6 @@ def evaluate(
     list of EvaluationRow
         The gray baseline first, then one row per model.
     """
-    from .pipeline import resolve_device
-
     if not Path(images).is_dir():
         raise FileNotFoundError(f"image folder not found: {images}")
     paths = find_images([images])[:limit]
@@ -123,6 +141,6 @@ def format_table(rows: Sequence[EvaluationRow], *, title: str = "") -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.method} | {r.auc:.1f} | {r.auc_rebalanced:.1f} | {r.psnr:.2f} | {r.colourfulness:.1f} | {r.colourfulness_truth:.1f} |"
+            f"| {r.method} | {r.auc:.1f} | {r.auc_rebalanced:.1f} | {r.psnr:.2f} | {r.colorfulness:.1f} | {r.colorfulness_truth:.1f} |"
         )
     return "\n".join(lines)

@@ -11,12 +11,21 @@ from .color import nearest_bin
 MAX_THRESHOLD = 150
 
 
-def colourfulness(rgb: np.ndarray) -> float:
+def colorfulness(rgb: np.ndarray) -> float:
     """Colourfulness of Hasler & Süsstrunk (2003) of uint8 RGB (..., 3).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+
+    Returns
+    -------
+    float
+        0 for gray; larger for more, and more varied, colour.
 
     Examples
     --------
-    >>> colourfulness(np.full((4, 4, 3), 128, np.uint8))
+    >>> colorfulness(np.full((4, 4, 3), 128, np.uint8))
     0.0
     """
     rgb = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
@@ -38,6 +47,11 @@ class ABErrorCMF:
     whose ab error is within the threshold, in percent. The rebalanced AuC
     weights each pixel by the inverse frequency of its true bin in the data
     seen, i.e. averages the per-bin curves uniformly.
+
+    Parameters
+    ----------
+    bins : ndarray, shape (Q, 2)
+        ab bin centres: each pixel counts in the bin nearest to its true ab.
     """
 
     def __init__(self, bins: np.ndarray):
@@ -55,6 +69,7 @@ class ABErrorCMF:
         np.add.at(self.counts, (nearest_bin(true_ab, self.bins), column), 1)
 
     def auc(self, *, rebalanced: bool = False) -> float:
+        """Area under the CMF of the errors added so far, in percent (100: all exact)."""
         per_bin = self.counts.astype(np.float64)
         if rebalanced:
             totals = per_bin.sum(1, keepdims=True)

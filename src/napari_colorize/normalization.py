@@ -15,7 +15,7 @@ from typing import Union
 
 import numpy as np
 
-from ._arrays import frame_indices, strided_sample
+from .arrays import frame_indices, strided_sample
 
 #: Default percentiles of the robust intensity range.
 DEFAULT_PERCENTILES = (0.5, 99.5)

@@ -103,8 +103,9 @@ class OptionSpec:
         return f"{self.help} (default {default})"
 
 
-def _option(default, *, help: str, label: str, kind: type = object, **spec) -> Any:
-    # The name is filled in by option_specs() from the field's name.
+def option(default, *, help: str, label: str, kind: type = object, **spec) -> Any:
+    """Declare an option: a dataclass field carrying its :class:`OptionSpec`
+    (the name is the field's)."""
     return field(default=default, metadata={"spec": dict(default=default, help=help, label=label, kind=kind, **spec)})
 
 
@@ -139,13 +140,13 @@ class ColorizeOptions:
     ValueError: overlap must be >= 0, got -1
     """
 
-    model: Any = _option(
+    model: Any = option(
         DEFAULT_MODEL,
         label="Model",
         check=_check_model,
         help="a shipped model name (natural, natural-regression), a .safetensors checkpoint you trained, or a loaded Colorizer",
     )
-    temperature: float = _option(
+    temperature: float = option(
         DEFAULT_TEMPERATURE,
         label="Saturation (temperature T)",
         kind=float,
@@ -154,7 +155,7 @@ class ColorizeOptions:
         gui_range=(0.01, 1.0, 0.01),
         help="annealed-mean temperature T > 0: lower is bolder, more saturated colour, 1 the plain mean (muted); 0.38 is the paper's; regression models ignore it",
     )
-    normalize: Normalize = _option(
+    normalize: Normalize = option(
         "frame",
         label="Contrast from",
         choices=("frame", "stack"),
@@ -163,7 +164,7 @@ class ColorizeOptions:
         check=check_normalize,
         help="intensity range mapped to black..white: robust percentiles of each frame, of the whole stack, or an explicit (low, high)",
     )
-    percentiles: tuple[float, float] = _option(
+    percentiles: tuple[float, float] = option(
         DEFAULT_PERCENTILES,
         label="Percentiles",
         kind=tuple,
@@ -171,7 +172,7 @@ class ColorizeOptions:
         in_widget=False,
         help="percentiles (low, high) of the robust intensity range used by frame and stack normalisation",
     )
-    scale: float = _option(
+    scale: float = option(
         1.0,
         label="Working resolution",
         kind=float,
@@ -180,7 +181,7 @@ class ColorizeOptions:
         gui_range=(0.05, 4.0, 0.05),
         help="working resolution relative to the input (0.5 halves it), so that objects appear at a size the model knows; the output keeps full resolution",
     )
-    overlap: int = _option(
+    overlap: int = option(
         DEFAULT_OVERLAP,
         label="Tile overlap (px)",
         kind=int,
@@ -189,7 +190,7 @@ class ColorizeOptions:
         gui_range=(0, 192, 8),
         help="minimum overlap of neighbouring tiles in working pixels, below the model's tile size: more overlap, smoother seams, more tiles",
     )
-    batch_size: int = _option(
+    batch_size: int = option(
         DEFAULT_BATCH_SIZE,
         label="Batch size",
         kind=int,
@@ -197,14 +198,14 @@ class ColorizeOptions:
         in_widget=False,
         help="tiles per forward pass of the network",
     )
-    device: str = _option(
+    device: str = option(
         "auto",
         label="Device",
         check=check_device_name,
         kind=str,
         help="where the network runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps",
     )
-    precision: str = _option(
+    precision: str = option(
         "auto",
         label="Precision",
         kind=str,
@@ -212,7 +213,7 @@ class ColorizeOptions:
         in_widget=False,
         help="network arithmetic: auto is bf16 autocast on CUDA and fp32 elsewhere; on CUDA out-of-memory the batch is halved",
     )
-    rgb: bool | None = _option(
+    rgb: bool | None = option(
         None,
         label="RGB input",
         check=_check_rgb,
@@ -222,28 +223,29 @@ class ColorizeOptions:
     )
 
     def __post_init__(self):
-        for spec in option_specs():
+        for spec in option_specs(type(self)):
             object.__setattr__(self, spec.name, spec.validate(getattr(self, spec.name)))
 
     @classmethod
     def from_keywords(cls, options: ColorizeOptions | None = None, **keywords) -> ColorizeOptions:
         """``options`` (or the defaults) with ``keywords`` replaced; unknown names are a TypeError."""
-        unknown = sorted(set(keywords) - set(option_names()))
+        names = option_names(cls)
+        unknown = sorted(set(keywords) - set(names))
         if unknown:
-            raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; options are {', '.join(option_names())}")
+            raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; options are {', '.join(names)}")
         base = options if options is not None else cls()
-        if not isinstance(base, ColorizeOptions):
-            raise TypeError(f"options must be a ColorizeOptions, got {type(base).__name__}")
+        if not isinstance(base, cls):
+            raise TypeError(f"options must be a {cls.__name__}, got {type(base).__name__}")
         return dataclasses.replace(base, **keywords) if keywords else base
 
     def replace(self, **changes) -> ColorizeOptions:
         """A copy with ``changes``, validated."""
-        return ColorizeOptions.from_keywords(self, **changes)
+        return type(self).from_keywords(self, **changes)
 
     def parameters(self) -> dict[str, Any]:
         """The options as JSON-ready values, for provenance (the model is recorded apart)."""
         values = {}
-        for spec in option_specs():
+        for spec in option_specs(type(self)):
             if spec.name == "model":
                 continue
             value = getattr(self, spec.name)
@@ -251,21 +253,23 @@ class ColorizeOptions:
         return values
 
 
-def option_specs() -> list[OptionSpec]:
-    """The declaration of every option, in order."""
-    return [OptionSpec(name=f.name, **f.metadata["spec"]) for f in dataclasses.fields(ColorizeOptions)]
+def option_specs(options_class: type = None) -> list[OptionSpec]:
+    """The declaration of every option of ``options_class`` (default
+    :class:`ColorizeOptions`, or a subclass that adds options), in order."""
+    return [OptionSpec(name=f.name, **f.metadata["spec"]) for f in dataclasses.fields(options_class or ColorizeOptions)]
 
 
-def option_spec(name: str) -> OptionSpec:
+def option_spec(name: str, options_class: type = None) -> OptionSpec:
     """The declaration of the option ``name``."""
-    for spec in option_specs():
+    for spec in option_specs(options_class):
         if spec.name == name:
             return spec
-    raise KeyError(name)
+    raise KeyError(f"no option {name!r}")
 
 
-def option_names() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(ColorizeOptions))
+def option_names(options_class: type = None) -> tuple[str, ...]:
+    """Names of the options, in order."""
+    return tuple(f.name for f in dataclasses.fields(options_class or ColorizeOptions))
 
 
 def options_docstring(indent: str = "    ") -> str:

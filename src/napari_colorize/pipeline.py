@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from ._arrays import grayscale_frames, is_dask_array
+from .arrays import grayscale_frames, is_dask_array
 from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips
 from .options import ColorizeOptions, options_docstring
 

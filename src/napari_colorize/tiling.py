@@ -100,21 +100,12 @@ class TileGrid:
     def __len__(self) -> int:
         return len(self.starts_y) * len(self.starts_x)
 
-    def pad(self, frame: np.ndarray) -> np.ndarray:
-        """Pad a 2D frame to ``padded_shape`` by mirroring (edge for 1-pixel axes)."""
-        frame = np.asarray(frame)
-        extra = [(0, p - n) for p, n in zip(self.padded_shape, frame.shape)]
-        if all(after == 0 for _, after in extra):
-            return frame
-        mode = "symmetric" if min(frame.shape) > 1 else "edge"
-        return np.pad(frame, extra, mode=mode)
-
     def tiles(self, frame, origins: list[tuple[int, int]]) -> np.ndarray:
         """Stack the tiles at ``origins`` read from the *unpadded* frame: (n, tile, tile).
 
         Each tile is sliced (so a memory-mapped or lazy frame is read piece by
-        piece) and padded on its own, exactly as :meth:`pad` would have padded
-        the whole frame: pads (under ``align`` wide) are narrower than the
+        piece) and padded on its own (mirrored; edge-extended for 1-pixel
+        axes), exactly as mirroring the whole frame would have padded it: pads (under ``align`` wide) are narrower than the
         slices they mirror whenever ``tile >= 2 * align``, as for the model's
         224-pixel tiles.
         """
@@ -127,11 +118,6 @@ class TileGrid:
                 piece = np.pad(piece, [(0, t - piece.shape[0]), (0, t - piece.shape[1])], mode=mode)
             out.append(piece)
         return np.stack(out)
-
-    def extract(self, padded: np.ndarray, origins: list[tuple[int, int]]) -> np.ndarray:
-        """Stack the tiles at ``origins`` from a padded frame: (n, tile, tile)."""
-        t = self.tile
-        return np.stack([padded[y : y + t, x : x + t] for y, x in origins])
 
 
 def taper(length: int, ramp: float) -> np.ndarray:

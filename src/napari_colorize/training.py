@@ -194,7 +194,10 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
     if state is not None:
         meta = json.loads(state["metadata"])
         colorizer = create_colorizer(
-            architecture=meta.get("architecture", _FIRST_ARCHITECTURE), head=meta["head"], width=int(meta["width"]), bins=state["bins"].numpy()
+            architecture=meta.get("architecture", _FIRST_ARCHITECTURE),
+            head=meta["head"],
+            width=int(meta["width"]),
+            bins=state["bins"].numpy(),
         )
         colorizer.network.load_state_dict(state["network"])
         colorizer.metadata = meta
@@ -275,6 +278,7 @@ class Checkpointer:
     optimizer : torch.optim.Optimizer
     config : TrainConfig
     data : TrainingData
+        The images and prior; its summary goes into the checkpoint.
     device : torch.device
     elapsed_before : float
         Training seconds spent before this run resumed.
@@ -287,7 +291,9 @@ class Checkpointer:
         ``time.monotonic()`` when this run (or its resumption) started.
     """
 
-    def __init__(self, output: Path, *, colorizer: Colorizer, optimizer, config: TrainConfig, data: TrainingData, device, elapsed_before: float = 0.0):
+    def __init__(
+        self, output: Path, *, colorizer: Colorizer, optimizer, config: TrainConfig, data: TrainingData, device, elapsed_before: float = 0.0
+    ):
         self.output = output
         self.state_path = _state_path(output)
         self.colorizer = colorizer
@@ -298,10 +304,6 @@ class Checkpointer:
         self.elapsed_before = elapsed_before
         self.start = time.monotonic()
         self._last_save = self.start
-
-    @property
-    def data_summary(self) -> dict:
-        return self.data.summary
 
     def elapsed(self) -> float:
         """Training seconds so far, over all the resumptions of the run."""
