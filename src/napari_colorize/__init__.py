@@ -3,6 +3,16 @@
 The core (``colorize``, ``train``, ``evaluate``) runs without napari; the
 napari dock widget and the ``napari-colorize`` command line are thin faces
 over it. Colours are predicted by a model, not measured.
+
+Layout, imports running one way: colour science and tiling (``color``,
+``tiling``, ``metrics``) -> inputs (``arrays``, ``normalization``,
+``devices``) -> models (``architectures``: a registry of network families
+with their tile size, output stride and inputs; ``model``: the
+``Colorizer`` and its checkpoints) -> ``options`` (every option declared
+once) and ``provenance`` -> the work (``engine``, ``pipeline``, ``cluster``)
+and files and training (``io``, ``training_data``, ``training``,
+``evaluation``) -> napari without Qt (``layer_geometry``, ``jobs``,
+``settings``, ``output_store``) -> the faces (``cli``, ``_widget``).
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -95,7 +95,7 @@ def grayscale_frames(image, *, rgb: bool | None):
         return image
     if len(shape) < 3 or shape[-1] not in (3, 4):
         raise ValueError(f"rgb=True needs a last axis of 3 or 4 channels, got shape {shape}")
-    warnings.warn(f"the input of shape {shape} is RGB/RGBA: colorizing its luminance (pass rgb=False if the last axis is X)", UserWarning, stacklevel=4)
+    warnings.warn(f"the input of shape {shape} is RGB/RGBA: colorizing its luminance (pass rgb=False if the last axis is X)", UserWarning, stacklevel=3)
     return to_luminance(image)
 
 

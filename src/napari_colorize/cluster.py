@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import is_dask_array
-from .engine import colorize_strips, fill_from_strips
+from .engine import fill_from_strips, strips_of_frames
 from .model import Colorizer, resolve_model_path
 from .normalization import stack_range
 from .options import ColorizeOptions
@@ -38,9 +38,9 @@ def colorize_block(block: np.ndarray, *, options: ColorizeOptions, torch_threads
         # Process-wide and never restored: every task of a graph asks for the
         # same count, so concurrent tasks cannot see it change under them.
         torch.set_num_threads(torch_threads)
-    block = np.asarray(block)
+    block = np.asarray(block)  # frames of an input checked when the graph was built
     out = np.empty((*block.shape, 3), dtype=np.uint8)
-    return fill_from_strips(out, colorize_strips(block, options=options))
+    return fill_from_strips(out, strips_of_frames(block, options))
 
 
 def colorize_lazy(image, options: ColorizeOptions, *, scheduler=None):

@@ -224,16 +224,26 @@ def colorize_strips(
 {options}
     """
     options = ColorizeOptions.from_keywords(options, **option_keywords)
-    image = grayscale_frames(image, rgb=options.rgb)
+    frames = grayscale_frames(image, rgb=options.rgb)
+    return strips_of_frames(frames, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, strip_rows=strip_rows)
+
+
+colorize_strips.__doc__ = colorize_strips.__doc__.replace("{options}", options_docstring())
+
+
+def strips_of_frames(
+    image, options: ColorizeOptions, *, progress=None, cancel=None, extra_inputs: Mapping | None = None, strip_rows: int = 256
+) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+    """:func:`colorize_strips` of frames already checked by
+    :func:`napari_colorize.arrays.grayscale_frames` (so an input is checked
+    once, wherever it enters); the model and extra inputs are checked here,
+    before the first strip is asked for."""
     colorizer = prepare_model(options)
     extras = check_extra_inputs(extra_inputs, tuple(image.shape), colorizer)
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, colorizer.device)
     predict = Predictor(colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision)
     ranges = range_for(image, options.normalize, options.percentiles)
     return _strips(image, extras, predict, ranges, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
-
-
-colorize_strips.__doc__ = colorize_strips.__doc__.replace("{options}", options_docstring())
 
 
 def _strips(image, extras, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple[tuple, int, int, np.ndarray]]:

@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .arrays import grayscale_frames, is_dask_array
-from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips
+from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips, strips_of_frames
 from .options import ColorizeOptions, options_docstring
 
-__all__ = ["ColorizeCancelled", "colorize"]
+# colorize_strips is re-exported: it lived here before the engine had a module of its own.
+__all__ = ["ColorizeCancelled", "colorize", "colorize_strips"]
 
 
 def colorize(
@@ -113,9 +114,7 @@ def colorize(
         out[...] = result
         return out
     out = np.empty(shape, dtype=np.uint8) if out is None else out
-    strips = colorize_strips(
-        image, options=options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, strip_rows=max(1, CHUNK_PIXELS // image.shape[-1])
-    )
+    strips = strips_of_frames(image, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, strip_rows=max(1, CHUNK_PIXELS // image.shape[-1]))
     return fill_from_strips(out, strips)
 
 
