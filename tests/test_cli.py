@@ -357,3 +357,153 @@ def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray
     before = (warnings.showwarning, warnings.formatwarning, list(warnings.filters))
     assert main(["colorize", str(gray_png[0]), "-o", str(tmp_path / "out.png"), "--device", "cpu", "-q"]) == 0
     assert (warnings.showwarning, warnings.formatwarning, list(warnings.filters)) == before
+
+
+# --------------------------------------------------------------------------
+# what every output records; failures that must not cost earlier results
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_png_and_jpeg_outputs_record_that_colours_are_predicted(capsys, tmp_path, gray_png, natural, suffix):
+    """The README: every output records that its colours are predicted. A
+    PNG keeps the record in a text chunk 'napari_colorize', a JPEG in its
+    comment and its EXIF ImageDescription: the same JSON as a TIFF's."""
+    src, _ = gray_png
+    dst = tmp_path / f"out{suffix}"
+    for out in (dst, tmp_path / "out.tif"):
+        code, _, err = run(capsys, "colorize", src, "-o", out, "--device", "cpu", "-q", "--temperature", "0.3")
+        assert code == 0, err
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        in_tiff = json.loads(tif.pages[0].description)
+    in_tiff.pop("shape", None)  # tifffile's own entry
+    with Image.open(dst) as im:
+        records = [im.text["napari_colorize"]] if suffix == ".png" else [im.info["comment"].decode("ascii"), im.getexif()[0x010E]]
+        assert im.mode == "RGB" and im.size == (64, 50)
+    for text in records:
+        record = json.loads(text)
+        assert record == in_tiff
+        made = record["napari_colorize"]
+        assert made["model"] == "natural" and made["model_sha256"] == natural.sha256
+        assert "predicted" in made["note"] and "not measured" in made["note"]
+        assert made["parameters"]["temperature"] == pytest.approx(0.3)
+
+
+def corrupt_frame(path, frame: int) -> None:
+    """Overwrite the compressed data of one page of a zlib TIFF with noise,
+    leaving its offsets and sizes (and so every check before reading) intact."""
+    with tifffile.TiffFile(path) as tif:
+        offset, count = int(tif.pages[frame].dataoffsets[0]), int(tif.pages[frame].databytecounts[0])
+    raw = bytearray(path.read_bytes())
+    raw[offset + 2 : offset + count - 4] = np.random.default_rng(0).integers(0, 256, count - 6, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(raw))
+
+
+def broken_tiff(path, kind: str, *, frames: int = 3):
+    """A zlib TIFF broken so that only reading it finds out: cut in half
+    ('truncated'), or with the data of its last frame garbled
+    ('bad-last-frame', found when that frame is read, after the others
+    have been colorized)."""
+    stack = np.stack([smooth_frame((60, 70), seed=s, low=100, high=50000) for s in range(frames)]).astype(np.uint16)
+    tifffile.imwrite(path, stack, photometric="minisblack", compression="zlib")
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        corrupt_frame(path, frames - 1)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+@pytest.mark.parametrize("failure", ["truncated", "bad-last-frame", "broken-checkpoint"])
+def test_overwrite_keeps_the_old_output_when_the_run_fails(capsys, tmp_path, gray_png, failure, suffix):
+    dst = tmp_path / f"previous{suffix}"
+    if suffix == ".tif":
+        tifffile.imwrite(dst, np.full((4, 5, 3), 7, np.uint8), photometric="rgb")
+    else:
+        Image.fromarray(np.full((4, 5, 3), 7, np.uint8)).save(dst)
+    before = dst.read_bytes()
+    model = []
+    if failure == "broken-checkpoint":
+        src, blamed = gray_png[0], tmp_path / "broken.safetensors"
+        blamed.write_bytes(b"not a checkpoint at all")
+        model = ["--model", blamed]
+    else:
+        # a PNG takes one frame: a one-frame TIFF for it (read whole), a stack streamed into a TIFF
+        src = blamed = broken_tiff(tmp_path / "input.tif", failure, frames=3 if suffix == ".tif" else 1)
+    code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q", "--overwrite", *model)
+    assert code == 2
+    assert_one_line_error(err, blamed.name)
+    assert dst.read_bytes() == before, "the old output was damaged by a failed run"
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bad-last-frame"])
+def test_a_broken_later_input_stops_the_run_and_keeps_earlier_results_whole(capsys, tmp_path, stack_tif, gray_png, kind):
+    """Paths are checked before any work, but a damaged TIFF with a sound
+    header is found out only when it is read. The run then stops with one
+    line naming the file; outputs of earlier inputs are complete files (or
+    absent), never partial; nothing is left of the broken one."""
+    broken = broken_tiff(tmp_path / "broken.tif", kind)
+    folder = tmp_path / "results"
+    code, _, err = run(capsys, "colorize", stack_tif[0], broken, gray_png[0], "-o", folder, "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "broken.tif")
+    assert not (folder / "broken_colorized.tif").exists()
+    assert not list(folder.glob(".*")), "temporary files left behind"
+    for src, data in (stack_tif, gray_png):
+        out = folder / f"{src.stem}_colorized.tif"
+        if out.exists():
+            np.testing.assert_array_equal(tifffile.imread(out), colorize(data, model="natural", device="cpu"))
+    assert {p.name for p in folder.iterdir()} <= {"stack_colorized.tif", "gray_colorized.tif"}
+
+
+def test_non_ascii_and_spaces_in_paths(capsys, tmp_path):
+    folder = tmp_path / "données d'essai"
+    folder.mkdir()
+    stack = np.stack([smooth_frame((40, 50), seed=s) for s in range(2)]).astype(np.uint16)
+    tif = folder / "été 1.tif"
+    tifffile.imwrite(tif, stack, photometric="minisblack")
+    frame = smooth_frame((40, 50), seed=3, low=0, high=255).round().astype(np.uint8)
+    png = folder / "hiver №2 (copie).png"
+    Image.fromarray(frame, "L").save(png)
+    expected_stack, expected_frame = (colorize(data, model="natural", device="cpu") for data in (stack, frame))
+
+    # one input to a named file, the stack streamed TIFF to TIFF
+    out = folder / "sortie été.tif"
+    code, printed, err = run(capsys, "colorize", tif, "-o", out, "--device", "cpu")
+    assert code == 0, err
+    assert str(tif) in printed and str(out) in printed
+    np.testing.assert_array_equal(tifffile.imread(out), expected_stack)
+    code, _, err = run(capsys, "colorize", png, "-o", folder / "sortie ß.png", "--device", "cpu", "-q")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.asarray(Image.open(folder / "sortie ß.png")), expected_frame)
+
+    # several inputs into a new folder
+    results = tmp_path / "résultats 日本"
+    code, _, err = run(capsys, "colorize", tif, png, "-o", results, "--device", "cpu", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in results.iterdir()) == ["hiver №2 (copie)_colorized.tif", "été 1_colorized.tif"]
+    np.testing.assert_array_equal(tifffile.imread(results / "été 1_colorized.tif"), expected_stack)
+
+    # an error names the file as it is spelled
+    code, _, err = run(capsys, "colorize", folder / "où est-il.tif", "-o", folder / "x.tif", "--device", "cpu")
+    assert code == 2
+    assert_one_line_error(err, "où est-il.tif")
+
+
+def test_non_ascii_paths_in_a_subprocess(tmp_path):
+    """The real command, its arguments decoded by the interpreter."""
+    folder = tmp_path / "données d'essai"
+    folder.mkdir()
+    src = folder / "été 1.png"
+    Image.fromarray(smooth_frame((30, 40), seed=1, low=0, high=255).round().astype(np.uint8), "L").save(src)
+    dst = folder / "sortie été.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_colorize.cli", "colorize", str(src), "-o", str(dst), "--device", "cpu", "-q"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(dst) as im:
+        assert im.size == (40, 30) and "napari_colorize" in im.text

@@ -66,7 +66,7 @@ def test_values_are_normalised_and_frozen():
 
 
 def test_unknown_keywords_are_a_type_error_naming_the_options():
-    with pytest.raises(TypeError, match="unknown option temprature; options are model, temperature"):
+    with pytest.raises(TypeError, match="unknown option temprature; options are model, device, scale"):
         colorize(np.zeros((8, 8)), temprature=0.3)
 
 

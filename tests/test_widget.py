@@ -6,6 +6,10 @@ happens in a worker thread; tests wait for it with ``qtbot.waitUntil``.
 
 from __future__ import annotations
 
+import json
+import threading
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -43,13 +47,41 @@ def widget(viewer) -> ColorizeWidget:
 
 @pytest.fixture
 def notifications(monkeypatch):
-    """Collect napari notifications shown by the widget: {'error': [...], 'info': [...]}."""
+    """Collect napari notifications shown by the widget: {'error': [...], 'warning': [...], 'info': [...]}."""
     import napari.utils.notifications as notes
 
-    shown = {"error": [], "info": []}
-    monkeypatch.setattr(notes, "show_error", lambda message: shown["error"].append(message))
-    monkeypatch.setattr(notes, "show_info", lambda message: shown["info"].append(message))
+    shown = {"error": [], "warning": [], "info": []}
+    for kind in shown:
+        monkeypatch.setattr(notes, f"show_{kind}", lambda message, kind=kind: shown[kind].append(message))
     return shown
+
+
+@pytest.fixture
+def first_batch_gate(monkeypatch):
+    """Hold the worker inside its first batch of tiles until the test sets
+    ``release``: ``reached`` is set once it is there, ``tiles`` counts the
+    tiles of every batch predicted. Makes cancel tests independent of how
+    fast the worker runs and when the GUI thread gets to run."""
+    from napari_colorize.model import Colorizer
+
+    gate = SimpleNamespace(reached=threading.Event(), release=threading.Event(), tiles=[])
+    predict = Colorizer.predict_ab
+
+    def held(self, lightness, *args, **kwargs):
+        gate.tiles.append(int(lightness.shape[0]))
+        if len(gate.tiles) == 1:
+            gate.reached.set()
+            if not gate.release.wait(RUN_TIMEOUT_MS / 1000):
+                raise RuntimeError("the test never released the worker")
+        return predict(self, lightness, *args, **kwargs)
+
+    monkeypatch.setattr(Colorizer, "predict_ab", held)
+    yield gate
+    gate.release.set()  # never leave a worker waiting
+
+
+def notices(shown) -> list[str]:
+    return shown["info"] + shown["warning"] + shown["error"]
 
 
 def smooth_image(shape, *, seed=0, dtype=np.uint16) -> np.ndarray:
@@ -214,37 +246,33 @@ def test_a_second_run_is_refused_while_one_is_running(qtbot, viewer, widget, not
 # ---------------------------------------------------------------- cancel and errors
 
 
-def test_cancel_stops_within_a_batch_and_adds_nothing(qtbot, viewer, widget, notifications):
+def test_cancel_stops_within_a_batch_and_adds_nothing(qtbot, viewer, widget, notifications, first_batch_gate):
+    """Cancel pressed while the worker is inside its first batch: that batch
+    ends, no other starts, and nothing is added. The worker is held there by
+    the gate, so this does not depend on timing."""
     from qtpy.QtCore import QTimer
 
-    viewer.add_image(smooth_image((3, 700, 700)), name="large")
+    viewer.add_image(smooth_image((3, 700, 700)), name="large")  # 3 frames of 16 tiles
     widget.frames.value = "all"
-    tiles_done = []
-    show_progress = widget._show_progress
-
-    def record_progress(done, total):
-        show_progress(done, total)
-        tiles_done.append(done)
-
-    widget._show_progress = record_progress
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(len(tiles_done)))
-    timer.start(10)
     widget.run()
-    qtbot.waitUntil(lambda: len(tiles_done) > 0, timeout=RUN_TIMEOUT_MS)
-    at_cancel = tiles_done[-1]
-    widget.cancel()
-    qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
-    timer.stop()
+    qtbot.waitUntil(first_batch_gate.reached.is_set, timeout=RUN_TIMEOUT_MS)
+    # the GUI event loop runs while the worker computes
+    ticked = []
+    QTimer.singleShot(0, lambda: ticked.append(True))
+    qtbot.waitUntil(lambda: bool(ticked), timeout=5000)
+    assert widget.running and widget.cancel_button.enabled and not widget.run_button.enabled
 
-    assert max(tiles_done) - at_cancel <= widget.colorize_options().batch_size
-    assert max(tiles_done) < 3 * 16, "the run went on to the end"
-    assert ticks and ticks[0] == 0, "the GUI event loop ran while the worker computed"
+    widget.cancel()
+    first_batch_gate.release.set()
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
+
+    assert len(first_batch_gate.tiles) == 1, f"batches after the cancel: {first_batch_gate.tiles}"
+    assert first_batch_gate.tiles[0] <= widget.colorize_options().batch_size
     assert outputs(viewer) == []
     assert widget.status.value.startswith("Cancelled")
     assert widget.run_button.enabled and not widget.cancel_button.enabled
     assert any("cancelled" in message for message in notifications["info"])
+    assert notifications["error"] == []
 
 
 def test_bad_checkpoint_is_reported_and_the_widget_stays_usable(qtbot, viewer, widget, notifications, tmp_path):
@@ -296,6 +324,101 @@ def test_settings_are_remembered_between_runs(qtbot, viewer, widget, private_set
     again = ColorizeWidget(viewer)
     assert (again.scale.value, again.overlap.value, again.temperature.value) == (0.5, 48, pytest.approx(0.2))
     assert (again.normalize.value, again.frames.value, again.keep_copies.value, again.device.value) == ("stack", "all", True, "cpu")
+
+
+def write_settings(path, content) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+
+
+@pytest.fixture
+def default_settings(viewer, notifications):
+    """What a widget starts with when nothing is remembered (and no notice then)."""
+    values = ColorizeWidget(viewer).settings()
+    assert notices(notifications) == [], "a missing settings file is normal: no notice"
+    return values
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "", "[1, 2, 3]", '"scale"', "null", b"\xff\xfe\x00\x81 not text"],
+    ids=["bad-json", "empty", "a-list", "a-string", "null", "not-utf8"],
+)
+def test_an_unusable_settings_file_is_ignored_with_a_notice(viewer, notifications, private_settings, default_settings, content):
+    write_settings(private_settings, content)
+    widget = ColorizeWidget(viewer)  # does not raise
+    assert widget.settings() == default_settings
+    assert any("widget.json" in message for message in notices(notifications)), notifications
+
+
+def test_remembered_values_of_the_wrong_type_are_ignored_with_a_notice(viewer, notifications, private_settings, default_settings):
+    bad = {"scale": "abc", "device": 5, "keep_copies": "yes", "frames": 3, "normalize": ["stack"], "model": None, "overlap": 4.5}
+    write_settings(private_settings, {**bad, "temperature": 0.2})
+    widget = ColorizeWidget(viewer)
+
+    current = widget.settings()
+    for name in bad:
+        assert current[name] == default_settings[name], name
+    assert current["temperature"] == pytest.approx(0.2)  # a good value next to bad ones still counts
+    (message,) = notices(notifications)
+    assert "widget.json" in message
+    for name in bad:
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"scale": 1e9},
+        {"scale": -1.0},
+        {"overlap": -5},
+        {"overlap": 10_000},
+        {"temperature": 0},
+        {"temperature": float("nan")},
+        {"device": "cuda:7"},
+    ],
+    ids=["huge-scale", "negative-scale", "negative-overlap", "huge-overlap", "zero-temperature", "nan-temperature", "gone-gpu"],
+)
+def test_remembered_values_out_of_range_are_ignored_with_a_notice(viewer, notifications, private_settings, default_settings, bad):
+    write_settings(private_settings, json.dumps(bad))  # NaN written as json writes it
+    widget = ColorizeWidget(viewer)
+    ((name, _),) = bad.items()
+    assert widget.settings()[name] == default_settings[name]
+    assert any(name in message and "widget.json" in message for message in notices(notifications)), notifications
+
+
+def test_a_remembered_checkpoint_that_is_gone_is_ignored_with_a_notice(viewer, notifications, private_settings, default_settings, tmp_path):
+    kept = tmp_path / "kept.safetensors"
+    kept.write_bytes(b"whatever: only its existence is checked when settings are restored")
+    write_settings(private_settings, {"model": CHECKPOINT_FILE_CHOICE, "checkpoint": str(kept)})
+    assert str(ColorizeWidget(viewer).checkpoint.value) == str(kept)  # an existing file is restored
+    assert notices(notifications) == []
+
+    gone = tmp_path / "deleted since" / "gone.safetensors"
+    write_settings(private_settings, {"model": CHECKPOINT_FILE_CHOICE, "checkpoint": str(gone)})
+    widget = ColorizeWidget(viewer)
+    assert widget.settings()["checkpoint"] == default_settings["checkpoint"]
+    assert any("gone.safetensors" in message for message in notices(notifications)), notifications
+
+
+def test_unknown_remembered_names_are_skipped_quietly(viewer, notifications, private_settings, default_settings):
+    """Settings of another version of the plugin: no notice for names it does not know."""
+    write_settings(private_settings, {"an_option_from_the_future": 3, "overlap": 48})
+    widget = ColorizeWidget(viewer)
+    assert widget.settings() == {**default_settings, "overlap": 48}
+    assert notices(notifications) == []
+
+
+def test_settings_saved_by_the_widget_restore_without_a_notice_again_and_again(viewer, notifications, private_settings):
+    from napari_colorize.settings import save_settings
+
+    for _ in range(3):  # no drift: e.g. an empty checkpoint chooser must not become the current folder
+        save_settings(ColorizeWidget(viewer).settings())
+    assert ColorizeWidget(viewer).settings()["checkpoint"] == ""
+    assert notices(notifications) == []
 
 
 def test_preview_colorizes_only_the_region_in_view(qtbot, viewer, widget):
@@ -379,15 +502,19 @@ def test_a_result_too_large_for_memory_is_kept_in_a_file(qtbot, viewer, widget, 
     assert "kept in" in widget.status.value
 
 
-def test_cancelled_run_leaves_no_file_behind(qtbot, viewer, widget, monkeypatch, tmp_path):
+def test_cancelled_run_leaves_no_file_behind(qtbot, viewer, widget, monkeypatch, tmp_path, first_batch_gate):
     from napari_colorize import output_store
 
     monkeypatch.setattr(output_store, "in_memory_limit", lambda: 1000)
     monkeypatch.setattr(output_store, "cache_folder", lambda: tmp_path / "cache")
     viewer.add_image(smooth_image((6, 300, 300)), name="big")
     widget.frames.value = "all"
-    widget.progress_bar.changed.connect(lambda value: value and widget.cancel())
-    run_and_wait(qtbot, widget)
+    widget.run()
+    qtbot.waitUntil(first_batch_gate.reached.is_set, timeout=RUN_TIMEOUT_MS)
+    assert list((tmp_path / "cache").glob("*")), "the result file is made before the first batch"
+    widget.cancel()
+    first_batch_gate.release.set()
+    qtbot.waitUntil(lambda: not widget.running, timeout=RUN_TIMEOUT_MS)
 
     assert outputs(viewer) == [] and "Cancelled" in widget.status.value
     assert list((tmp_path / "cache").glob("*")) == []

@@ -123,7 +123,7 @@ def option_control(spec: OptionSpec, choices: list | None = None) -> ValueWidget
     the models shipped, the devices present). Options with choices get a
     chooser, numbers a spin box over ``spec.gui_range``.
     """
-    common = {"label": spec.label, "tooltip": spec.help, "value": spec.default}
+    common = {"label": spec.label, "tooltip": spec.help[:1].upper() + spec.help[1:] + ".", "value": spec.default}
     if choices is None and spec.choices is not None:
         choices = list(zip(spec.choice_labels or [str(c) for c in spec.choices], spec.choices))
     if choices is not None:
@@ -293,10 +293,12 @@ class ColorizeWidget(Container):
         values, problems = settings_store.check_settings(settings, self._setting_checks())
         controls = self._remembered_controls()
         for name, value in values.items():
+            if name == "checkpoint" and not value:
+                continue  # an empty file chooser would take '' as the current folder
             try:
                 controls[name].value = value
             except (ValueError, TypeError) as exc:  # e.g. within the option's limits but not the spin box's
-                problems.append(f"{name}: {exc}")
+                problems.append(settings_store.name_problem(name, exc))
         return problems
 
     def _restore_settings(self) -> None:
@@ -306,7 +308,11 @@ class ColorizeWidget(Container):
         settings, problems = settings_store.read_settings()
         problems += self.apply_settings(settings)
         if problems:
-            message = f"napari-colorize ignored remembered settings it cannot use, from {settings_store.settings_file()}: {'; '.join(problems)}"
+            where = settings_store.settings_file()
+            message = (
+                f"napari-colorize ignored remembered settings it cannot use (in {where}) and kept the defaults for them: "
+                + "; ".join(problems)
+            )
             logger.warning(message)
             show_info(message)
 
@@ -415,7 +421,9 @@ class ColorizeWidget(Container):
         else:
             layer = self.add_output(request, outcome)
             stored = f" Too large for memory: kept in {outcome.stored_in}." if outcome.stored_in else ""
-            self.status.value = f"Done in {outcome.seconds:.1f} s on {outcome.device}: {layer.name!r}.{stored} {PREDICTED_NOTE.capitalize()}."
+            self.status.value = (
+                f"Done in {outcome.seconds:.1f} s on {outcome.device}: {layer.name!r}.{stored} {PREDICTED_NOTE.capitalize()}."
+            )
 
     def _on_finished(self) -> None:
         self._worker = None

@@ -147,8 +147,8 @@ def visible_region(view: CanvasView, layer) -> tuple[slice, slice] | None:
 def level_slice(full: slice, factor: float, size: int) -> slice:
     """A full-resolution slice in the coordinates of a level ``factor`` times
     smaller with ``size`` pixels along that axis (never empty)."""
-    start = min(size - 1, int(math.floor(full.start / factor)))
-    return slice(start, max(start + 1, min(size, int(math.ceil(full.stop / factor)))))
+    start = min(size - 1, math.floor(full.start / factor))
+    return slice(start, max(start + 1, min(size, math.ceil(full.stop / factor))))
 
 
 def placement_kwargs(layer, data_offset) -> dict[str, Any]:
@@ -228,7 +228,9 @@ def result_request(layer, options: ColorizeOptions, *, frames: str, world_point)
     return make_request(layer, index, kind="result", frames=frames, options=options)
 
 
-def preview_request(view: CanvasView, layer, options: ColorizeOptions, *, working_pixels: int = PREVIEW_WORKING_PIXELS) -> ColorizeRequest | None:
+def preview_request(
+    view: CanvasView, layer, options: ColorizeOptions, *, working_pixels: int = PREVIEW_WORKING_PIXELS
+) -> ColorizeRequest | None:
     """Request for Preview: the part of the current frame in ``view``, capped
     at about ``working_pixels`` working pixels; None when the layer is out of view.
 

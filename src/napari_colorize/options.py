@@ -144,7 +144,32 @@ class ColorizeOptions:
         DEFAULT_MODEL,
         label="Model",
         check=_check_model,
-        help="a shipped model name (natural, natural-regression), a .safetensors checkpoint you trained, or a loaded Colorizer",
+        help="a shipped model name (natural, natural-regression) or a .safetensors checkpoint you trained",
+    )
+    device: str = option(
+        "auto",
+        label="Device",
+        check=check_device_name,
+        kind=str,
+        help="where the network runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps",
+    )
+    scale: float = option(
+        1.0,
+        label="Working resolution",
+        kind=float,
+        minimum=0.0,
+        exclusive_minimum=True,
+        gui_range=(0.05, 4.0, 0.05),
+        help="working resolution relative to the input (0.5 halves it), so that objects appear at a size the model knows; the output keeps full resolution",
+    )
+    overlap: int = option(
+        DEFAULT_OVERLAP,
+        label="Tile overlap (px)",
+        kind=int,
+        minimum=0,
+        # A 224 tile then still brings 32 new pixels; the model's tile size is the hard limit.
+        gui_range=(0, 192, 8),
+        help="minimum overlap of neighbouring tiles in working pixels, below the model's tile size: more overlap, smoother seams, more tiles",
     )
     temperature: float = option(
         DEFAULT_TEMPERATURE,
@@ -172,24 +197,6 @@ class ColorizeOptions:
         in_widget=False,
         help="percentiles (low, high) of the robust intensity range used by frame and stack normalisation",
     )
-    scale: float = option(
-        1.0,
-        label="Working resolution",
-        kind=float,
-        minimum=0.0,
-        exclusive_minimum=True,
-        gui_range=(0.05, 4.0, 0.05),
-        help="working resolution relative to the input (0.5 halves it), so that objects appear at a size the model knows; the output keeps full resolution",
-    )
-    overlap: int = option(
-        DEFAULT_OVERLAP,
-        label="Tile overlap (px)",
-        kind=int,
-        minimum=0,
-        # A 224 tile then still brings 32 new pixels; the model's tile size is the hard limit.
-        gui_range=(0, 192, 8),
-        help="minimum overlap of neighbouring tiles in working pixels, below the model's tile size: more overlap, smoother seams, more tiles",
-    )
     batch_size: int = option(
         DEFAULT_BATCH_SIZE,
         label="Batch size",
@@ -197,13 +204,6 @@ class ColorizeOptions:
         minimum=1,
         in_widget=False,
         help="tiles per forward pass of the network",
-    )
-    device: str = option(
-        "auto",
-        label="Device",
-        check=check_device_name,
-        kind=str,
-        help="where the network runs: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps",
     )
     precision: str = option(
         "auto",
@@ -221,6 +221,7 @@ class ColorizeOptions:
         in_cli=False,
         help="whether the last axis holds RGB(A) channels, whose luminance is colorized; None guesses as napari does",
     )
+
 
     def __post_init__(self):
         for spec in option_specs(type(self)):

@@ -58,8 +58,16 @@ def read_settings() -> tuple[dict[str, Any], list[str]]:
     except ValueError as exc:
         return {}, [f"the file is not valid JSON ({exc})"]
     if not isinstance(settings, dict):
-        return {}, [f"the file holds a JSON {type(settings).__name__}, not an object of settings"]
+        return {}, [f"the file holds {_json_kind(settings)}, not a JSON object of settings"]
     return settings, []
+
+
+def _json_kind(value) -> str:
+    """What a parsed JSON value is, in JSON's words."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    kinds = {list: "a list", str: "a string", int: "a number", float: "a number"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def load_settings() -> dict[str, Any]:
@@ -109,14 +117,20 @@ def check_settings(settings: Mapping[str, Any], checks: Mapping[str, Check]) -> 
         try:
             values[name] = check(value)
         except (ValueError, TypeError) as exc:
-            problems.append(f"{name}: {exc}")
+            problems.append(name_problem(name, exc))
     return values, problems
 
 
+def name_problem(name: str, error: Exception) -> str:
+    """'name: what is wrong', without saying the name twice when the message starts with it."""
+    message = str(error)
+    return message if message.startswith(f"{name} ") else f"{name}: {message}"
+
+
 def check_flag(value) -> bool:
-    """``value`` if it is True or False (JSON true/false), else a ValueError."""
+    """``value`` if it is True or False (JSON true/false), else a TypeError."""
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise TypeError(f"must be true or false, got {value!r}")
     return value
 
 
@@ -133,9 +147,9 @@ def check_choice(choices) -> Check:
 
 
 def check_checkpoint_path(value) -> str:
-    """A remembered checkpoint path: '' (none chosen) or an existing file, else a ValueError."""
+    """A remembered checkpoint path: '' (none chosen) or an existing file, else a TypeError or ValueError."""
     if not isinstance(value, str):
-        raise ValueError(f"must be a file path, got {value!r}")
+        raise TypeError(f"must be a file path, got {value!r}")
     if value.strip() in ("", "."):  # '.' is an empty file chooser
         return ""
     if not Path(value).is_file():
