@@ -10,7 +10,7 @@ Layout, imports running one way: colour science and tiling (``color``,
 with their tile size, output stride and inputs; ``model``: the
 ``Colorizer`` and its checkpoints) -> ``options`` (every option declared
 once) and ``provenance`` -> the work (``engine``, ``pipeline``, ``cluster``)
-and files and training (``io``, ``training_data``, ``training``,
+and files and training (``formats``, ``tiff``, ``io``, ``training_data``, ``training``,
 ``evaluation``) -> napari without Qt (``layer_geometry``, ``jobs``,
 ``settings``, ``output_store``) -> the faces (``cli``, ``_widget``).
 """
