@@ -49,3 +49,50 @@ def natural():
 def colour_folder(tmp_path):
     """A folder of 3 small colour images."""
     return make_color_folder(tmp_path / "colour", count=3, size=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    """A tiny untrained checkpoint, for --model."""
+    import torch
+
+    from napari_colorize.model import create_colorizer, save_checkpoint
+
+    torch.manual_seed(5)
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    save_checkpoint(create_colorizer(width=8), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack():
+    """Three uint16 frames of 150 x 230: a stack for lazy, streamed and distributed runs."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 4000, (3, 150, 230)).astype(np.uint16)
+    return base
+
+
+@pytest.fixture(scope="module")
+def reference(stack, natural):
+    """``stack`` colorized in memory by the shipped default model."""
+    from napari_colorize import colorize
+
+    return colorize(stack, model=natural, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def training_folder(tmp_path_factory):
+    """6 colour images, plus 3 that must be skipped: grayscale (mode L), an RGB
+    file holding a gray picture, and a corrupt file; and a non-image file."""
+    import numpy as np
+    from PIL import Image
+
+    folder = make_color_folder(tmp_path_factory.mktemp("train") / "images", count=6, size=96, gray=1)
+    gray_rgb = np.repeat(np.linspace(0, 255, 96 * 96).reshape(96, 96, 1), 3, axis=2).astype(np.uint8)
+    (folder / "nested").mkdir()
+    Image.fromarray(gray_rgb, "RGB").save(folder / "nested" / "gray_rgb.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    return folder

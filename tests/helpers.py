@@ -1,6 +1,7 @@
-"""Helpers shared by the tests: small images made in the test, and a dask
-array that records what a lazy reader really read. Imported by the tests as
-``from helpers import ...``; fixtures live in conftest.py."""
+"""Helpers shared by the tests: small images made in the test, a dask array
+that records what a lazy reader really read, small TIFFs and command-line
+runs. Imported by the tests as ``from helpers import ...``; fixtures live in
+conftest.py."""
 
 from __future__ import annotations
 
@@ -97,3 +98,67 @@ def cut_tiles(grid, padded: np.ndarray, origins) -> np.ndarray:
     """The tiles at ``origins`` cut from a padded frame: (n, tile, tile)."""
     t = grid.tile
     return np.stack([padded[y : y + t, x : x + t] for y, x in origins])
+
+
+# --------------------------------------------------------------------------
+# small TIFFs and the command line, for the tests of reading, outputs and checkpoints
+# --------------------------------------------------------------------------
+#: three uint16 frames of 40 x 50: the small stack of the reading and command-line tests
+STACK = np.random.default_rng(11).integers(0, 4000, (3, 40, 50)).astype(np.uint16)
+
+
+def write_tiff(path, data, **options):
+    import tifffile
+
+    options.setdefault("photometric", "minisblack")
+    tifffile.imwrite(path, data, **options)
+    return path
+
+
+def run(capsys, *argv):
+    """Run ``napari-colorize ARGV`` in this process: (exit status, stdout, stderr)."""
+    from napari_colorize.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err, *fragments):
+    assert "Traceback" not in err
+    assert err.startswith("napari-colorize: error: ")
+    assert err.strip().count("\n") == 0, err
+    for fragment in fragments:
+        assert fragment in err
+
+
+def cli(tiny_file, src, dst, *extra):
+    """Run ``colorize SRC -o DST`` in this process: (exit status, stderr)."""
+    return cli_args(tiny_file, src, "-o", dst, *extra)
+
+
+def cli_args(tiny_file, *argv):
+    import contextlib
+    import io
+    import warnings
+
+    from napari_colorize.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["colorize", *map(str, argv), "--model", str(tiny_file), "--device", "cpu", "-q"])
+    return code, err.getvalue()
+
+
+def assert_refused(code, err, *fragments, output=None):
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("napari-colorize: error: "), err
+    assert all(line.startswith("napari-colorize: warning: ") for line in lines[:-1]), err
+    for fragment in fragments:
+        assert fragment in lines[-1]
+    if output is not None:
+        assert not output.exists()
+        assert not list(output.parent.glob(".*partial*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -10,13 +11,15 @@ import warnings
 import numpy as np
 import pytest
 import tifffile
-from helpers import make_color_folder, make_color_image, smooth_frame
+from helpers import STACK, assert_one_line_error, assert_refused, cli, cli_args, make_color_folder, run, smooth_frame, write_tiff
 from PIL import Image
 
 from napari_colorize import colorize
 from napari_colorize.cli import main
 from napari_colorize.color import gray_to_lightness, rgb_to_lab
 from napari_colorize.model import load_checkpoint
+
+ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 @pytest.fixture
@@ -33,20 +36,6 @@ def gray_png(tmp_path):
     path = tmp_path / "gray.png"
     Image.fromarray(frame, "L").save(path)
     return path, frame
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(err, *fragments):
-    assert "Traceback" not in err
-    assert err.startswith("napari-colorize: error: ")
-    assert err.strip().count("\n") == 0, err
-    for fragment in fragments:
-        assert fragment in err
 
 
 # --------------------------------------------------------------------------
@@ -87,55 +76,6 @@ def test_colorize_png(capsys, tmp_path, gray_png, suffix):
         np.testing.assert_array_equal(rgb, expected)
     else:  # JPEG is lossy
         assert np.abs(rgb.astype(int) - expected).mean() < 3
-
-
-@pytest.mark.parametrize("kind", ["png", "tiff-contiguous"])
-def test_colour_input_is_reduced_to_luminance(capsys, tmp_path, kind):
-    rgb = np.asarray(make_color_image(48))
-    if kind == "png":
-        src = tmp_path / "colour.png"
-        Image.fromarray(rgb).save(src)
-    else:
-        src = tmp_path / "colour.tif"
-        tifffile.imwrite(src, rgb, photometric="rgb")
-    dst = tmp_path / "out.tif"
-    code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
-    assert code == 0, err
-    assert err.startswith("napari-colorize: warning: ") and "colour image" in err  # one line, no source location
-    result = tifffile.imread(dst)
-    assert result.shape == (48, 48, 3)
-    # the luminance of the colour image was colorized: its lightness is kept
-    luminance = rgb @ np.array([0.2125, 0.7154, 0.0721])
-    expected = colorize(luminance, model="natural", device="cpu")
-    assert np.abs(result.astype(int) - expected).max() <= 1  # float32 vs float64 luminance
-
-
-def test_planar_colour_tiff_is_not_a_stack_of_planes(capsys, tmp_path):
-    """A planar RGB TIFF (axes SYX) is one colour picture: colorize its
-    luminance, or refuse it clearly; never treat R, G and B as three frames."""
-    rgb = np.asarray(make_color_image(48))
-    src = tmp_path / "planar.tif"
-    tifffile.imwrite(src, np.moveaxis(rgb, -1, 0).copy(), photometric="rgb", planarconfig="separate")
-    dst = tmp_path / "out.tif"
-    with warnings.catch_warnings(record=True):  # the colour-image warning, if it is read
-        code, _, err = run(capsys, "colorize", src, "-o", dst, "--device", "cpu", "-q")
-    if code == 0:
-        assert tifffile.imread(dst).shape == (48, 48, 3)
-    else:
-        assert code == 2
-        assert_one_line_error(err, "planar")
-        assert not dst.exists()
-
-
-def test_four_dimensional_tiff(capsys, tmp_path):
-    data = np.random.default_rng(3).integers(0, 4000, (2, 3, 24, 20)).astype(np.uint16)
-    src = tmp_path / "tzyx.tif"
-    tifffile.imwrite(src, data, photometric="minisblack")
-    code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "out.tif", "--device", "cpu", "-q")
-    assert code == 0, err
-    out = tifffile.imread(tmp_path / "out.tif")
-    assert out.shape == (2, 3, 24, 20, 3)
-    np.testing.assert_array_equal(out, colorize(data, model="natural", device="cpu"))
 
 
 def test_several_inputs_go_to_a_folder(capsys, tmp_path, stack_tif, gray_png):
@@ -193,32 +133,6 @@ def test_output_may_not_be_the_input(capsys, tmp_path, gray_png, same):
         assert code == 2
         assert_one_line_error(err, "is the input")
         assert src.read_bytes() == before
-
-
-def test_missing_and_corrupt_inputs(capsys, tmp_path):
-    code, _, err = run(capsys, "colorize", tmp_path / "missing.tif", "-o", tmp_path / "out.tif", "--device", "cpu")
-    assert code == 2
-    assert_one_line_error(err, "missing.tif", "no such file")
-
-    corrupt = tmp_path / "corrupt.tif"
-    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 2048, dtype=np.uint8).tobytes())
-    code, _, err = run(capsys, "colorize", corrupt, "-o", tmp_path / "out.tif", "--device", "cpu")
-    assert code == 2
-    assert_one_line_error(err, "corrupt.tif", "cannot read")
-
-    truncated = tmp_path / "truncated.png"
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64), dtype=np.uint8)).save(truncated)
-    truncated.write_bytes(truncated.read_bytes()[:300])
-    code, _, err = run(capsys, "colorize", truncated, "-o", tmp_path / "out.tif", "--device", "cpu")
-    assert code == 2
-    assert_one_line_error(err, "truncated.png")
-
-    unsupported = tmp_path / "image.bmp"
-    unsupported.write_bytes(b"BM")
-    code, _, err = run(capsys, "colorize", unsupported, "-o", tmp_path / "out.tif", "--device", "cpu")
-    assert code == 2
-    assert_one_line_error(err, "unsupported file type")
-    assert not (tmp_path / "out.tif").exists()
 
 
 def test_stack_cannot_go_to_a_png(capsys, tmp_path, stack_tif):
@@ -357,6 +271,65 @@ def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray
     before = (warnings.showwarning, warnings.formatwarning, list(warnings.filters))
     assert main(["colorize", str(gray_png[0]), "-o", str(tmp_path / "out.png"), "--device", "cpu", "-q"]) == 0
     assert (warnings.showwarning, warnings.formatwarning, list(warnings.filters)) == before
+
+
+# --------------------------------------------------------------------------
+# outputs: problems found before any work, never the input, one line for the unexpected
+# --------------------------------------------------------------------------
+def test_output_problems_are_found_before_work(tmp_path, tiny_file):
+    src = write_tiff(tmp_path / "in.tif", STACK[0])
+    code, err = cli(tiny_file, src, tmp_path / "missing" / "out.tif")
+    assert_refused(code, err, "missing", "does not exist")
+    (tmp_path / "sub").mkdir()
+    twin = write_tiff(tmp_path / "sub" / "in.tif", STACK[1])
+    code, err = cli_args(tiny_file, src, twin, "-o", tmp_path / "results")  # two "in_colorized.tif"
+    assert_refused(code, err, "both be written")
+    assert not (tmp_path / "results").exists()  # nothing made before the refusal
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_output_linked_to_the_input(tmp_path, tiny_file, link):
+    src = write_tiff(tmp_path / "in.tif", STACK[0])
+    before = src.read_bytes()
+    dst = tmp_path / "out.tif"
+    (os.symlink if link == "symlink" else os.link)(src, dst)
+    code, err = cli(tiny_file, src, dst, "--overwrite")
+    assert_refused(code, err, "is the input")
+    assert src.read_bytes() == before
+
+
+@pytest.mark.skipif(ROOT or os.name == "nt", reason="root ignores permissions")
+def test_unreadable_input_and_read_only_folder(tmp_path, tiny_file):
+    src = write_tiff(tmp_path / "in.tif", STACK[0])
+    src.chmod(0)
+    try:
+        code, err = cli(tiny_file, src, tmp_path / "out.tif")
+        assert_refused(code, err, "in.tif")
+    finally:
+        src.chmod(0o644)
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        code, err = cli(tiny_file, src, folder / "out.tif")
+        assert_refused(code, err, "not writable")
+    finally:
+        folder.chmod(0o755)
+
+
+def test_unexpected_failure_is_one_line_exit_1(tmp_path, tiny_file, monkeypatch):
+    import napari_colorize.engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something deep\nwent wrong")
+
+    monkeypatch.setattr(napari_colorize.engine, "colorize_strips", broken)
+    src = write_tiff(tmp_path / "in.tif", STACK[0])
+    code, err = cli(tiny_file, src, tmp_path / "out.tif")
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert "RuntimeError: something deep went wrong" in err and "-v" in err
+    assert not (tmp_path / "out.tif").exists()
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Quality metrics and the evaluation table."""
+"""Quality metrics: colorfulness, PSNR and the AB error CMF."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from napari_colorize.color import ab_bins
-from napari_colorize.evaluation import GRAY, EvaluationRow, evaluate, format_table
 from napari_colorize.metrics import MAX_THRESHOLD, ABErrorCMF, colorfulness, psnr
 
 THRESHOLDS = MAX_THRESHOLD + 1  # 0, 1, ..., 150
@@ -115,43 +114,3 @@ def test_rebalanced_is_a_per_bin_average():
     parts.add(ab[:1000], predicted[:1000])
     parts.add(ab[1000:], predicted[1000:])
     np.testing.assert_array_equal(parts.counts, whole.counts)
-
-
-# --------------------------------------------------------------------------
-# evaluation
-# --------------------------------------------------------------------------
-def test_format_table():
-    rows = [
-        EvaluationRow(GRAY, 3, 88.04, 70.0, 27.5, 0.0, 40.0),
-        EvaluationRow("natural", 3, 90.0, 75.54, 28.126, 20.04, 40.0),
-    ]
-    text = format_table(rows, title="kodak")
-    lines = text.splitlines()
-    assert lines[0] == "**kodak** (3 images)"
-    assert lines[3] == "|---|---:|---:|---:|---:|---:|"
-    assert lines[4] == f"| {GRAY} | 88.0 | 70.0 | 27.50 | 0.0 | 40.0 |"
-    assert lines[5] == "| natural | 90.0 | 75.5 | 28.13 | 20.0 | 40.0 |"
-    assert "kodak" not in format_table(rows)
-
-
-def test_evaluate(colour_folder, tmp_path):
-    rows = evaluate(["natural"], colour_folder, device="cpu")
-    assert [r.method for r in rows] == [GRAY, "natural"]
-    gray, model = rows
-    assert gray.images == model.images == 3
-    # the baseline keeps the lightness and has no colour
-    assert gray.colorfulness == pytest.approx(0.0, abs=0.5)
-    assert gray.colorfulness_truth == model.colorfulness_truth > 10
-    assert 0 < gray.auc < 100 and 0 < model.auc < 100
-    assert math.isfinite(gray.psnr) and gray.psnr > 10
-    assert model.colorfulness > 1
-    assert len(evaluate(["natural"], colour_folder, device="cpu", limit=1)) == 2
-    gray_only = tmp_path / "gray"
-    gray_only.mkdir()
-    from PIL import Image
-
-    Image.fromarray(np.full((32, 32), 90, np.uint8), "L").save(gray_only / "g.png")
-    with pytest.raises(ValueError, match="no colour images"):
-        evaluate(["natural"], gray_only, device="cpu")
-    with pytest.raises(FileNotFoundError):
-        evaluate(["natural"], tmp_path / "missing", device="cpu")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
 import time
 
 import numpy as np
 import pytest
 import torch
-from helpers import smooth_frame
+from helpers import STACK, assert_refused, cli, smooth_frame, write_tiff
 
 from napari_colorize import colorize
 from napari_colorize.color import ab_bins, rgb_to_lab
@@ -302,3 +303,54 @@ def test_tampered_checkpoint(good_checkpoint, edit, match):
 def test_header_rewrite_helper_keeps_a_valid_file(good_checkpoint):
     rewrite_header(good_checkpoint, lambda h: None)
     assert load_checkpoint(good_checkpoint).head == "classification"
+
+
+class _Marker:
+    """Unpickling this creates a file: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("kind", ["pickle", "torch-save"])
+def test_pickled_checkpoints_are_never_unpickled(tmp_path, tiny_file, kind):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.safetensors"
+    if kind == "pickle":
+        path.write_bytes(pickle.dumps(_Marker(marker)))
+    else:
+        torch.save({"weights": torch.zeros(3), "payload": _Marker(marker)}, path)
+        marker.unlink(missing_ok=True)  # torch.save does not run it; be sure
+    with pytest.raises(CheckpointError, match="not loaded, since unpickling can run code"):
+        load_checkpoint(path)
+    src = write_tiff(tmp_path / "in.tif", STACK[0])
+    code, err = cli(path, src, tmp_path / "out.tif")
+    assert_refused(code, err, "evil.safetensors", "pickle", output=tmp_path / "out.tif")
+    assert not marker.exists()
+
+
+def test_checkpoint_folder_empty_and_non_finite(tmp_path):
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(folder)
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_checkpoint(empty)
+    model = create_colorizer(width=8)
+    with torch.no_grad():
+        model.network.head[2].bias[0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match="non-finite values in network.head.2.bias"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_width_works(tmp_path):
+    path = tmp_path / "wide.safetensors"
+    save_checkpoint(create_colorizer(width=4), path)
+    assert colorize(STACK[0], model=load_checkpoint(path), device="cpu").shape == (40, 50, 3)

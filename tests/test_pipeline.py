@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from helpers import smooth_frame
 
 from napari_colorize import ColorizeCancelled, colorize
 from napari_colorize.color import gray_to_lightness, rgb_to_lab
 from napari_colorize.model import CheckpointError, save_checkpoint
-from napari_colorize.devices import resolve_device
 from napari_colorize.normalization import intensity_range, normalize_frame
 
 
@@ -153,27 +151,6 @@ def test_constant_image(tiny_model):
 # --------------------------------------------------------------------------
 # normalisation
 # --------------------------------------------------------------------------
-def test_intensity_range():
-    values = np.arange(1001, dtype=np.float32)
-    assert intensity_range(values) == pytest.approx((5.0, 995.0))
-    assert intensity_range(values, percentiles=(0, 100)) == (0.0, 1000.0)
-    with_bad = np.concatenate([values, [np.nan, np.inf, -np.inf]])
-    assert intensity_range(with_bad) == pytest.approx((5.0, 995.0))
-    assert intensity_range(np.full(10, 3.0)) == (3.0, 4.0)
-    assert intensity_range(np.full(10, np.nan)) == (0.0, 1.0)
-    sparse = np.zeros(10_000)
-    sparse[:3] = 50.0
-    assert intensity_range(sparse) == (0.0, 50.0)
-
-
-def test_normalize_frame():
-    frame = np.array([np.nan, -np.inf, np.inf, -5, 0, 5, 10, 20], dtype=np.float64)
-    v = normalize_frame(frame, 0.0, 10.0)
-    assert v.dtype == np.float32
-    np.testing.assert_array_equal(v, [0, 0, 1, 0, 0, 0.5, 1, 1])
-    np.testing.assert_allclose(normalize_frame(np.array([-3, 1], np.int16), -5, 3), [0.25, 0.75])
-
-
 def test_frame_and_stack_normalisation(natural):
     bright = smooth_frame((64, 72), seed=8, low=1000, high=3000)
     dim = 0.25 * bright + 100  # the same scene, dimmer
@@ -299,28 +276,8 @@ def test_invalid_inputs(tiny_model, image, kwargs, error, match):
         colorize(image, model=tiny_model, **{"device": "cpu", **kwargs})
 
 
-def test_resolve_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    with pytest.raises(ValueError, match="device must be one of"):
-        resolve_device("gpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="not available"):
-            resolve_device("cuda")
-        with pytest.raises(ValueError, match="not available"):
-            resolve_device("cuda:1")
-
-
 @pytest.mark.parametrize("kwargs, match", [({"normalize": "frames"}, "normalize must be"), ({"percentiles": (9, 1)}, "percentiles"), ({"scale": 0}, "scale")])
 def test_bad_options_for_a_dask_input_are_refused_before_any_work(tiny_model, kwargs, match):
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match=match):
         colorize(da.zeros((2, 16, 16), chunks=(1, 16, 16)), model=tiny_model, device="cpu", **kwargs)
-
-
-def test_a_dask_array_of_unknown_shape_is_refused_clearly(tiny_model):
-    da = pytest.importorskip("dask.array")
-    stack = da.from_array(np.random.default_rng(0).random((3, 16, 16)), chunks=(1, 16, 16))
-    filtered = stack[stack[:, 0, 0] >= 0]  # how many frames remain is known only when computed
-    with pytest.raises(ValueError, match="compute_chunk_sizes"):
-        colorize(filtered, model=tiny_model, device="cpu")

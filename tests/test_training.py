@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import make_color_folder, make_color_image
+from helpers import make_color_folder
 from safetensors.torch import load_file
 
 from napari_colorize import training
 from napari_colorize.architectures import Architecture, register_architecture, unregister_architecture
-from napari_colorize.color import ab_bins, rebalance_weights
-from napari_colorize.io import find_images, read_rgb
+from napari_colorize.color import rebalance_weights
+from napari_colorize.io import find_images
 from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
 from napari_colorize.training import Loss, TrainConfig, lab_batch, train
 from napari_colorize.training_data import ColorCrops, scan_images
@@ -21,21 +21,6 @@ from napari_colorize.training_data import ColorCrops, scan_images
 # Small and fast: a narrow network, few steps, a high learning rate so that a
 # few steps visibly lower the loss.
 FAST = {"batch_size": 4, "crop_size": 64, "workers": 0, "width": 8, "learning_rate": 1e-2}
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    """6 colour images, plus 3 that must be skipped: grayscale (mode L), an RGB
-    file holding a gray picture, and a corrupt file; and a non-image file."""
-    from PIL import Image
-
-    folder = make_color_folder(tmp_path_factory.mktemp("train") / "images", count=6, size=96, gray=1)
-    gray_rgb = np.repeat(np.linspace(0, 255, 96 * 96).reshape(96, 96, 1), 3, axis=2).astype(np.uint8)
-    (folder / "nested").mkdir()
-    Image.fromarray(gray_rgb, "RGB").save(folder / "nested" / "gray_rgb.png")
-    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    (folder / "notes.txt").write_text("not an image")
-    return folder
 
 
 def fixed_batch(paths, colorizer, lam=0.5):
@@ -50,58 +35,6 @@ def untrained(head, width, seed=0):
     colorizer = create_colorizer(head=head, width=width)
     colorizer.network.eval()
     return colorizer
-
-
-# --------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------
-def test_find_images(data, tmp_path):
-    found = find_images([data])
-    assert found == sorted(found)
-    names = [p.name for p in found]
-    assert len(found) == 9 and "notes.txt" not in names and "gray_rgb.png" in names  # recursive
-    assert find_images([data, data]) == found  # no duplicates
-    other = tmp_path / "other"
-    other.mkdir()
-    make_color_image(32).save(other / "UPPER.PNG", format="PNG")  # suffixes in any case
-    single = tmp_path / "single.jpg"
-    make_color_image(32).save(single)
-    assert find_images([other, single]) == [other / "UPPER.PNG", single]  # files are taken as given
-    with pytest.raises(FileNotFoundError, match="not found"):
-        find_images([tmp_path / "missing"])
-
-
-def test_read_rgb(data, tmp_path):
-    rgb = read_rgb(data / "colour_0.png")
-    assert rgb.shape == (96, 96, 3) and rgb.dtype == np.uint8
-    assert read_rgb(data / "gray_0.png") is None
-    assert read_rgb(data / "broken.jpg") is None
-    small = read_rgb(data / "colour_0.png", max_side=40)
-    assert max(small.shape[:2]) == 40 and small.shape[2] == 3
-    rgba = tmp_path / "rgba.png"
-    make_color_image(32).convert("RGBA").save(rgba)
-    assert read_rgb(rgba).shape == (32, 32, 3)
-
-
-def test_scan_images(data):
-    bins = ab_bins()
-    paths = find_images([data])
-    scan = scan_images(paths, bins)
-    assert len(scan.color_images) == 6 and scan.skipped == 3
-    assert all(p.name.startswith("colour_") for p in scan.color_images)
-    assert scan.bin_counts.shape == (261,)
-    # one count per thumbnail pixel (96 px images are below the thumbnail size)
-    assert scan.bin_counts.sum() == 6 * 64 * 64
-
-
-def test_color_crops_are_repeatable(data):
-    paths = find_images([data])[:6]
-    crops = ColorCrops(paths, crop_size=32, seed=5, length=10)
-    assert len(crops) == 10
-    first = crops[3]
-    assert first.shape == (3, 32, 32) and first.dtype == torch.uint8
-    assert torch.equal(first, crops[3])
-    assert not torch.equal(crops[3], crops[4])
 
 
 # --------------------------------------------------------------------------
@@ -143,11 +76,13 @@ def test_loss_is_the_rebalanced_soft_cross_entropy():
 # --------------------------------------------------------------------------
 # training runs
 # --------------------------------------------------------------------------
-def test_a_run_is_determined_by_its_seed(data, tmp_path):
+def test_a_run_is_determined_by_its_seed(training_folder, tmp_path):
     config = TrainConfig(steps=3, **{**FAST, "crop_size": 32})
-    runs = [train([data], output=tmp_path / f"run{i}.safetensors", config=config, device="cpu", progress=False) for i in range(2)]
+    runs = [
+        train([training_folder], output=tmp_path / f"run{i}.safetensors", config=config, device="cpu", progress=False) for i in range(2)
+    ]
     other_seed = TrainConfig(steps=3, seed=1, **{**FAST, "crop_size": 32})
-    other = train([data], output=tmp_path / "other.safetensors", config=other_seed, device="cpu", progress=False)
+    other = train([training_folder], output=tmp_path / "other.safetensors", config=other_seed, device="cpu", progress=False)
     first, second = (r.network.state_dict() for r in runs)
     for key, value in first.items():
         assert torch.equal(second[key], value), key  # bit for bit
@@ -158,16 +93,16 @@ def test_a_run_is_determined_by_its_seed(data, tmp_path):
     assert not torch.equal(other.network.state_dict()["stem.0.weight"], first["stem.0.weight"])
 
 
-def test_one_step_follows_the_recipe(data, tmp_path):
+def test_one_step_follows_the_recipe(training_folder, tmp_path):
     """A one-step run: seed, a fresh model, the first crops of the run, one Adam step at the peak rate."""
     config = TrainConfig(steps=1, **{**FAST, "crop_size": 32})
-    trained = train([data], output=tmp_path / "one.safetensors", config=config, device="cpu", progress=False)
+    trained = train([training_folder], output=tmp_path / "one.safetensors", config=config, device="cpu", progress=False)
 
     torch.manual_seed(config.seed)
     colorizer = create_colorizer(head=config.head, width=config.width)
     network = colorizer.network.train()
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    images = scan_images(find_images([data]), colorizer.bins).color_images
+    images = scan_images(find_images([training_folder]), colorizer.bins).color_images
     crops = ColorCrops(images, crop_size=config.crop_size, scale_jitter=config.scale_jitter, seed=config.seed, length=config.batch_size)
     lightness, ab = lab_batch(torch.stack([crops[i] for i in range(config.batch_size)]), torch.device("cpu"), colorizer.output_stride)
     loss = Loss(colorizer, rebalance_weights(trained.prior, lam=config.rebalance_lambda), torch.device("cpu"))
@@ -178,14 +113,14 @@ def test_one_step_follows_the_recipe(data, tmp_path):
         assert torch.equal(trained.network.state_dict()[key], value), key
 
 
-def test_training_lowers_the_loss_and_writes_a_checkpoint(data, tmp_path):
+def test_training_lowers_the_loss_and_writes_a_checkpoint(training_folder, tmp_path):
     output = tmp_path / "out" / "tiny.safetensors"
     config = TrainConfig(steps=30, **FAST)
-    trained = train([data], output=output, config=config, device="cpu", progress=False)
+    trained = train([training_folder], output=output, config=config, device="cpu", progress=False)
     assert output.is_file() and (output.parent / "tiny.safetensors.state.pt").is_file()
     assert not trained.network.training
 
-    lightness, ab, loss = fixed_batch(find_images([data])[:6], trained)
+    lightness, ab, loss = fixed_batch(find_images([training_folder])[:6], trained)
     with torch.no_grad():
         before = float(loss(untrained("classification", 8).network(lightness), ab))
         after = float(loss(trained.network(lightness), ab))
@@ -209,7 +144,7 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(data, tmp_path):
 
     # fine-tuning from it records where it started
     tuned = train(
-        [data],
+        [training_folder],
         output=tmp_path / "tuned.safetensors",
         config=TrainConfig(steps=2, **{**FAST, "crop_size": 32}),
         device="cpu",
@@ -219,7 +154,7 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(data, tmp_path):
     assert tuned.metadata["init"] == {"model": "tiny", "sha256": trained.sha256}
     with pytest.raises(ValueError, match="regression"):
         train(
-            [data],
+            [training_folder],
             output=tmp_path / "bad.safetensors",
             config=TrainConfig(steps=2, head="regression", **FAST),
             device="cpu",
@@ -228,10 +163,10 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(data, tmp_path):
         )
 
 
-def test_regression_head_trains(data, tmp_path):
+def test_regression_head_trains(training_folder, tmp_path):
     output = tmp_path / "regression.safetensors"
-    trained = train([data], output=output, config=TrainConfig(steps=15, head="regression", **FAST), device="cpu", progress=False)
-    lightness, ab, loss = fixed_batch(find_images([data])[:6], trained)
+    trained = train([training_folder], output=output, config=TrainConfig(steps=15, head="regression", **FAST), device="cpu", progress=False)
+    lightness, ab, loss = fixed_batch(find_images([training_folder])[:6], trained)
     with torch.no_grad():
         before = float(loss(untrained("regression", 8).network(lightness), ab))
         after = float(loss(trained.network(lightness), ab))
@@ -240,9 +175,9 @@ def test_regression_head_trains(data, tmp_path):
     assert loaded.head == "regression" and loaded.metadata["training"]["steps"] == 15
 
 
-def test_resume_continues_where_it_stopped(data, tmp_path, monkeypatch):
+def test_resume_continues_where_it_stopped(training_folder, tmp_path, monkeypatch):
     config = TrainConfig(steps=8, checkpoint_minutes=1e-9, **{**FAST, "crop_size": 32})  # save after every step
-    straight = train([data], output=tmp_path / "straight.safetensors", config=config, device="cpu", progress=False)
+    straight = train([training_folder], output=tmp_path / "straight.safetensors", config=config, device="cpu", progress=False)
 
     # the same run, interrupted during step 6 (after 5 saved steps) ...
     output = tmp_path / "resumed.safetensors"
@@ -256,7 +191,7 @@ def test_resume_continues_where_it_stopped(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "lab_batch", crashing_lab_batch)
     with pytest.raises(KeyboardInterrupt):
-        train([data], output=output, config=config, device="cpu", progress=False)
+        train([training_folder], output=output, config=config, device="cpu", progress=False)
     monkeypatch.setattr(training, "lab_batch", lab_batch)
     assert load_checkpoint(output).metadata["training"]["steps"] == 5
     assert load_checkpoint(output).metadata["training"]["finished"] is False
@@ -273,7 +208,7 @@ def test_resume_continues_where_it_stopped(data, tmp_path, monkeypatch):
     again = train([], output=output, config=config, device="cpu", resume=True, progress=False)
     assert again.metadata["training"]["steps"] == 8
     fresh = train(
-        [data],
+        [training_folder],
         output=tmp_path / "fresh.safetensors",
         config=TrainConfig(steps=1, **{**FAST, "crop_size": 32}),
         device="cpu",
@@ -297,7 +232,7 @@ def toy_architecture():
     unregister_architecture("toy-stride2")
 
 
-def test_init_and_resume_keep_the_architecture(data, tmp_path, toy_architecture, caplog):
+def test_init_and_resume_keep_the_architecture(training_folder, tmp_path, toy_architecture, caplog):
     torch.manual_seed(7)
     base = create_colorizer(architecture=toy_architecture, width=4)
     save_checkpoint(base, tmp_path / "toy.safetensors")
@@ -305,7 +240,12 @@ def test_init_and_resume_keep_the_architecture(data, tmp_path, toy_architecture,
     config = {**FAST, "crop_size": 32, "learning_rate": 0.0}  # a rate of 0: the weights stay those of --init
     with caplog.at_level("WARNING"):
         tuned = train(
-            [data], output=output, config=TrainConfig(steps=2, **config), device="cpu", init=tmp_path / "toy.safetensors", progress=False
+            [training_folder],
+            output=output,
+            config=TrainConfig(steps=2, **config),
+            device="cpu",
+            init=tmp_path / "toy.safetensors",
+            progress=False,
         )
     assert "start untrained" not in caplog.text  # every weight was copied
     assert tuned.architecture == toy_architecture and tuned.output_stride == 2 and tuned.metadata["width"] == 4
@@ -328,7 +268,7 @@ def test_only_grayscale_images(tmp_path):
     assert not (tmp_path / "m.safetensors").exists()
 
 
-def test_invalid_training_arguments(data, tmp_path):
+def test_invalid_training_arguments(training_folder, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     config = TrainConfig(steps=2, **FAST)
@@ -337,16 +277,22 @@ def test_invalid_training_arguments(data, tmp_path):
     with pytest.raises(FileNotFoundError):
         train([tmp_path / "missing"], output=tmp_path / "m.safetensors", config=config, device="cpu", progress=False)
     with pytest.raises(ValueError, match=".safetensors"):
-        train([data], output=tmp_path / "m.pt", config=config, device="cpu", progress=False)
+        train([training_folder], output=tmp_path / "m.pt", config=config, device="cpu", progress=False)
     with pytest.raises(ValueError, match="crop size"):
         train(
-            [data],
+            [training_folder],
             output=tmp_path / "m.safetensors",
             config=TrainConfig(steps=2, **{**FAST, "crop_size": 50}),
             device="cpu",
             progress=False,
         )
     with pytest.raises(ValueError, match="device"):
-        train([data], output=tmp_path / "m.safetensors", config=config, device="tpu", progress=False)
+        train([training_folder], output=tmp_path / "m.safetensors", config=config, device="tpu", progress=False)
     with pytest.raises(ValueError, match="head must be one of"):
-        train([data], output=tmp_path / "m.safetensors", config=TrainConfig(steps=2, head="other", **FAST), device="cpu", progress=False)
+        train(
+            [training_folder],
+            output=tmp_path / "m.safetensors",
+            config=TrainConfig(steps=2, head="other", **FAST),
+            device="cpu",
+            progress=False,
+        )

@@ -1,15 +1,19 @@
-"""GPU-side logic: the CUDA out-of-memory fallback and reduced-precision autocast.
+"""The engine: tiles through the model into stitched chroma and RGB strips.
 
-Both are testable on CPU: out-of-memory is simulated by a ``predict_ab`` that
-raises ``torch.cuda.OutOfMemoryError`` above a tile count, and CPU autocast
-runs bfloat16 and float16. The CUDA variants at the end run only where
-``torch.cuda.is_available()``.
+GPU-side logic: the CUDA out-of-memory fallback (``Predictor`` halving its
+batch) and reduced-precision autocast. Both are testable on CPU:
+out-of-memory is simulated by a ``predict_ab`` that raises
+``torch.cuda.OutOfMemoryError`` above a tile count, and CPU autocast runs
+bfloat16 and float16. Then streaming: ``colorize_strips`` covers every row,
+reads a lazy frame a tile or a strip at a time and resamples strip by strip.
+The CUDA variants at the end run only where ``torch.cuda.is_available()``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import logging
 
 import numpy as np
@@ -21,6 +25,7 @@ from napari_colorize import colorize
 from napari_colorize.engine import Predictor, autocast, colorize_strips
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+needs_dask = pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="needs dask")
 
 TEMPERATURE = 0.38
 LOGGER = "napari_colorize.engine"
@@ -180,6 +185,74 @@ def test_invalid_precision_is_refused_for_a_dask_input_at_once(tiny_model):
     da = pytest.importorskip("dask.array")
     with pytest.raises(ValueError, match="precision must be one of"):
         colorize(da.zeros((2, 16, 16), chunks=(1, 16, 16)), model=tiny_model, device="cpu", precision="fp8")
+
+
+# --------------------------------------------------------------------------
+# strips: every row, a lazy frame a tile or a strip at a time
+# --------------------------------------------------------------------------
+def test_strips_cover_every_row_in_order(stack, reference, natural):
+    seen = []
+    for index, r0, r1, rgb in colorize_strips(stack, model=natural, device="cpu", strip_rows=64):
+        np.testing.assert_array_equal(rgb, reference[index][r0:r1])
+        seen.append((index, r0, r1))
+    assert seen[:3] == [((0,), 0, 64), ((0,), 64, 128), ((0,), 128, 150)]
+    assert len(seen) == 9
+
+
+@needs_dask
+def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, natural):
+    """A lazy frame too large to read whole is read a tile, a strip or a
+    sparse sample at a time, and gives the in-memory result."""
+    from helpers import recording_dask
+
+    from napari_colorize import arrays
+
+    frame = np.random.default_rng(5).integers(0, 4000, (300, 520)).astype(np.uint16)
+    monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
+    reads = []
+    strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), model=natural, device="cpu", normalize=(0, 4000), strip_rows=40)
+    result = np.concatenate([rgb for _, _, _, rgb in strips])
+    np.testing.assert_array_equal(result, colorize(frame, model=natural, device="cpu", normalize=(0, 4000)))
+    pixels_per_computation = {}
+    for computation, shape in reads:
+        pixels_per_computation[computation] = pixels_per_computation.get(computation, 0) + int(np.prod(shape))
+    # a 224 x 224 tile spans at most 6 x 3 chunks of 50 x 130; a strip of 40 rows 2 x 4
+    assert max(pixels_per_computation.values()) <= 6 * 3 * 50 * 130 < frame.size
+
+
+@pytest.mark.parametrize("working", [(150, 260), (431, 97), (600, 1040)])
+def test_resampling_strip_by_strip_equals_resampling_the_whole_frame(monkeypatch, working):
+    """At scale != 1 a frame is normalised and resampled along X in strips as
+    it is read, then along Y: the whole-frame resampling to float32 rounding
+    (SIMD paths differ with a strip's length by a few units in the last place)."""
+    from napari_colorize import engine
+    from napari_colorize.normalization import normalize_frame
+
+    frame = np.random.default_rng(7).integers(0, 4000, (300, 520)).astype(np.uint16)
+    whole = engine.resize(normalize_frame(frame, 100, 3900), working)
+    monkeypatch.setattr(engine, "CHUNK_PIXELS", 520 * 7)  # strips of 7 rows
+    np.testing.assert_allclose(engine.resample_frame(frame, 100, 3900, working), whole, rtol=0, atol=1e-5)
+
+
+@needs_dask
+def test_a_huge_lazy_frame_at_half_scale_is_read_strip_by_strip(monkeypatch, natural):
+    from helpers import recording_dask
+
+    from napari_colorize import arrays, engine
+
+    frame = np.random.default_rng(8).integers(0, 4000, (300, 520)).astype(np.uint16)
+    expected = colorize(frame, model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
+    monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
+    monkeypatch.setattr(engine, "CHUNK_PIXELS", 520 * 40)
+    reads = []
+    strips = colorize_strips(recording_dask(frame, reads, rows=40), model=natural, device="cpu", normalize=(0, 4000), scale=0.5)
+    np.testing.assert_array_equal(np.concatenate([rgb for _, _, _, rgb in strips]), expected)
+    assert max(int(np.prod(shape)) for _, shape in reads) <= 40 * 520 < frame.size
+
+
+def test_colorize_strips_refuses_bad_input_when_called():
+    with pytest.raises(TypeError, match="complex"):
+        colorize_strips(np.zeros((8, 8), complex), device="cpu")  # not only at the first strip
 
 
 # --------------------------------------------------------------------------
