@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from napari_colorize import training
 from napari_colorize.architectures import Architecture, register_architecture, unregister_architecture
-from napari_colorize.color import rebalance_weights
+from napari_colorize.color import ab_bins, rebalance_weights
 from napari_colorize.io import find_images
 from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
 from napari_colorize.training import Loss, TrainConfig, lab_batch, train
@@ -296,3 +296,44 @@ def test_invalid_training_arguments(training_folder, tmp_path):
             device="cpu",
             progress=False,
         )
+
+
+def test_a_second_generation_network_trains_with_hints_and_context(training_folder, tmp_path, natural):
+    """colornet-v2 warm-started from a v1 model: crops come with the view of
+    their whole image, hints are sampled from the truth, and the checkpoint
+    declares its inputs."""
+    from napari_colorize.training_inputs import sample_hints
+
+    config = TrainConfig(steps=2, architecture="colornet-v2", any_orientation=True, **{**FAST, "crop_size": 32})
+    trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural", progress=False)
+    loaded = load_checkpoint(tmp_path / "v2.safetensors")
+    assert loaded.architecture == "colornet-v2" and loaded.input_names == ("hints", "context")
+    assert loaded.metadata["init"]["model"] == "natural" and loaded.metadata["training"]["config"]["any_orientation"] is True
+    # only the new branches started from zero; the rest came from natural
+    assert not torch.equal(trained.network.state_dict()["stem.0.weight"], torch.zeros_like(natural.network.state_dict()["stem.0.weight"]))
+    # hints: about the asked share of crops, each hint a patch of its mean truth colour
+    ab = torch.randn(64, 2, 32, 32) * 20
+    hints = sample_hints(ab, generator=torch.Generator().manual_seed(0), fraction=0.5, max_hints=20)
+    with_hints = hints[:, 2].flatten(1).amax(1) > 0
+    assert 20 <= int(with_hints.sum()) <= 44
+    assert torch.all(hints[~with_hints] == 0)
+    marked = hints[:, 2] > 0
+    assert torch.all(hints[:, :2].abs().sum(1)[~marked] == 0) and marked.sum() > 0
+
+
+def test_any_orientation_turns_and_flips_crop_and_view_together(training_folder):
+    images = scan_images(find_images([training_folder]), ab_bins()).color_images
+    plain = ColorCrops(images, crop_size=32, seed=3, length=40, view_size=48)
+    turned = ColorCrops(images, crop_size=32, seed=3, length=40, view_size=48, any_orientation=True)
+    changed = 0
+    for i in range(40):
+        (crop, view), (crop_t, view_t) = plain[i], turned[i]
+        variants = [torch.rot90(crop, k, dims=(1, 2)) for k in range(4)]
+        variants += [torch.flip(v, dims=(1,)) for v in variants]
+        match = [j for j, v in enumerate(variants) if torch.equal(v, crop_t)]
+        assert match, i  # the same crop, in one of the 8 orientations
+        view_variants = [torch.rot90(view, k, dims=(1, 2)) for k in range(4)]
+        view_variants += [torch.flip(v, dims=(1,)) for v in view_variants]
+        assert any(torch.equal(view_variants[j], view_t) for j in match)  # the view turned with it
+        changed += match[0] != 0
+    assert changed > 20

@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-#: Scale of the regression head's ab output.
-AB_SCALE = 110.0
+from .colornet import HINT_CHANNELS, build_colornet_v1, build_colornet_v2
+
 HEADS = ("classification", "regression")
+#: Kinds of extra input: per-pixel channels cut into tiles with the frame, or
+#: one descriptor per frame that the network computes from a view of it.
+INPUT_KINDS = ("pixels", "frame")
 
 
 @dataclass(frozen=True)
@@ -28,17 +31,26 @@ class InputSpec:
         Keyword under which :meth:`Colorizer.predict_ab` and
         :func:`napari_colorize.colorize` take it.
     channels : int
-        Channels per pixel: the input is (..., channels, Y, X), aligned with
-        the frames, and cut into tiles with them.
+        For 'pixels': channels per pixel; the input is (..., channels, Y, X),
+        aligned with the frames, and cut into tiles with them. For 'frame':
+        0 (the network's ``encode_context`` decides the descriptor's size).
     help : str
         One line for users: what it holds.
-
-    A missing input is given to the network as zeros (e.g. "no hints").
+    kind : {'pixels', 'frame'}
+        'pixels' inputs missing from a call are zeros (e.g. "no hints");
+        a 'frame' input is computed by the network from a low-resolution
+        view of the whole frame (or of a few frames of a stack), and from
+        the tile itself when a tile is colorized alone.
     """
 
     name: str
     channels: int
     help: str = ""
+    kind: str = "pixels"
+
+    def __post_init__(self):
+        if self.kind not in INPUT_KINDS:
+            raise ValueError(f"input kind must be one of {INPUT_KINDS}, got {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,10 @@ class Architecture:
     output_stride : int
         Input pixels per output pixel.
     extra_inputs : tuple of InputSpec
-        Inputs besides the lightness, in the order the network takes them.
+        Inputs besides the lightness, given to the network by name.
+    context_view : int
+        Side of the square low-resolution view of a whole frame from which
+        a 'frame' input is computed.
     """
 
     name: str
@@ -67,6 +82,7 @@ class Architecture:
     tile_size: int = 224
     output_stride: int = 4
     extra_inputs: tuple[InputSpec, ...] = ()
+    context_view: int = 128
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -106,80 +122,17 @@ def architectures() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_colornet_v1(*, head: str, num_bins: int, width: int):
-    """The first-generation network: lightness only.
-
-    An encoder to 1/16 resolution with dilated residual blocks (the receptive
-    field spans a whole 224 tile), then a light decoder with skips back to
-    1/4; no pooling, fully convolutional.
-    """
-    import torch
-    from torch import nn
-
-    def conv(cin, cout, *, stride=1, dilation=1):
-        return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-        )
-
-    class Residual(nn.Module):
-        def __init__(self, channels, dilation=1):
-            super().__init__()
-            self.body = nn.Sequential(
-                conv(channels, channels, dilation=dilation),
-                nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
-                nn.BatchNorm2d(channels),
-            )
-
-        def forward(self, x):
-            return torch.relu(x + self.body(x))
-
-    class Up(nn.Module):
-        """Upsample the coarse path, add the skip, then refine."""
-
-        def __init__(self, cin, cout):
-            super().__init__()
-            self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
-            self.refine = conv(cout, cout)
-
-        def forward(self, coarse, skip):
-            up = nn.functional.interpolate(self.reduce(coarse), size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            return self.refine(up + skip)
-
-    class ColorNet(nn.Module):
-        """L (N, 1, H, W) in [0, 100] -> chroma at H/4 x W/4."""
-
-        def __init__(self):
-            super().__init__()
-            w = width
-            self.stem = conv(1, w, stride=2)  # 1/2
-            self.down4 = nn.Sequential(conv(w, 2 * w, stride=2), conv(2 * w, 2 * w))  # 1/4
-            self.down8 = nn.Sequential(conv(2 * w, 4 * w, stride=2), Residual(4 * w))  # 1/8
-            self.down16 = nn.Sequential(
-                conv(4 * w, 8 * w, stride=2),
-                Residual(8 * w, dilation=1),
-                Residual(8 * w, dilation=2),
-                Residual(8 * w, dilation=4),
-            )  # 1/16
-            self.up8 = Up(8 * w, 4 * w)
-            self.up4 = Up(4 * w, 2 * w)
-            out = num_bins if head == "classification" else 2
-            self.head = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1), nn.ReLU(inplace=True), nn.Conv2d(4 * w, out, 1))
-            self.is_regression = head == "regression"
-
-        def forward(self, lightness):
-            x = lightness / 50.0 - 1.0
-            x4 = self.down4(self.stem(x))
-            x8 = self.down8(x4)
-            x16 = self.down16(x8)
-            y = self.up4(self.up8(x16, x8), x4)
-            y = self.head(y)
-            return y * AB_SCALE if self.is_regression else y
-
-    return ColorNet()
-
-
-#: The architecture of the shipped models and of new training runs.
+#: The first generation: each tile coloured from its own lightness alone.
 COLORNET_V1 = register_architecture(Architecture(name="colornet-v1", build=build_colornet_v1))
+#: The second generation: colour hints, and a context shared by a frame's tiles.
+COLORNET_V2 = register_architecture(
+    Architecture(
+        name="colornet-v2",
+        build=build_colornet_v2,
+        extra_inputs=(
+            InputSpec("hints", HINT_CHANNELS, "sparse colour hints: a and b (divided by 110) where the mask, the third channel, is 1"),
+            InputSpec("context", 0, "descriptor of the whole frame (or stack), from a low-resolution view of it", kind="frame"),
+        ),
+    )
+)
 DEFAULT_ARCHITECTURE = COLORNET_V1.name

@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .architectures import architectures
 from .options import ColorizeOptions, OptionSpec, option_spec, option_specs
 
 PROG = "napari-colorize"
@@ -98,10 +99,20 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--crop-size", type=int, default=128)
     train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
     train.add_argument("--width", type=int, default=32, help="network width (channels of the first layer)")
+    train.add_argument(
+        "--architecture",
+        choices=architectures(),
+        help="network family of a fresh model, or of one warm-started from --init (default: the init model's, else colornet-v1)",
+    )
     train.add_argument("--time-limit", type=_positive_float, metavar="MINUTES", help="stop after this much training time")
     train.add_argument("--checkpoint-minutes", type=_positive_float, default=5.0, help="save every N minutes (default 5)")
     train.add_argument("--workers", type=int, help="data-loading processes")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--any-orientation",
+        action="store_true",
+        help="augment with quarter turns and upside-down flips: no up or down, as in scientific images (removes tile-period colour bands)",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -223,6 +234,8 @@ def _run_train(args) -> None:
         time_limit_minutes=args.time_limit,
         checkpoint_minutes=args.checkpoint_minutes,
         seed=args.seed,
+        architecture=args.architecture,
+        any_orientation=args.any_orientation,
     )
     if args.workers is not None:
         config.workers = args.workers

@@ -18,7 +18,9 @@ import numpy as np
 
 from .arrays import frame_indices, grayscale_frames, readable_frame
 from .color import gray_to_lightness
+from .context import frame_context, stack_context
 from .devices import resolve_device
+from .hints import check_hints, hint_map
 from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
@@ -88,17 +90,19 @@ class Predictor:
         self.batch_size = batch_size
         self.autocast = autocast(colorizer.device, precision)
 
-    def __call__(self, tiles, extra_inputs: Mapping[str, "torch.Tensor"] | None = None):
+    def __call__(self, tiles, per_tile: Mapping[str, "torch.Tensor"] | None = None, per_frame: Mapping[str, "torch.Tensor"] | None = None):
+        """ab of ``tiles`` (N, 1, H, W); ``per_tile`` inputs are cut with the
+        batches, ``per_frame`` ones (a frame's context) go to every batch."""
         import torch
 
-        extra_inputs = extra_inputs or {}
+        per_tile, per_frame = per_tile or {}, per_frame or {}
         parts, start = [], 0
         while start < len(tiles):
             size = min(self.batch_size, len(tiles) - start)
             batch = slice(start, start + size)
             try:
                 with self.autocast:
-                    extras = {name: values[batch] for name, values in extra_inputs.items()}
+                    extras = {**{name: values[batch] for name, values in per_tile.items()}, **per_frame}
                     parts.append(self.colorizer.predict_ab(tiles[batch], temperature=self.temperature, **extras))
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
@@ -111,11 +115,12 @@ class Predictor:
         return torch.cat(parts)
 
 
-def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: Predictor, *, batch_size: int, on_batch) -> "torch.Tensor":
+def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: Predictor, *, batch_size: int, on_batch, per_frame=None) -> "torch.Tensor":
     """Stitched ab (2, Hp/stride, Wp/stride) of a working-resolution frame, read tile by tile.
 
     ``extras`` maps extra input names to working-resolution (channels, Y, X)
-    arrays, cut into the same tiles.
+    arrays, cut into the same tiles; ``per_frame`` maps names to the frame's
+    descriptors (its context), shared by all its tiles.
     """
     import torch
 
@@ -127,7 +132,7 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
         on_batch(0)  # cancel point before the work
         tiles = torch.from_numpy(to_lightness(grid.tiles(source, batch))).to(device)[:, None]
         extra_tiles = {name: torch.from_numpy(np.stack([grid.tiles(c, batch) for c in values], axis=1)).to(device) for name, values in extras.items()}
-        for tile_ab, (y, x) in zip(predict(tiles, extra_tiles), batch):
+        for tile_ab, (y, x) in zip(predict(tiles, extra_tiles, per_frame), batch):
             stitcher.add(tile_ab.float(), y, x)
         on_batch(len(batch))
     return stitcher.result(crop=False)
@@ -180,6 +185,9 @@ def check_extra_inputs(extra_inputs: Mapping | None, frames_shape: tuple[int, ..
     extra_inputs = dict(extra_inputs or {})
     colorizer.check_inputs(extra_inputs)
     channels = {spec.name: spec.channels for spec in colorizer.extra_inputs}
+    computed = sorted(set(extra_inputs) & set(colorizer.frame_inputs))
+    if computed:
+        raise ValueError(f"{', '.join(computed)} is computed from the frame itself (see the context option), not given")
     checked = {}
     for name, values in extra_inputs.items():
         values = np.asarray(values, dtype=np.float32)
@@ -197,6 +205,7 @@ def colorize_strips(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     extra_inputs: Mapping | None = None,
+    hints=None,
     strip_rows: int = 256,
     **option_keywords,
 ) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
@@ -219,20 +228,22 @@ def colorize_strips(
     extra_inputs : mapping of str to array_like, optional
         Inputs the model takes besides the lightness, by name, each of shape
         (..., channels, Y, X) aligned with the frames.
+    hints : array_like of (frame, y, x, r, g, b) rows, optional
+        Colour hints, as for :func:`napari_colorize.colorize`.
     strip_rows : int
         Rows per yielded strip.
 {options}
     """
     options = ColorizeOptions.from_keywords(options, **option_keywords)
     frames = grayscale_frames(image, rgb=options.rgb)
-    return strips_of_frames(frames, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, strip_rows=strip_rows)
+    return strips_of_frames(frames, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, hints=hints, strip_rows=strip_rows)
 
 
 colorize_strips.__doc__ = colorize_strips.__doc__.replace("{options}", options_docstring())
 
 
 def strips_of_frames(
-    image, options: ColorizeOptions, *, progress=None, cancel=None, extra_inputs: Mapping | None = None, strip_rows: int = 256
+    image, options: ColorizeOptions, *, progress=None, cancel=None, extra_inputs: Mapping | None = None, hints=None, strip_rows: int = 256
 ) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
     """:func:`colorize_strips` of frames already checked by
     :func:`napari_colorize.arrays.grayscale_frames` (so an input is checked
@@ -240,13 +251,18 @@ def strips_of_frames(
     before the first strip is asked for."""
     colorizer = prepare_model(options)
     extras = check_extra_inputs(extra_inputs, tuple(image.shape), colorizer)
+    hint_rows = check_hints(hints, tuple(image.shape))
+    if len(hint_rows):
+        colorizer.check_inputs(["hints"])
+        if "hints" in extras:
+            raise ValueError("give hints either as hint rows or as the 'hints' extra input, not both")
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, colorizer.device)
     predict = Predictor(colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision)
     ranges = range_for(image, options.normalize, options.percentiles)
-    return _strips(image, extras, predict, ranges, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
+    return _strips(image, extras, hint_rows, predict, ranges, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
 
 
-def _strips(image, extras, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
     """The work of :func:`colorize_strips`, frame by frame, on checked inputs."""
     colorizer = predict.colorizer
     leading = image.shape[:-2]
@@ -265,16 +281,23 @@ def _strips(image, extras, predict: Predictor, ranges, options: ColorizeOptions,
         if progress is not None:
             progress(done, total)
 
-    for index in frame_indices(leading):
+    uses_context = "context" in colorizer.frame_inputs
+    shared = stack_context(colorizer, image, ranges) if uses_context and options.context == "stack" else None
+    for number, index in enumerate(frame_indices(leading)):
         frame = readable_frame(image[index])
         low, high = ranges.of(frame)
+        per_frame = {}
+        if uses_context:
+            per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)
         if tuple(working) == tuple(frame.shape):
             source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
             frame_extras = {name: values[index] for name, values in extras.items()}
         else:
             source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
             frame_extras = {name: np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
-        chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch)
+        if len(hint_rows):
+            frame_extras["hints"] = hint_map(hint_rows[hint_rows[:, 0] == number], frame.shape, working)
+        chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame)
         for r0, r1, rgb in compose_strips(frame, low, high, chroma, working, output_stride=colorizer.output_stride, rows=rows):
             yield index, r0, r1, rgb
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -53,6 +54,8 @@ class Colorizer:
         Input pixels per predicted chroma pixel.
     extra_inputs : tuple of InputSpec
         Inputs the network takes besides the lightness.
+    context_view : int
+        Side of the low-resolution view from which a 'frame' input is computed.
     """
 
     network: Any
@@ -67,6 +70,7 @@ class Colorizer:
     tile_size: int = 224
     output_stride: int = 4
     extra_inputs: tuple[InputSpec, ...] = ()
+    context_view: int = 128
 
     @property
     def num_bins(self) -> int:
@@ -88,12 +92,33 @@ class Colorizer:
             takes = ", ".join(self.input_names) or "only the lightness"
             raise ValueError(f"model {self.name!r} ({self.architecture}) takes {takes}; it cannot use {', '.join(unknown)}")
 
+    @property
+    def frame_inputs(self) -> tuple[str, ...]:
+        """Names of the inputs computed from a view of the whole frame."""
+        return tuple(spec.name for spec in self.extra_inputs if spec.kind == "frame")
+
+    def encode_context(self, view):
+        """The frame descriptor (N, D) of low-resolution views (N, 1, S, S) of L in [0, 100]."""
+        import torch
+
+        with _fast_inference(), torch.inference_mode():
+            return self.network.encode_context(view.to(self.device)).float()
+
+    def view_of(self, lightness):
+        """A tile (or frame) of L (N, 1, H, W) resized to the context view."""
+        import torch
+
+        size = (self.context_view, self.context_view)
+        return torch.nn.functional.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
+
     def predict_ab(self, lightness, *, temperature: float, **extra_inputs):
         """ab at 1/``output_stride`` resolution for a batch of L tiles (N, 1, H, W), as a tensor.
 
-        Extra inputs (N, channels, H, W) are given by name; one the network
-        takes but is not given is zeros, one it does not take is refused
-        with a ValueError.
+        Extra inputs are given by name: 'pixels' ones as (N, channels, H, W),
+        zeros when not given; 'frame' ones as a descriptor (N or 1, D) from
+        :meth:`encode_context`, computed from each tile alone when not
+        given. An input the network does not take is refused with a
+        ValueError.
         """
         import torch
 
@@ -103,21 +128,35 @@ class Colorizer:
         extras = {}
         for spec in self.extra_inputs:
             given = extra_inputs.get(spec.name)
-            shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
-            extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
-        # Trained weights drive some activations subnormal, which x86 CPUs
-        # compute several times slower; flushing them to zero changes nothing
-        # visible. The flag is process-wide, so it is only held for this call.
-        torch.set_flush_denormal(True)
-        try:
-            with torch.inference_mode():
-                out = self.network(lightness, **extras)
-                if self.head == "regression":
-                    return out.float()
-                bins = torch.as_tensor(self.bins, device=out.device)
-                return annealed_mean(out, bins, temperature=temperature)
-        finally:
-            torch.set_flush_denormal(False)
+            if spec.kind == "frame":
+                given = self.encode_context(self.view_of(lightness)) if given is None else given.to(lightness.device, lightness.dtype)
+                extras[spec.name] = given.expand(lightness.shape[0], -1)
+            else:
+                shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
+                extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
+        with _fast_inference(), torch.inference_mode():
+            out = self.network(lightness, **extras)
+            if self.head == "regression":
+                return out.float()
+            bins = torch.as_tensor(self.bins, device=out.device)
+            return annealed_mean(out, bins, temperature=temperature)
+
+
+@contextmanager
+def _fast_inference():
+    """Flush subnormal floats to zero while the network runs.
+
+    Trained weights drive some activations subnormal, which x86 CPUs compute
+    several times slower; flushing them to zero changes nothing visible. The
+    flag is process-wide, so it is only held for the call.
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def create_colorizer(
@@ -151,6 +190,8 @@ def create_colorizer(
         "output_stride": spec.output_stride,
         "inputs": ["lightness", *(i.name for i in spec.extra_inputs)],
     }
+    if any(i.kind == "frame" for i in spec.extra_inputs):
+        metadata["context_view"] = spec.context_view
     return Colorizer(
         network=network,
         head=head,
@@ -160,6 +201,7 @@ def create_colorizer(
         tile_size=spec.tile_size,
         output_stride=spec.output_stride,
         extra_inputs=spec.extra_inputs,
+        context_view=spec.context_view,
     )
 
 
@@ -338,11 +380,8 @@ def _load_cached(path: str, sha256: str, device: str) -> Colorizer:
 def _check_declared_geometry(path: str, meta: dict, colorizer: Colorizer) -> None:
     """A checkpoint's declared tile, stride and inputs must be its architecture's
     (checkpoints written before they were declared take the architecture's)."""
-    declared = {
-        "tile_size": meta.get("tile_size", colorizer.tile_size),
-        "output_stride": meta.get("output_stride", colorizer.output_stride),
-        "inputs": list(meta.get("inputs", colorizer.metadata["inputs"])),
-    }
+    declared = {key: meta.get(key, colorizer.metadata[key]) for key in ("tile_size", "output_stride", "inputs", "context_view") if key in colorizer.metadata}
+    declared["inputs"] = list(declared["inputs"])
     for key, value in declared.items():
         if value != colorizer.metadata[key]:
             raise CheckpointError(f"{path} declares {key} {value!r}, but its architecture {colorizer.architecture!r} has {colorizer.metadata[key]!r}")

@@ -189,6 +189,13 @@ class ColorizeOptions:
         check=check_normalize,
         help="intensity range mapped to black..white: robust percentiles of each frame, of the whole stack, or an explicit (low, high)",
     )
+    context: str = option(
+        "frame",
+        label="Colour context from",
+        choices=("frame", "stack"),
+        choice_labels=("each frame", "whole stack"),
+        help="what a context-taking model (colornet-v2) sees as the whole: each frame, or a few frames of the stack pooled so the stack keeps one palette; other models ignore it",
+    )
     percentiles: tuple[float, float] = option(
         DEFAULT_PERCENTILES,
         label="Percentiles",

@@ -29,6 +29,7 @@ def colorize(
     scheduler=None,
     out: np.ndarray | None = None,
     extra_inputs: Mapping | None = None,
+    hints=None,
     **option_keywords,
 ):
     """Colorize grayscale frames with a trained colorizer.
@@ -70,6 +71,12 @@ def colorize(
         Inputs the model takes besides the lightness (see
         ``Colorizer.extra_inputs``), by name, each (..., channels, Y, X)
         aligned with the frames; a model refuses inputs it does not take.
+    hints : array_like of (frame, y, x, r, g, b) rows, optional
+        Colour hints for a hint-taking model (colornet-v2): at image pixel
+        (y, x) of frame ``frame`` (the flat index over the leading axes;
+        rows of (y, x, r, g, b) for a single frame), the colour r, g, b in
+        0..255 (sRGB, converted to ab). None or no rows gives the automatic
+        result. A model that takes no hints refuses them.
 {options}
 
     Returns
@@ -104,8 +111,8 @@ def colorize(
     if out is not None and (tuple(out.shape) != shape or out.dtype != np.uint8):
         raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {tuple(out.shape)}")
     if scheduler is not None or (is_dask_array(image) and out is None):
-        if extra_inputs:
-            raise ValueError("extra inputs are not supported for dask inputs or a scheduler yet: pass a NumPy image")
+        if extra_inputs or (hints is not None and len(hints)):
+            raise ValueError("extra inputs and hints are not supported for dask inputs or a scheduler yet: pass a NumPy image")
         from .cluster import colorize_lazy
 
         result = colorize_lazy(image, options, scheduler=scheduler)
@@ -114,7 +121,7 @@ def colorize(
         out[...] = result
         return out
     out = np.empty(shape, dtype=np.uint8) if out is None else out
-    strips = strips_of_frames(image, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, strip_rows=max(1, CHUNK_PIXELS // image.shape[-1]))
+    strips = strips_of_frames(image, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, hints=hints, strip_rows=max(1, CHUNK_PIXELS // image.shape[-1]))
     return fill_from_strips(out, strips)
 
 

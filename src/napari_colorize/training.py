@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights
+from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights, rgb_to_lab_torch
 from .devices import resolve_device
 from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint, save_checkpoint
 from .training_data import ColorCrops, TrainingData
+from .training_inputs import network_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,19 @@ class TrainConfig:
         DataLoader worker processes (0: load in the training process).
     seed : int
         Seeds the initial weights and the crops.
+    architecture : str, optional
+        Network family of a fresh model, or of a model warm-started from
+        ``init`` (whose matching weights it takes); default: the init
+        model's, else colornet-v1.
+    hint_fraction : float
+        Share of the crops given hints sampled from the truth (networks that
+        take hints).
+    max_hints : int
+        Most hints in one crop.
+    any_orientation : bool
+        Augment with quarter turns and upside-down flips, so the network
+        learns no position-in-tile colour prior (the cause of colour bands
+        at the tile period on featureless backgrounds).
     """
 
     head: str = "classification"
@@ -80,6 +94,10 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     workers: int = field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)))
     seed: int = 0
+    architecture: str | None = None
+    hint_fraction: float = 0.5
+    max_hints: int = 20
+    any_orientation: bool = False
 
 
 def lab_batch(batch, device, stride: int):
@@ -100,8 +118,6 @@ def lab_batch(batch, device, stride: int):
     ab : Tensor, shape (N, 2, c / stride, c / stride)
     """
     import torch
-
-    from .color import rgb_to_lab_torch
 
     lab = rgb_to_lab_torch(batch.to(device, non_blocking=True).float() / 255.0)
     ab = torch.nn.functional.avg_pool2d(lab[:, 1:], stride)
@@ -206,13 +222,14 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
         base = load_checkpoint(init)
         if base.head != config.head:
             raise ValueError(f"--init model {base.name!r} has a {base.head} head, but training asks for {config.head}")
-        colorizer = create_colorizer(architecture=base.architecture, head=base.head, width=int(base.metadata["width"]), bins=base.bins)
+        architecture = config.architecture or base.architecture
+        colorizer = create_colorizer(architecture=architecture, head=base.head, width=int(base.metadata["width"]), bins=base.bins)
         left = copy_matching_weights(colorizer, base)
         if left:
             logger.warning("%d weights are not in --init model %r and start untrained: %s", len(left), base.name, ", ".join(left))
         colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256}
         return colorizer
-    return create_colorizer(head=config.head, width=config.width, bins=ab_bins())
+    return create_colorizer(architecture=config.architecture or _FIRST_ARCHITECTURE, head=config.head, width=config.width, bins=ab_bins())
 
 
 def _place_network(colorizer: Colorizer, device) -> None:
@@ -234,7 +251,7 @@ def _make_optimizer(network, config: TrainConfig, state: dict | None):
     return optimizer
 
 
-def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int, device):
+def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int, device, view_size: int | None = None):
     """Batches of crops for the steps from ``first_step`` on.
 
     Crops are numbered over the whole run, so a resumed run skips those of
@@ -248,6 +265,8 @@ def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int
         scale_jitter=config.scale_jitter,
         seed=config.seed,
         length=config.steps * config.batch_size,
+        view_size=view_size,
+        any_orientation=config.any_orientation,
     )
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(first_step * config.batch_size, len(dataset))),
@@ -391,8 +410,10 @@ def _train_loop(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     time_limit = 60.0 * config.time_limit_minutes if config.time_limit_minutes else math.inf
     smoothed_loss = None
+    hints_generator = torch.Generator()
     with tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0) as bar:
         for batch in loader:
+            batch, views = batch if isinstance(batch, (list, tuple)) else (batch, None)
             elapsed = checkpointer.elapsed()
             if step >= config.steps or elapsed >= time_limit:
                 break
@@ -402,7 +423,18 @@ def _train_loop(
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
-                output = network(lightness)
+                inputs = {}
+                if colorizer.extra_inputs:
+                    hints_generator.manual_seed(config.seed * 1_000_003 + step)
+                    inputs = network_inputs(
+                        colorizer,
+                        rgb_to_lab_torch(batch.to(device).float() / 255.0),
+                        None if views is None else lab_batch(views, device, 1)[0],
+                        generator=hints_generator,
+                        fraction=config.hint_fraction,
+                        max_hints=config.max_hints,
+                    )
+                output = network(lightness, **inputs)
             loss = loss_fn(output, ab)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -478,7 +510,8 @@ def train(
     optimizer = _make_optimizer(colorizer.network, config, state)
     first_step, elapsed_before = (int(state["step"]), float(state["elapsed"])) if state is not None else (0, 0.0)
     loss_fn = Loss(colorizer, weights, torch_device)
-    loader = _make_loader(data.images, config, first_step=first_step, device=torch_device)
+    view_size = colorizer.context_view if colorizer.frame_inputs else None
+    loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size)
 
     checkpointer = Checkpointer(
         output, colorizer=colorizer, optimizer=optimizer, config=config, data=data, device=torch_device, elapsed_before=elapsed_before

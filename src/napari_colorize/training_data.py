@@ -161,14 +161,34 @@ class ColorCrops:
     seed : int
     length : int, optional
         Number of crops (default: one per image).
+    any_orientation : bool
+        Also turn crops by random quarter turns and flip them upside down
+        (the view with them), so the network learns no up or down: scientific
+        images have none, and a tile's top is not the image's top.
+    view_size : int, optional
+        Also return the whole (rescaled, flipped) image the crop came from,
+        resized to view_size x view_size: the context of a context-taking
+        network. Items are then (crop, view).
     """
 
-    def __init__(self, paths: Sequence[Path], *, crop_size: int, scale_jitter=(0.6, 1.2), seed: int = 0, length: int | None = None):
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        crop_size: int,
+        scale_jitter=(0.6, 1.2),
+        seed: int = 0,
+        length: int | None = None,
+        view_size: int | None = None,
+        any_orientation: bool = False,
+    ):
         self.paths = list(paths)
         self.crop_size = crop_size
         self.scale_jitter = scale_jitter
         self.seed = seed
         self.length = length or len(self.paths)
+        self.view_size = view_size
+        self.any_orientation = any_orientation
 
     def __len__(self) -> int:
         return self.length
@@ -194,6 +214,23 @@ class ColorCrops:
         y = rng.integers(rgb.shape[0] - c + 1)
         x = rng.integers(rgb.shape[1] - c + 1)
         crop = rgb[y : y + c, x : x + c]
-        if rng.random() < 0.5:
+        flip = rng.random() < 0.5
+        if flip:
             crop = crop[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+        turns, upside_down = (int(rng.integers(4)), rng.random() < 0.5) if self.any_orientation else (0, False)
+        crop = _oriented(crop, turns, upside_down)
+        crop = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+        if self.view_size is None:
+            return crop
+        # The whole image the crop came from, as a context-taking network sees a frame.
+        view = np.asarray(Image.fromarray(rgb).resize((self.view_size, self.view_size), Image.BILINEAR))
+        if flip:
+            view = view[:, ::-1]
+        view = _oriented(view, turns, upside_down)
+        return crop, torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
+
+
+def _oriented(image: np.ndarray, turns: int, upside_down: bool) -> np.ndarray:
+    """``image`` (H, W, C) turned by ``turns`` quarter turns, then flipped upside down."""
+    image = np.rot90(image, turns) if turns else image
+    return image[::-1] if upside_down else image

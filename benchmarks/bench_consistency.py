@@ -1,0 +1,307 @@
+"""Consistency of colorize(): the same pixels should get the same colour
+whatever the tile grid, the crop or the noise, without visible tile banding;
+and colour hints should help. Models side by side.
+
+Run: python benchmarks/bench_consistency.py [MODEL ...] [--quick] [--threads N]
+         [--limit N] [--data DIR] [--output PATH]
+
+MODEL is a shipped model name or a .safetensors checkpoint (default:
+natural). Figures are printed as a Markdown table and written to
+benchmarks/RESULTS_consistency.md (with --quick, a smoke run on small crops
+whose figures mean nothing, only if --output is given). What each figure
+means: benchmarks/README.md, "Consistency".
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from napari_colorize import colorize
+from napari_colorize.color import ab_bins, lightness_to_gray, rgb_to_lab
+from napari_colorize.io import find_images, read_image, read_rgb
+from napari_colorize.metrics import ABErrorCMF, psnr
+from napari_colorize.model import load_checkpoint
+from napari_colorize.normalization import intensity_range, normalize_frame
+from napari_colorize.options import DEFAULT_OVERLAP
+from napari_colorize.tiling import TileGrid
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data"
+RESULTS = HERE / "RESULTS_consistency.md"
+SHIFT = 37  # px, both axes
+NOISE = 0.03  # noise sigma / frame standard deviation
+STACK_FRAMES = 4
+NEIGHBOURS = 6  # frequency bins each side of the tile frequency
+HINT_SETS = ("kodak24", "mcmaster18")
+GRAY_FRAMES = {"EM frame 0": "em-isbi2012-stack.tif", "m51": "m51.tif", "m67": "m67-palomar-dss.tif"}
+
+
+def ab_of(rgb: np.ndarray) -> np.ndarray:
+    """The a*b* channels (..., 2) of uint8 RGB."""
+    return rgb_to_lab(rgb)[..., 1:]
+
+
+def chroma(ab: np.ndarray) -> float:
+    """Mean chroma sqrt(a² + b²) of ab (..., 2)."""
+    return float(np.hypot(ab[..., 0], ab[..., 1]).mean())
+
+
+def ab_change(ab1: np.ndarray, ab2: np.ndarray) -> float:
+    """Mean Euclidean ab distance |Δab| between two aligned ab arrays."""
+    return float(np.linalg.norm(ab1 - ab2, axis=-1).mean())
+
+
+def cell(ratio: float, mean_chroma: float) -> str:
+    """A table cell: the ratio and, beside it, the mean chroma it is relative to."""
+    return f"{ratio:.3f} (C {mean_chroma:.1f})"
+
+
+def centre_crop(frame: np.ndarray, side: int | None) -> tuple[slice, slice]:
+    """Slices of the ``side`` x ``side`` square at the centre of ``frame`` (all of it for None)."""
+    if side is None:
+        return slice(None), slice(None)
+    y, x = ((n - min(side, n)) // 2 for n in frame.shape)
+    return slice(y, y + side), slice(x, x + side)
+
+
+def grid_consistency(colorizer, frame: np.ndarray, crop: int) -> tuple[dict, np.ndarray]:
+    """Shift and crop consistency of one frame, with the whole frame's intensity range.
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+    frame : ndarray, shape (Y, X)
+    crop : int
+        Side of the centre crop colorized alone.
+
+    Returns
+    -------
+    cells : dict
+        'shift' and 'crop': mean |Δab| on the overlap / mean chroma of the
+        whole-frame result there, as table cells.
+    whole_ab : ndarray, shape (Y, X, 2)
+        ab of the whole-frame result.
+    """
+    options = {"model": colorizer, "device": "cpu", "normalize": intensity_range(frame)}
+    whole = ab_of(colorize(frame, **options))
+    region = centre_crop(frame, crop)
+    cells = {}
+    for name, window in (("shift", (slice(SHIFT, None), slice(SHIFT, None))), ("crop", region)):
+        alone = ab_of(colorize(frame[window], **options))
+        reference = whole[window]
+        cells[name] = cell(ab_change(reference, alone) / chroma(reference), chroma(reference))
+    return cells, whole
+
+
+def stack_consistency(colorizer, frame: np.ndarray) -> str:
+    """Mean over frame pairs of mean |Δab| / mean chroma, for noisy copies of ``frame``
+    colorized as one stack (stack normalisation and, if the model takes it, stack context)."""
+    sigma = NOISE * float(frame.std())
+    stack = np.stack([frame + np.random.default_rng(seed).normal(0.0, sigma, frame.shape) for seed in range(STACK_FRAMES)])
+    context = {"context": "stack"} if "context" in colorizer.frame_inputs else {}
+    ab = ab_of(colorize(stack.astype(np.float32), model=colorizer, device="cpu", normalize="stack", **context))
+    mean_chroma = chroma(ab)
+    changes = [ab_change(ab[i], ab[j]) for i, j in combinations(range(STACK_FRAMES), 2)]
+    return cell(float(np.mean(changes)) / mean_chroma, mean_chroma)
+
+
+def tile_period(starts: tuple[int, ...]) -> float | None:
+    """Mean spacing of tile starts (None for a single tile)."""
+    return (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else None
+
+
+def peak_ratio(profile: np.ndarray, period: float) -> float:
+    """Fourier amplitude of ``profile`` at ``period`` over the median amplitude of
+    the NEIGHBOURS frequencies each side (1/len apart, at least one cycle per
+    profile), after removing a linear trend; NaN entries count as 0."""
+    n = len(profile)
+    t = np.arange(n)
+    valid = np.isfinite(profile)
+    residual = np.where(valid, profile - np.polyval(np.polyfit(t[valid], profile[valid], 1), t), 0.0)
+    offsets = np.arange(-NEIGHBOURS, NEIGHBOURS + 1)
+    cycles = n / period + offsets
+    keep = cycles >= 1
+    amplitude = np.abs(np.exp(-2j * np.pi * np.outer(cycles[keep], t) / n) @ residual)
+    return float(amplitude[offsets[keep] == 0][0] / np.median(amplitude[offsets[keep] != 0]))
+
+
+def banding(ab: np.ndarray, frame: np.ndarray, tile: int) -> str:
+    """Tile-period banding of the background's a* and b* row and column means.
+
+    Background: pixels below the median normalised intensity. The row means
+    (a profile along y) are tested at the spacing of the tile rows, the
+    column means at that of the tile columns. The cell gives the largest of
+    the four peak ratios (see :func:`peak_ratio`), then each of them.
+    """
+    intensity = normalize_frame(frame, *intensity_range(frame))
+    background = intensity < np.percentile(intensity, 50)
+    grid = TileGrid.for_shape(frame.shape, tile=tile, overlap=DEFAULT_OVERLAP, align=4)
+    ratios = {}
+    for axis, name, starts in ((1, "rows", grid.starts_y), (0, "cols", grid.starts_x)):
+        period = tile_period(starts)
+        if period is None:
+            return "single tile: no period"
+        with np.errstate(invalid="ignore"):
+            means = (ab * background[..., None]).sum(axis) / background.sum(axis)[..., None]
+        for channel, letter in enumerate("ab"):
+            ratios[f"{letter} {name}"] = peak_ratio(means[:, channel], period)
+    detail = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
+    periods = "/".join(f"{tile_period(s):.0f}" for s in (grid.starts_y, grid.starts_x))
+    return f"{max(ratios.values()):.2f} ({detail}; background C {chroma(ab[background]):.1f}; period {periods} px)"
+
+
+def hint_scores(colorizer, paths, counts, max_side) -> dict[int, tuple[float, float]]:
+    """Mean PSNR (dB) and rebalanced AuC (%) with k true-colour hints, per k.
+
+    Each image's lightness gray is colorized with normalize=(0, 1) (as
+    :mod:`napari_colorize.evaluation` does) and the first k of max(counts)
+    distinct random pixels (seeded by the image's index) as (y, x, r, g, b)
+    hints of the true colour.
+    """
+    cmfs = {k: ABErrorCMF(ab_bins()) for k in counts}
+    psnrs = {k: [] for k in counts}
+    for index, path in enumerate(paths):
+        truth = read_rgb(path, max_side=max_side)
+        if truth is None:
+            continue
+        lab = rgb_to_lab(truth)
+        gray = lightness_to_gray(lab[..., 0])
+        flat = np.random.default_rng(index).choice(gray.size, size=max(counts), replace=False)
+        ys, xs = np.unravel_index(flat, gray.shape)
+        rows = np.column_stack([ys, xs, truth[ys, xs]]).astype(np.float64)
+        for k in counts:
+            result = colorize(gray, model=colorizer, device="cpu", normalize=(0.0, 1.0), hints=rows[:k])
+            cmfs[k].add(lab[..., 1:], ab_of(result))
+            psnrs[k].append(psnr(truth, result))
+    return {k: (float(np.mean([p for p in psnrs[k] if np.isfinite(p)])), cmfs[k].auc(rebalanced=True)) for k in counts}
+
+
+def hint_cells(colorizer, paths, counts, max_side) -> dict[str, str]:
+    """Table cells of :func:`hint_scores`, plus the PSNR gain of k = 10 over k = 0."""
+    scores = hint_scores(colorizer, paths, counts, max_side)
+    cells = {f"k={k}": f"{p:.2f} dB / {auc:.1f} %" for k, (p, auc) in scores.items()}
+    if 0 in scores and 10 in scores:
+        cells["gain"] = f"{scores[10][0] - scores[0][0]:+.2f} dB"
+    return cells
+
+
+def load_inputs(data: Path, quick: bool, notes: list[str]) -> dict[str, np.ndarray]:
+    """The gray frames by label (EM frame 0, m51, m67, camera), float32; a note for each missing file."""
+    frames = {}
+    for label, name in GRAY_FRAMES.items():
+        path = data / "gray" / name
+        if path.is_file():
+            image = read_image(path)
+            frames[label] = image.reshape(-1, *image.shape[-2:])[0]
+        else:
+            notes.append(f"{label}: {path} missing, its measurements skipped.")
+    from skimage.data import camera
+
+    frames["camera"] = camera()
+    side = 320 if quick else None
+    return {k: np.asarray(v[centre_crop(v, side)], dtype=np.float32) for k, v in frames.items()}
+
+
+def measure(colorizer, frames, hint_paths, args) -> dict[tuple[str, str], str]:
+    """Every figure of one model: {(measurement, target): cell}."""
+    crop = 128 if args.quick else 300
+    out = {}
+    for label in ("EM frame 0", "m51", "m67"):
+        if label not in frames:
+            continue
+        cells, whole_ab = grid_consistency(colorizer, frames[label], crop)
+        out[(f"shift {SHIFT} px: {label}", "≤ 0.15")] = cells["shift"]
+        out[(f"crop {crop}²: {label}", "≤ 0.15")] = cells["crop"]
+        if label == "m67":
+            out[("banding at tile period: m67", "≤ 2")] = banding(whole_ab, frames[label], colorizer.tile_size)
+    for label in ("EM frame 0", "camera"):
+        if label in frames:
+            out[(f"stack of {STACK_FRAMES} noisy copies: {label}", "≤ 0.02")] = stack_consistency(colorizer, frames[label])
+    counts = (0, 10) if args.quick else (0, 1, 5, 10, 20)
+    for name, paths in hint_paths.items():
+        takes = "hints" in colorizer.input_names
+        cells = hint_cells(colorizer, paths, counts, 256 if args.quick else None) if takes else {}
+        for k in counts:
+            out[(f"hints {name} ({len(paths)}), k={k}: PSNR / AuC reb.", "")] = cells.get(f"k={k}", "n/a")
+        out[(f"hints {name}: PSNR gain k=10 over k=0", "≥ +3 dB")] = cells.get("gain", "n/a")
+    return out
+
+
+def table(results: dict[str, dict], models: list[str]) -> str:
+    """A Markdown table: one row per measurement, one column per model."""
+    rows = list(dict.fromkeys(key for figures in results.values() for key in figures))
+    lines = ["| measurement | target | " + " | ".join(models) + " |", "|---|---|" + "---:|" * len(models)]
+    for label, target in rows:
+        values = (results[m].get((label, target), "-") for m in models)
+        lines.append(f"| {label} | {target} | " + " | ".join(values) + " |")
+    return "\n".join(lines)
+
+
+def report(table_text, models, colorizers, seconds, notes, torch) -> str:
+    """The results file: when, how, on what, the table and the notes."""
+    sums = ", ".join(f"`{m}` sha256 {c.sha256[:16]}" for m, c in zip(models, colorizers))
+    lines = [
+        "# Consistency of colorize(): tile grid, crop, stack, banding, hints",
+        "",
+        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {seconds / 60:.1f} min",
+        f"- Command: `python benchmarks/bench_consistency.py {' '.join(sys.argv[1:])}`",
+        f"- Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
+        f"- Models: {sums}",
+        "- Cells: ratio (C = the mean chroma it is relative to); banding: largest peak ratio (each one);"
+        + ' hints: mean PSNR / rebalanced AuC. See benchmarks/README.md, "Consistency".',
+        "",
+        table_text,
+    ]
+    return "\n".join(lines + [""] + [f"Note: {n}" for n in notes] + [""])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", default=["natural"], help="shipped model names or .safetensors checkpoints")
+    parser.add_argument("--quick", action="store_true", help="smoke run on small crops; figures meaningless")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--limit", type=int, default=None, help="hint images per set (default all; --quick: 2)")
+    parser.add_argument("--data", type=Path, default=DATA, help=f"shared data folder (default {DATA})")
+    parser.add_argument("--output", type=Path, default=None, help=f"results file (default {RESULTS}; none with --quick)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    notes = ["--quick: small crops and few images, figures meaningless."] if args.quick else []
+    colorizers = [load_checkpoint(m, device="cpu") for m in args.models]
+    frames = load_inputs(args.data, args.quick, notes)
+    limit = args.limit if args.limit is not None else (2 if args.quick else None)
+    hint_paths = {}
+    for name in HINT_SETS:
+        folder = args.data / "eval" / "natural" / name
+        if folder.is_dir():
+            hint_paths[name] = find_images([folder])[:limit]
+        else:
+            notes.append(f"hints {name}: {folder} missing, skipped.")
+    results = {}
+    for model, colorizer in zip(args.models, colorizers):
+        t0 = time.perf_counter()
+        results[model] = measure(colorizer, frames, hint_paths, args)
+        print(f"{model}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    text = table(results, args.models)
+    print(text)
+    for note in notes:
+        print(f"Note: {note}")
+    output = args.output if args.output is not None or args.quick else RESULTS
+    if output is not None:
+        output.write_text(report(text, args.models, colorizers, time.perf_counter() - start, notes, torch))
+        print(f"written: {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The colorization networks (torch is imported when one is built).
+
+``colornet-v1`` sees the lightness of one tile. ``colornet-v2`` keeps v1's
+layers, under the same names, and adds two inputs, each entering through a
+branch whose last layer starts at zero, so a v2 warm-started from v1
+weights computes exactly what v1 did until training moves it:
+
+- hints: a sparse ab map and its mask (Zhang et al. 2017), added to the
+  features at 1/4 resolution;
+- context: a descriptor of the whole frame, the encoder's pooled features of
+  a low-resolution view of it (Iizuka et al. 2016), fused into the features
+  at 1/16 resolution, so that the tiles of a frame (or of a stack) agree.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from types import SimpleNamespace
+
+#: Scale of the regression head's ab output, and of hint ab values at the input.
+AB_SCALE = 110.0
+#: Channels of the hint input: a, b (divided by AB_SCALE) and the mask.
+HINT_CHANNELS = 3
+
+
+@lru_cache(maxsize=1)
+def _blocks() -> SimpleNamespace:
+    """The building blocks, defined once torch is imported."""
+    import torch
+    from torch import nn
+
+    def conv(cin, cout, *, stride=1, dilation=1):
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+    class Residual(nn.Module):
+        def __init__(self, channels, dilation=1):
+            super().__init__()
+            self.body = nn.Sequential(
+                conv(channels, channels, dilation=dilation),
+                nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+
+        def forward(self, x):
+            return torch.relu(x + self.body(x))
+
+    class Up(nn.Module):
+        """Upsample the coarse path, add the skip, then refine."""
+
+        def __init__(self, cin, cout):
+            super().__init__()
+            self.reduce = nn.Conv2d(cin, cout, 1, bias=False)
+            self.refine = conv(cout, cout)
+
+        def forward(self, coarse, skip):
+            up = nn.functional.interpolate(self.reduce(coarse), size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            return self.refine(up + skip)
+
+    class ColorNet(nn.Module):
+        """colornet-v1: L (N, 1, H, W) in [0, 100] -> chroma at H/4 x W/4.
+
+        An encoder to 1/16 resolution with dilated residual blocks (the
+        receptive field spans a whole 224 tile), then a light decoder with
+        skips back to 1/4; no pooling, fully convolutional.
+        """
+
+        def __init__(self, *, head: str, num_bins: int, width: int):
+            super().__init__()
+            w = width
+            self.stem = conv(1, w, stride=2)  # 1/2
+            self.down4 = nn.Sequential(conv(w, 2 * w, stride=2), conv(2 * w, 2 * w))  # 1/4
+            self.down8 = nn.Sequential(conv(2 * w, 4 * w, stride=2), Residual(4 * w))  # 1/8
+            self.down16 = nn.Sequential(
+                conv(4 * w, 8 * w, stride=2),
+                Residual(8 * w, dilation=1),
+                Residual(8 * w, dilation=2),
+                Residual(8 * w, dilation=4),
+            )  # 1/16
+            self.up8 = Up(8 * w, 4 * w)
+            self.up4 = Up(4 * w, 2 * w)
+            out = num_bins if head == "classification" else 2
+            self.head = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1), nn.ReLU(inplace=True), nn.Conv2d(4 * w, out, 1))
+            self.is_regression = head == "regression"
+
+        def decode(self, x16, x8, x4):
+            y = self.head(self.up4(self.up8(x16, x8), x4))
+            return y * AB_SCALE if self.is_regression else y
+
+        def forward(self, lightness):
+            x4 = self.down4(self.stem(lightness / 50.0 - 1.0))
+            x8 = self.down8(x4)
+            return self.decode(self.down16(x8), x8, x4)
+
+    class ColorNetV2(ColorNet):
+        """colornet-v2: v1 plus hint and frame-context inputs (see the module)."""
+
+        def __init__(self, *, head: str, num_bins: int, width: int):
+            super().__init__(head=head, num_bins=num_bins, width=width)
+            w = width
+            self.hint_path = nn.Sequential(conv(HINT_CHANNELS, w, stride=2), conv(w, 2 * w, stride=2), nn.Conv2d(2 * w, 2 * w, 1))
+            self.context_path = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w))
+            for last in (self.hint_path[-1], self.context_path[-1]):
+                nn.init.zeros_(last.weight)
+                if last.bias is not None:
+                    nn.init.zeros_(last.bias)
+
+        def features(self, lightness, hints):
+            x4 = self.down4(self.stem(lightness / 50.0 - 1.0)) + self.hint_path(hints)
+            x8 = self.down8(x4)
+            return self.down16(x8), x8, x4
+
+        def encode_context(self, view):
+            """The frame descriptor (N, 8w) of low-resolution views (N, 1, S, S) of L."""
+            hints = view.new_zeros((view.shape[0], HINT_CHANNELS, *view.shape[-2:]))
+            x16, _, _ = self.features(view, hints)
+            return x16.mean(dim=(2, 3))
+
+        def forward(self, lightness, *, hints, context):
+            x16, x8, x4 = self.features(lightness, hints)
+            x16 = x16 + self.context_path(context)[:, :, None, None]
+            return self.decode(x16, x8, x4)
+
+    return SimpleNamespace(ColorNet=ColorNet, ColorNetV2=ColorNetV2)
+
+
+def build_colornet_v1(*, head: str, num_bins: int, width: int):
+    """The first-generation network: lightness only."""
+    return _blocks().ColorNet(head=head, num_bins=num_bins, width=width)
+
+
+def build_colornet_v2(*, head: str, num_bins: int, width: int):
+    """The second generation: lightness, hints and frame context."""
+    return _blocks().ColorNetV2(head=head, num_bins=num_bins, width=width)

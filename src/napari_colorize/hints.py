@@ -1,0 +1,85 @@
+"""Colour hints: (frame, y, x, r, g, b) rows in image pixels, checked once and
+painted into the sparse ab map and mask that a hint-taking network reads
+(Zhang et al. 2017: each hint a small patch of one colour)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .color import rgb_to_lab
+from .colornet import AB_SCALE, HINT_CHANNELS
+
+#: Columns of a hint row; the frame column may be left out for a single frame.
+HINT_COLUMNS = ("frame", "y", "x", "r", "g", "b")
+#: Half-width, in working pixels, of the square patch a hint paints: training
+#: samples patches 1 to 9 pixels wide, so a 3 x 3 patch is a typical hint.
+HINT_RADIUS = 1
+
+
+def check_hints(hints, frames_shape: tuple[int, ...]) -> np.ndarray:
+    """Hint rows as a float array (n, 6) of (frame, y, x, r, g, b).
+
+    Parameters
+    ----------
+    hints : array_like of rows, or None
+        (frame, y, x, r, g, b) per row, with y, x in image pixels of the
+        frame (fractions allowed) and r, g, b in 0..255 (sRGB); for a single
+        frame, (y, x, r, g, b) rows are accepted too. ``frame`` is the flat
+        index over the leading axes. None or no rows: no hints.
+    frames_shape : tuple of int
+        Shape of the grayscale input, (..., Y, X).
+
+    Raises
+    ------
+    ValueError
+        Naming the first bad row and what is wrong with it.
+    """
+    if hints is None:
+        return np.zeros((0, 6))
+    rows = np.asarray(hints, dtype=np.float64)
+    if rows.size == 0:
+        return np.zeros((0, 6))
+    frames = int(np.prod(frames_shape[:-2], dtype=np.int64))
+    height, width = frames_shape[-2:]
+    if rows.ndim != 2 or rows.shape[1] not in (5, 6):
+        raise ValueError(f"hints must be rows of (frame, y, x, r, g, b), got an array of shape {rows.shape}")
+    if rows.shape[1] == 5:
+        if frames != 1:
+            raise ValueError(f"the input has {frames} frames: give each hint row as (frame, y, x, r, g, b)")
+        rows = np.concatenate([np.zeros((len(rows), 1)), rows], axis=1)
+    for number, (frame, y, x, *rgb) in enumerate(rows):
+        problem = None
+        if not np.isfinite(rows[number]).all():
+            problem = "a value is not a finite number"
+        elif frame != int(frame) or not 0 <= frame < frames:
+            problem = f"frame {frame:g} is not a frame index in 0..{frames - 1}"
+        elif not (0 <= y < height and 0 <= x < width):
+            problem = f"(y, x) = ({y:g}, {x:g}) is outside the {height} x {width} frame"
+        elif not all(0 <= c <= 255 for c in rgb):
+            problem = f"colour ({', '.join(f'{c:g}' for c in rgb)}) is not r, g, b in 0..255"
+        if problem:
+            raise ValueError(f"hint row {number}: {problem}")
+    return rows
+
+
+def hint_ab(rows: np.ndarray) -> np.ndarray:
+    """The ab of the hints' sRGB colours, (n, 2)."""
+    rgb = np.clip(np.round(rows[:, 3:6]), 0, 255).astype(np.uint8)[None]
+    return rgb_to_lab(rgb)[0, :, 1:]
+
+
+def hint_map(rows: np.ndarray, frame_shape: tuple[int, int], working: tuple[int, int], *, radius: int = HINT_RADIUS) -> np.ndarray:
+    """The network's hint input for one frame at working resolution:
+    (3, Y, X) float32 of a/110, b/110 and the mask, from that frame's rows."""
+    out = np.zeros((HINT_CHANNELS, *working), dtype=np.float32)
+    if len(rows) == 0:
+        return out
+    ab = hint_ab(rows) / AB_SCALE
+    factor_y, factor_x = working[0] / frame_shape[0], working[1] / frame_shape[1]
+    for (y, x), (a, b) in zip(rows[:, 1:3], ab):
+        cy = min(working[0] - 1, int((y + 0.5) * factor_y))
+        cx = min(working[1] - 1, int((x + 0.5) * factor_x))
+        ys = slice(max(0, cy - radius), cy + radius + 1)
+        xs = slice(max(0, cx - radius), cx + radius + 1)
+        out[0, ys, xs], out[1, ys, xs], out[2, ys, xs] = a, b, 1.0
+    return out

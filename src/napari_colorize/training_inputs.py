@@ -1,0 +1,68 @@
+"""What a second-generation network is fed in training besides the lightness:
+colour hints sampled from the truth (Zhang et al. 2017) and the context of the
+whole image a crop came from (Iizuka et al. 2016)."""
+
+from __future__ import annotations
+
+import math
+
+from .colornet import AB_SCALE, HINT_CHANNELS
+
+#: Side of the largest hint patch, in crop pixels (patches are 1 to 9 wide).
+MAX_HINT_PATCH = 9
+
+
+def sample_hints(ab, *, generator, fraction: float, max_hints: int):
+    """Hint maps (N, 3, c, c) sampled from full-resolution truth ab (N, 2, c, c).
+
+    A ``fraction`` of the crops get hints, the rest none (so one network
+    serves automatic and guided colorization). A crop with hints gets
+    between 1 and ``max_hints`` of them (geometric, p = 1/8, as Zhang et al.
+    2017), each a square patch 1 to 9 pixels wide at a random place, holding
+    the patch's mean truth ab (divided by AB_SCALE) and a mask of 1.
+    """
+    import torch
+
+    count, _, height, width = ab.shape
+    hints = ab.new_zeros((count, HINT_CHANNELS, height, width))
+    with_hints = torch.rand(count, generator=generator) < fraction
+    for n in torch.nonzero(with_hints).flatten().tolist():
+        uniform = float(torch.rand(1, generator=generator).clamp_min(1e-12))
+        k = min(max_hints, 1 + int(math.log(uniform) / math.log(1 - 0.125)))  # geometric, p = 1/8
+        for _ in range(k):
+            size = int(torch.randint(1, MAX_HINT_PATCH + 1, (1,), generator=generator))
+            y = int(torch.randint(0, height - size + 1, (1,), generator=generator))
+            x = int(torch.randint(0, width - size + 1, (1,), generator=generator))
+            mean = ab[n, :, y : y + size, x : x + size].mean(dim=(1, 2)) / AB_SCALE
+            hints[n, :2, y : y + size, x : x + size] = mean[:, None, None]
+            hints[n, 2, y : y + size, x : x + size] = 1.0
+    return hints
+
+
+def network_inputs(colorizer, lab, views, *, generator, fraction: float, max_hints: int) -> dict:
+    """The extra inputs of ``colorizer``'s network for one training batch.
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+    lab : Tensor (N, 3, c, c)
+        The crops in Lab, on the training device.
+    views : Tensor (N, 1, S, S) or None
+        Lightness of each crop's whole image, resized to the context view.
+    generator : torch.Generator
+        Draws the hints (CPU), so a run is repeatable.
+
+    Returns
+    -------
+    dict
+        Keyword arguments for the network: nothing for colornet-v1; hints
+        and context (computed by the network, so it learns through it) for
+        colornet-v2.
+    """
+    inputs = {}
+    names = colorizer.input_names
+    if "hints" in names:
+        inputs["hints"] = sample_hints(lab[:, 1:].cpu(), generator=generator, fraction=fraction, max_hints=max_hints).to(lab.device)
+    if "context" in names:
+        inputs["context"] = colorizer.network.encode_context(views)
+    return inputs
