@@ -86,7 +86,9 @@ def grid_consistency(colorizer, frame: np.ndarray, crop: int) -> tuple[dict, np.
     -------
     cells : dict
         'shift' and 'crop': mean |Δab| on the overlap / mean chroma of the
-        whole-frame result there, as table cells.
+        whole-frame result there, as table cells; 'upside down': the same for
+        the frame colorized upside down and turned back (a colour prior tied
+        to up and down in a tile shows here).
     whole_ab : ndarray, shape (Y, X, 2)
         ab of the whole-frame result.
     """
@@ -98,6 +100,8 @@ def grid_consistency(colorizer, frame: np.ndarray, crop: int) -> tuple[dict, np.
         alone = ab_of(colorize(frame[window], **options))
         reference = whole[window]
         cells[name] = cell(ab_change(reference, alone) / chroma(reference), chroma(reference))
+    turned_back = ab_of(colorize(frame[::-1], **options))[::-1]
+    cells["upside down"] = cell(ab_change(whole, turned_back) / chroma(whole), chroma(whole))
     return cells, whole
 
 
@@ -220,6 +224,7 @@ def measure(colorizer, frames, hint_paths, args) -> dict[tuple[str, str], str]:
         cells, whole_ab = grid_consistency(colorizer, frames[label], crop)
         out[(f"shift {SHIFT} px: {label}", "≤ 0.15")] = cells["shift"]
         out[(f"crop {crop}²: {label}", "≤ 0.15")] = cells["crop"]
+        out[(f"upside down and back: {label}", "")] = cells["upside down"]
         if label == "m67":
             out[("banding at tile period: m67", "≤ 2")] = banding(whole_ab, frames[label], colorizer.tile_size)
     for label in ("EM frame 0", "camera"):
