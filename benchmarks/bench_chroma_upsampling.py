@@ -31,12 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-import napari_colorize.engine as engine
-from napari_colorize import colorize
+from napari_colorize import colorize, engine
 from napari_colorize.chroma_upsampling import guided_ab, strip_bounds
 from napari_colorize.color import ab_bins, gray_to_lightness, lab_to_rgb_torch, lightness_to_gray, rgb_to_lab
 from napari_colorize.io import find_images, read_rgb
-from napari_colorize.metrics import ABErrorCMF, psnr
+from napari_colorize.metrics import ABErrorCMF, colorfulness, psnr
 from napari_colorize.model import load_checkpoint
 from napari_colorize.normalization import normalize_frame
 
@@ -46,6 +45,9 @@ RESULTS = HERE / "RESULTS_chroma_upsampling.md"
 SETS = ("kodak24", "mcmaster18", "bsds500-test")
 BILINEAR = "bilinear"
 NO_REFINEMENT = (0, 0.0, 0.0)
+NO_GUIDE_EPS = 1e6  # an eps this large ignores L
+EDGE_FRACTION = 0.1
+EDGE_DILATION = 2
 
 
 def compose_strips_guided(frame, low, high, chroma, working, *, output_stride, rows, radius, eps, guide_blur=0.0, timer=None):
@@ -101,30 +103,65 @@ def compose(call, setting, timer=None) -> np.ndarray:
     radius, eps, guide_blur = setting
     out = np.empty((*frame.shape, 3), np.uint8)
     strips = compose_strips_guided(
-        frame, low, high, chroma, working, output_stride=output_stride, rows=rows, radius=radius, eps=eps, guide_blur=guide_blur, timer=timer
+        frame,
+        low,
+        high,
+        chroma,
+        working,
+        output_stride=output_stride,
+        rows=rows,
+        radius=radius,
+        eps=eps,
+        guide_blur=guide_blur,
+        timer=timer,
     )
     for r0, r1, rgb in strips:
         out[r0:r1] = rgb
     return out
 
 
+def edge_mask(lightness: np.ndarray) -> np.ndarray:
+    """Pixels within EDGE_DILATION px of the EDGE_FRACTION strongest gradients
+    of the true L: where bilinear chroma bleeds across edges, if anywhere."""
+    from scipy.ndimage import binary_dilation, sobel
+
+    magnitude = np.hypot(sobel(lightness, 0), sobel(lightness, 1))
+    strong = magnitude >= np.quantile(magnitude, 1.0 - EDGE_FRACTION)
+    return binary_dilation(strong, iterations=EDGE_DILATION)
+
+
 class Scores:
     def __init__(self, bins):
         self.cmf = ABErrorCMF(bins)
-        self.psnr = []
+        self.psnr, self.colorfulness = [], []
+        self.edge_error, self.edge_pixels = 0.0, 0
 
-    def add(self, truth_rgb, truth_lab, result_rgb):
-        self.cmf.add(truth_lab[..., 1:], rgb_to_lab(result_rgb)[..., 1:])
+    def add(self, truth_rgb, truth_lab, result_rgb, edges):
+        result_ab = rgb_to_lab(result_rgb)[..., 1:]
+        self.cmf.add(truth_lab[..., 1:], result_ab)
         self.psnr.append(psnr(truth_rgb, result_rgb))
+        self.colorfulness.append(colorfulness(result_rgb))
+        self.edge_error += float(np.linalg.norm(truth_lab[..., 1:][edges] - result_ab[edges], axis=-1).sum())
+        self.edge_pixels += int(edges.sum())
 
     def summary(self):
         finite = [p for p in self.psnr if np.isfinite(p)]
-        return self.cmf.auc(), self.cmf.auc(rebalanced=True), float(np.mean(finite))
+        return (
+            self.cmf.auc(),
+            self.cmf.auc(rebalanced=True),
+            float(np.mean(finite)),
+            float(np.mean(self.colorfulness)),
+            self.edge_error / max(1, self.edge_pixels),
+        )
 
 
 def setting_name(radius, eps, guide_blur):
     if radius == 0:
         return BILINEAR
+    if eps >= NO_GUIDE_EPS:
+        # a = cov / (var + eps) -> 0: the guided filter degenerates to box(box(ab)),
+        # plain smoothing with the same windows: the control for edge-awareness.
+        return f"box smoothing r={radius} (control, L unused)"
     return f"guided r={radius} eps={eps:g}" + (f" blur={guide_blur:g}" if guide_blur else "")
 
 
@@ -153,6 +190,7 @@ def run(models, sets, settings, *, bsds_limit, bsds_offset, limit, strip_rows, l
                 used += 1
                 lab = rgb_to_lab(truth)
                 gray = lightness_to_gray(lab[..., 0])
+                edges = edge_mask(lab[..., 0])
                 recorder = Recorder(original)
                 engine.compose_strips = recorder
                 try:
@@ -178,7 +216,7 @@ def run(models, sets, settings, *, bsds_limit, bsds_offset, limit, strip_rows, l
                         key = (radius, setting[2])
                         timing["refine_s"][key] = timing["refine_s"].get(key, 0.0) + timer[0]
                         timing["refine_pixels"][key] = timing["refine_pixels"].get(key, 0) + gray.size
-                    scores[(colorizer.name, set_name, setting)].add(truth, lab, rgb)
+                    scores[(colorizer.name, set_name, setting)].add(truth, lab, rgb, edges)
             log(f"{colorizer.name} {set_name}: {used} images in {time.perf_counter() - start_set:.0f} s")
     return scores, timing
 
@@ -190,19 +228,19 @@ def markdown(scores, timing, models, sets, settings, args) -> str:
             base = scores.get((model, set_name, NO_REFINEMENT))
             if base is None:
                 continue
-            auc0, rb0, p0 = base.summary()
+            auc0, rb0, p0, _, _ = base.summary()
             lines += [
                 f"**{model}, {set_name}** ({len(base.psnr)} images)",
                 "",
-                "| upsampling | AuC | AuC rebalanced | PSNR (dB) | Δ AuC | Δ AuC reb. | Δ PSNR | images with higher PSNR |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|",
+                "| upsampling | AuC | AuC rebalanced | PSNR (dB) | colourfulness | \\|Δab\\| near edges | Δ AuC | Δ AuC reb. | Δ PSNR | images with higher PSNR |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             ]
             for setting in settings:
                 s = scores[(model, set_name, setting)]
-                auc, rb, p = s.summary()
+                auc, rb, p, cf, e = s.summary()
                 better = sum(a > b for a, b in zip(s.psnr, base.psnr))
                 lines.append(
-                    f"| {setting_name(*setting)} | {auc:.2f} | {rb:.2f} | {p:.3f} | {auc - auc0:+.2f} | {rb - rb0:+.2f} | {p - p0:+.3f} | "
+                    f"| {setting_name(*setting)} | {auc:.2f} | {rb:.2f} | {p:.3f} | {cf:.1f} | {e:.2f} | {auc - auc0:+.2f} | {rb - rb0:+.2f} | {p - p0:+.3f} | "
                     f"{'—' if setting == NO_REFINEMENT else f'{better}/{len(s.psnr)}'} |"
                 )
             lines.append("")
@@ -216,7 +254,9 @@ def markdown(scores, timing, models, sets, settings, args) -> str:
     ]
     for key in sorted(timing["refine_s"]):
         radius, blur = key
-        lines.append(f"| `guided_ab` alone, radius {radius}, guide_blur {blur:g} | {timing['refine_s'][key] / (timing['refine_pixels'][key] / 1e6):.3f} |")
+        lines.append(
+            f"| `guided_ab` alone, radius {radius}, guide_blur {blur:g} | {timing['refine_s'][key] / (timing['refine_pixels'][key] / 1e6):.3f} |"
+        )
     lines.append("")
     return "\n".join(lines)
 
@@ -230,8 +270,16 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="images per set (smoke runs)")
     parser.add_argument("--radii", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--eps", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2])
-    parser.add_argument("--guide-blur", type=float, nargs="+", default=[0.0, 2.0, 3.0], help="0: plain guided filter; >0: guided upsampling")
-    parser.add_argument("--settings", nargs="+", default=None, metavar="R,EPS,BLUR", help="explicit settings instead of the grid of --radii/--eps/--guide-blur")
+    parser.add_argument(
+        "--guide-blur", type=float, nargs="+", default=[0.0, 2.0, 3.0], help="0: plain guided filter; >0: guided upsampling"
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=None,
+        metavar="R,EPS,BLUR",
+        help="explicit settings instead of the grid of --radii/--eps/--guide-blur",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--strip-rows", type=int, default=None, help="compose in strips of this many rows (default: the engine's)")
     parser.add_argument("--output", type=Path, default=None)
@@ -247,7 +295,13 @@ def main(argv=None) -> int:
     settings = [NO_REFINEMENT] + grid
     started = time.perf_counter()
     scores, timing = run(
-        args.models, args.sets, settings, bsds_limit=args.bsds_limit, bsds_offset=args.bsds_offset, limit=args.limit, strip_rows=args.strip_rows
+        args.models,
+        args.sets,
+        settings,
+        bsds_limit=args.bsds_limit,
+        bsds_offset=args.bsds_offset,
+        limit=args.limit,
+        strip_rows=args.strip_rows,
     )
     models = list(dict.fromkeys(m for m, _, _ in scores))
     table = markdown(scores, timing, models, args.sets, settings, args)
@@ -261,7 +315,10 @@ def main(argv=None) -> int:
             "",
             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {platform.python_version()}, torch {torch.__version__}, "
             f"{torch.get_num_threads()} thread(s), run took {time.perf_counter() - started:.0f} s. Images: "
-            + ", ".join(f"{s}{' (images %d-%d)' % (args.bsds_offset + 1, args.bsds_offset + args.bsds_limit) if s.startswith('bsds500') else ''}" for s in args.sets)
+            + ", ".join(
+                f"{s}{f' (images {args.bsds_offset + 1}-{args.bsds_offset + args.bsds_limit})' if s.startswith('bsds500') else ''}"
+                for s in args.sets
+            )
             + f" from `{EVAL}`. Rebalanced AuC is rebalanced within each folder; Δ columns are against bilinear (what `colorize()` returns today, checked pixel for pixel).",
             "",
         ]

@@ -5,20 +5,30 @@ upsampling smears colour across edges that the full-resolution lightness
 shows sharply. :func:`guided_ab` is a guided filter (He, Sun & Tang, "Guided
 Image Filtering", ECCV 2010 / TPAMI 2013) with L as the guide and the
 bilinearly upsampled ab as the input: inside each (2r+1)² window it fits
-``ab ≈ a·L + b``, so where L steps, the colour steps with it instead of
-ramping across the edge, and where L is flat the ab is only box-smoothed.
+``ab ≈ a·L' + b`` and applies the averaged ``a, b`` to the sharp L, so where
+L steps, the colour steps with it, and where L is flat the ab is only
+box-smoothed. With ``guide_blur = 0``, ``L' = L`` (the plain guided filter);
+with ``guide_blur > 0``, ``L'`` is L blurred about as much as the upsampled
+chroma is, so a ramp of ab across an edge is explained by the ramp of
+``L'`` and comes out a step (guided upsampling).
+
+Measured on the public evaluation folders (benchmarks/RESULTS_chroma_upsampling.md):
+most of its PSNR gain is the smoothing, which also lowers colourfulness;
+the L guidance is what makes the rebalanced AuC go up rather than down.
 
 Streaming contract
 ------------------
-The output at a pixel depends on the inputs within ``2 * radius`` rows and
-columns of it (two box filters of radius ``radius`` in a row). To refine a
-strip of rows ``[r0, r1)`` of a frame of ``height`` rows, pass the inputs of
-rows ``[e0, e1)`` with ``e0 = max(0, r0 - h)``, ``e1 = min(height, r1 + h)``
-and ``h = halo_rows(radius)``, and ``halo=(r0 - e0, e1 - r1)``: the function
-returns rows ``[r0, r1)`` only, equal (to float rounding) to the same rows
-of the whole frame refined at once. :func:`strip_bounds` computes
-``(e0, e1, halo)``. Box means are normalised by the pixels inside the
-frame, so the frame's own borders need no padding.
+The output at a pixel depends on the inputs within
+``h = halo_rows(radius, guide_blur) = 2 * radius + ceil(3 * guide_blur)``
+rows and columns of it (Gaussian of the guide, then two box filters of
+radius ``radius``). To refine rows ``[r0, r1)`` of a frame of ``height``
+rows, pass the inputs of rows ``[e0, e1)``, ``e0 = max(0, r0 - h)``,
+``e1 = min(height, r1 + h)``, with ``halo=(r0 - e0, e1 - r1)``:
+:func:`strip_bounds` computes ``(e0, e1, halo)``. The function returns rows
+``[r0, r1)`` only, equal to the same rows of the whole frame refined at once
+(bit for bit on CPU in the tests). Columns are always whole rows. Means are
+normalised by the pixels inside the frame, so the frame's own borders need
+no padding.
 
 Everything is torch, on the inputs' device (CPU or GPU), float32.
 """
@@ -31,24 +41,29 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-#: Default window radius (full-resolution pixels) and regularisation
-#: (on L / 100, i.e. a variance of lightness in [0, 1] units).
+#: Defaults (the setting recommended by benchmarks/bench_chroma_upsampling.py):
+#: window radius in full-resolution pixels, regularisation on the L / 100
+#: scale (a variance of lightness in [0, 1] units), and the sigma (full-res
+#: pixels) of the Gaussian that blurs the fitting guide (0: plain guided filter).
 DEFAULT_RADIUS = 8
 DEFAULT_EPS = 1e-3
+DEFAULT_GUIDE_BLUR = 2.0
 
 
 def blur_reach(guide_blur: float) -> int:
     """Pixels either side that the Gaussian of sigma ``guide_blur`` reads (3 sigma)."""
-    return int(math.ceil(3.0 * float(guide_blur))) if guide_blur > 0 else 0
+    return math.ceil(3.0 * float(guide_blur)) if guide_blur > 0 else 0
 
 
-def halo_rows(radius: int, guide_blur: float = 0.0) -> int:
+def halo_rows(radius: int, guide_blur: float = DEFAULT_GUIDE_BLUR) -> int:
     """Rows of context a strip needs above and below for :func:`guided_ab`
     to give the whole-frame result: ``2 * radius + blur_reach(guide_blur)``."""
     return 2 * int(radius) + blur_reach(guide_blur) if radius > 0 else 0
 
 
-def strip_bounds(r0: int, r1: int, height: int, radius: int, guide_blur: float = 0.0) -> tuple[int, int, tuple[int, int]]:
+def strip_bounds(
+    r0: int, r1: int, height: int, radius: int = DEFAULT_RADIUS, guide_blur: float = DEFAULT_GUIDE_BLUR
+) -> tuple[int, int, tuple[int, int]]:
     """``(e0, e1, halo)``: the rows ``[e0, e1)`` to pass for output rows ``[r0, r1)``
     of a frame of ``height`` rows, and the ``halo`` argument of :func:`guided_ab`."""
     h = halo_rows(radius, guide_blur)
@@ -56,7 +71,7 @@ def strip_bounds(r0: int, r1: int, height: int, radius: int, guide_blur: float =
     return e0, e1, (r0 - e0, e1 - r1)
 
 
-def box_mean(values: "torch.Tensor", radius: int) -> "torch.Tensor":
+def box_mean(values: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over the (2r+1)² window around each pixel of (N, C, H, W) values,
     counting only pixels inside the array (separable, O(r) per pixel)."""
     import torch.nn.functional as F
@@ -68,7 +83,7 @@ def box_mean(values: "torch.Tensor", radius: int) -> "torch.Tensor":
     return F.avg_pool2d(values, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
 
 
-def gaussian_blur(values: "torch.Tensor", sigma: float) -> "torch.Tensor":
+def gaussian_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur (truncated at 3 sigma) of (N, C, H, W) values,
     normalised by the weights inside the array (no padding values)."""
     import torch
@@ -91,14 +106,14 @@ def gaussian_blur(values: "torch.Tensor", sigma: float) -> "torch.Tensor":
 
 
 def guided_ab(
-    ab: "torch.Tensor",
-    lightness: "torch.Tensor",
+    ab: torch.Tensor,
+    lightness: torch.Tensor,
     *,
     radius: int = DEFAULT_RADIUS,
     eps: float = DEFAULT_EPS,
     halo: tuple[int, int] = (0, 0),
-    guide_blur: float = 0.0,
-) -> "torch.Tensor":
+    guide_blur: float = DEFAULT_GUIDE_BLUR,
+) -> torch.Tensor:
     """Refine upsampled chroma with a guided filter whose guide is the lightness.
 
     Parameters
@@ -127,7 +142,8 @@ def guided_ab(
         fitted against ``L'``, L blurred by a Gaussian of this sigma (full-res
         pixels) to look as blurred as the upsampled chroma, and applied to the
         sharp L; an edge that is a ramp in both ab and L' comes out a step.
-        About ``output_stride / 2`` per chroma cell (2 px at scale 1).
+        2 px suits the shipped models at scale 1 (stride-4 chroma); scale
+        it with the full-resolution size of a chroma cell at other scales.
 
     Returns
     -------
@@ -149,7 +165,9 @@ def guided_ab(
     while guide.dim() < 4:
         guide = guide[None]
     if p.shape[1] != 2 or guide.shape[1] != 1 or p.shape[-2:] != guide.shape[-2:]:
-        raise ValueError(f"ab must be (N, 2, H, W) and lightness (N, 1, H, W) of the same H, W; got {tuple(ab.shape)} and {tuple(lightness.shape)}")
+        raise ValueError(
+            f"ab must be (N, 2, H, W) and lightness (N, 1, H, W) of the same H, W; got {tuple(ab.shape)} and {tuple(lightness.shape)}"
+        )
     height = p.shape[-2]
     if top < 0 or bottom < 0 or top + bottom >= height:
         raise ValueError(f"halo {halo} leaves no rows of {height}")

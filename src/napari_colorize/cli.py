@@ -45,6 +45,10 @@ def _argument_type(spec: OptionSpec):
     return parse
 
 
+def _help(spec: OptionSpec) -> str:
+    return spec.describe().replace("%", "%%")  # argparse formats help with %
+
+
 def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | None = None, *, options_class: type = ColorizeOptions) -> None:
     """Arguments for the options ``names`` (default: every option shown on the
     command line) of ``options_class``, built from their declarations."""
@@ -55,14 +59,14 @@ def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | Non
         flag = "--" + spec.name.replace("_", "-")
         if spec.explicit_range:
             group = parser.add_mutually_exclusive_group()
-            group.add_argument(flag, choices=spec.choices, default=spec.default, help=spec.describe())
+            group.add_argument(flag, choices=spec.choices, default=spec.default, help=_help(spec))
             group.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white")
         elif spec.kind is tuple:
-            parser.add_argument(flag, nargs=len(spec.default), type=float, default=spec.default, metavar=("LOW", "HIGH"), help=spec.describe())
+            parser.add_argument(flag, nargs=len(spec.default), type=float, default=spec.default, metavar=("LOW", "HIGH"), help=_help(spec))
         elif spec.choices is not None:
-            parser.add_argument(flag, choices=spec.choices, default=spec.default, help=spec.describe())
+            parser.add_argument(flag, choices=spec.choices, default=spec.default, help=_help(spec))
         else:
-            parser.add_argument(flag, type=_argument_type(spec), default=spec.default, help=spec.describe())
+            parser.add_argument(flag, type=_argument_type(spec), default=spec.default, help=_help(spec))
 
 
 def options_from_arguments(args: argparse.Namespace, *, options_class: type = ColorizeOptions, **overrides) -> ColorizeOptions:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .arrays import frame_indices, grayscale_frames, readable_frame
+from .chroma_upsampling import guided_ab, strip_bounds
 from .color import gray_to_lightness
 from .context import frame_context, stack_context
 from .devices import resolve_device
@@ -138,8 +139,15 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
     return stitcher.result(crop=False)
 
 
-def compose_strips(frame, low: float, high: float, chroma, working: tuple[int, int], *, output_stride: int, rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Upsample stitched ab to full resolution strip by strip: yields (r0, r1, rgb)."""
+def compose_strips(
+    frame, low: float, high: float, chroma, working: tuple[int, int], *, output_stride: int, rows: int, guided: bool = False
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Upsample stitched ab to full resolution strip by strip: yields (r0, r1, rgb).
+
+    Bilinear, then, if ``guided``, refined by a guided filter on the frame's
+    own lightness (each strip read with the filter's halo of rows, so the
+    result does not depend on the strip height).
+    """
     import torch
 
     from .color import lab_to_rgb_torch
@@ -153,11 +161,16 @@ def compose_strips(frame, low: float, high: float, chroma, working: tuple[int, i
     xs = ((torch.arange(width, device=device) + 0.5) * (working[1] / width) / output_stride) / wc * 2 - 1
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
-        values = normalize_frame(frame[r0:r1], low, high)
-        grid_y, grid_x = torch.meshgrid(ys[r0:r1], xs, indexing="ij")
+        e0, e1, halo = strip_bounds(r0, r1, height) if guided else (r0, r1, (0, 0))
+        values = normalize_frame(frame[e0:e1], low, high)
+        grid_y, grid_x = torch.meshgrid(ys[e0:e1], xs, indexing="ij")
         sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
         ab = torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
         lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
+        if guided:
+            ab = guided_ab(ab, lightness, halo=halo)
+            inner = slice(r0 - e0, r1 - e0)
+            values, lightness = values[inner], lightness[..., inner, :]
         # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
         # Lab with L = 0 or 100 but nonzero chroma is neither.
         extreme = torch.from_numpy((values <= 0.0) | (values >= 1.0)).to(device)
@@ -298,7 +311,8 @@ def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: Color
         if len(hint_rows):
             frame_extras["hints"] = hint_map(hint_rows[hint_rows[:, 0] == number], frame.shape, working)
         chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame)
-        for r0, r1, rgb in compose_strips(frame, low, high, chroma, working, output_stride=colorizer.output_stride, rows=rows):
+        guided = options.chroma_upsampling == "guided"
+        for r0, r1, rgb in compose_strips(frame, low, high, chroma, working, output_stride=colorizer.output_stride, rows=rows, guided=guided):
             yield index, r0, r1, rgb
 
 

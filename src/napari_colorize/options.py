@@ -196,6 +196,13 @@ class ColorizeOptions:
         choice_labels=("each frame", "whole stack"),
         help="what a context-taking model (colornet-v2) sees as the whole: each frame, or a few frames of the stack pooled so the stack keeps one palette; other models ignore it",
     )
+    chroma_upsampling: str = option(
+        "bilinear",
+        label="Chroma upsampling",
+        choices=("bilinear", "guided"),
+        choice_labels=("bilinear", "guided by the lightness"),
+        help="how the 1/4-resolution chroma reaches full resolution: bilinear, or refined by a guided filter on the image's lightness (for natural: rebalanced AuC +0.1 to +0.5, PSNR +0.25 to +0.34 dB, 5 percent less colourful, 37 percent more time)",
+    )
     percentiles: tuple[float, float] = option(
         DEFAULT_PERCENTILES,
         label="Percentiles",
