@@ -33,8 +33,9 @@ import numpy as np
 
 from napari_colorize import colorize, engine
 from napari_colorize.chroma_upsampling import guided_ab, strip_bounds
-from napari_colorize.color import ab_bins, gray_to_lightness, lab_to_rgb_torch, lightness_to_gray, rgb_to_lab
-from napari_colorize.io import find_images, read_rgb
+from napari_colorize.color import ab_bins, gray_to_lightness, lab_to_rgb_torch, rgb_to_lab
+from napari_colorize.evaluation import colour_truths
+from napari_colorize.io import find_images
 from napari_colorize.metrics import ABErrorCMF, colorfulness, psnr
 from napari_colorize.model import load_checkpoint
 from napari_colorize.normalization import normalize_frame
@@ -183,13 +184,8 @@ def run(models, sets, settings, *, bsds_limit, bsds_offset, limit, strip_rows, l
                 scores[(colorizer.name, set_name, setting)] = Scores(bins)
             used = 0
             start_set = time.perf_counter()
-            for path in paths:
-                truth = read_rgb(path)
-                if truth is None:
-                    continue
+            for path, truth, lab, gray in colour_truths(paths):
                 used += 1
-                lab = rgb_to_lab(truth)
-                gray = lightness_to_gray(lab[..., 0])
                 edges = edge_mask(lab[..., 0])
                 recorder = Recorder(original)
                 engine.compose_strips = recorder

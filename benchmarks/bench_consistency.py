@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_colorize import colorize
-from napari_colorize.color import ab_bins, lightness_to_gray, rgb_to_lab
-from napari_colorize.io import find_images, read_image, read_rgb
+from napari_colorize.color import ab_bins, rgb_to_lab
+from napari_colorize.evaluation import colour_truths
+from napari_colorize.io import find_images, read_image
 from napari_colorize.metrics import ABErrorCMF, psnr
 from napari_colorize.model import load_checkpoint
 from napari_colorize.normalization import intensity_range, normalize_frame
@@ -172,12 +173,9 @@ def hint_scores(colorizer, paths, counts, max_side) -> dict[int, tuple[float, fl
     """
     cmfs = {k: ABErrorCMF(ab_bins()) for k in counts}
     psnrs = {k: [] for k in counts}
-    for index, path in enumerate(paths):
-        truth = read_rgb(path, max_side=max_side)
+    for index, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False, max_side=max_side)):
         if truth is None:
             continue
-        lab = rgb_to_lab(truth)
-        gray = lightness_to_gray(lab[..., 0])
         flat = np.random.default_rng(index).choice(gray.size, size=max(counts), replace=False)
         ys, xs = np.unravel_index(flat, gray.shape)
         rows = np.column_stack([ys, xs, truth[ys, xs]]).astype(np.float64)

@@ -73,6 +73,21 @@ class _Scores:
         )
 
 
+def colour_truths(paths, *, skip_unreadable: bool = True, max_side: int | None = None):
+    """For each colour image: its path, its RGB (uint8), its Lab, and the gray
+    whose lightness is exactly its L (what a colorizer is given); the path
+    and three Nones for an unreadable or grayscale file when not
+    ``skip_unreadable``. ``max_side`` shrinks larger images first."""
+    for path in paths:
+        truth = read_rgb(path, max_side=max_side)
+        if truth is None:
+            if not skip_unreadable:
+                yield path, None, None, None
+            continue
+        lab = rgb_to_lab(truth)
+        yield path, truth, lab, lightness_to_gray(lab[..., 0])
+
+
 def evaluate(
     models: Sequence[str | Path],
     images: str | Path,
@@ -112,13 +127,10 @@ def evaluate(
     model_scores = [_Scores(bins) for _ in colorizers]
     options = {} if temperature is None else {"temperature": temperature}
     used = 0
-    for i, path in enumerate(paths):
-        truth = read_rgb(path)
+    for i, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False)):
         if truth is None:
             continue
         used += 1
-        lab = rgb_to_lab(truth)
-        gray = lightness_to_gray(lab[..., 0])
         gray_scores.add(truth, lab, np.repeat((gray * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=-1))
         for colorizer, scores in zip(colorizers, model_scores):
             # An explicit (0, 1) range keeps the true lightness exactly.
