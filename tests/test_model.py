@@ -354,3 +354,21 @@ def test_checkpoint_of_another_width_works(tmp_path):
     path = tmp_path / "wide.safetensors"
     save_checkpoint(create_colorizer(width=4), path)
     assert colorize(STACK[0], model=load_checkpoint(path), device="cpu").shape == (40, 50, 3)
+
+
+def test_a_safetensors_header_of_128_bytes_modulo_256_is_not_taken_for_a_pickle(tmp_path):
+    """A safetensors file starts with its header length (8 bytes, little-endian):
+    when that is 128 modulo 256 its first byte is 0x80, as a pickle's is."""
+    import struct
+
+    path = tmp_path / "model.safetensors"
+    colorizer = create_colorizer(width=8)
+    for pad in range(256):
+        colorizer.metadata["pad"] = "x" * pad
+        save_checkpoint(colorizer, path)
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no padding gave a header length of 128 modulo 256")
+    assert struct.unpack("<Q", path.read_bytes()[:8])[0] % 256 == 128
+    assert load_checkpoint(path).metadata["pad"] == "x" * pad

@@ -337,3 +337,15 @@ def test_any_orientation_turns_and_flips_crop_and_view_together(training_folder)
         assert any(torch.equal(view_variants[j], view_t) for j in match)  # the view turned with it
         changed += match[0] != 0
     assert changed > 20
+
+
+def test_fresh_branches_can_learn_faster(training_folder, tmp_path, natural):
+    """With --init, the weights the init model lacks get their own learning-rate multiple."""
+    config = TrainConfig(steps=2, architecture="colornet-v2", fresh_lr_scale=10.0, **{**FAST, "crop_size": 32})
+    trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural", progress=False)
+    fresh = trained.metadata["init"]["fresh_weights"]
+    assert fresh and all(name.startswith(("hint_path", "context_path")) for name in fresh)
+    state = torch.load(tmp_path / "v2.safetensors.state.pt", weights_only=True)
+    groups = state["optimizer"]["param_groups"]
+    assert [g["lr_scale"] for g in groups] == [1.0, 10.0]
+    assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])

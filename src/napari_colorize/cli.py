@@ -113,6 +113,12 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, help="data-loading processes")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
+        "--fresh-lr-scale",
+        type=_positive_float,
+        default=1.0,
+        help="with --init, the weights the init model lacks (new branches) learn this many times faster (default 1)",
+    )
+    train.add_argument(
         "--any-orientation",
         action="store_true",
         help="augment with quarter turns and upside-down flips: no up or down, as in scientific images (removes tile-period colour bands)",
@@ -240,6 +246,7 @@ def _run_train(args) -> None:
         seed=args.seed,
         architecture=args.architecture,
         any_orientation=args.any_orientation,
+        fresh_lr_scale=args.fresh_lr_scale,
     )
     if args.workers is not None:
         config.workers = args.workers

@@ -319,13 +319,18 @@ def _check_not_pickle(path: str) -> None:
     """Name what a non-safetensors checkpoint is, without ever unpickling it."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4)
+            head = fh.read(9)
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if not head:
         raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
+    # safetensors: an 8-byte little-endian header length, then the JSON header.
+    # Its first byte is 0x80 for a header of 128 bytes modulo 256, so a pickle
+    # is only named when the file does not look like safetensors.
+    if len(head) == 9 and head[8:9] == b"{":
+        return
     # A pickle (protocol 2+) or torch.save's zip archive: loading those can run code.
-    if head[:1] == b"\x80" or head == b"PK\x03\x04":
+    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head[:4] == b"PK\x03\x04":
         raise CheckpointError(
             f"{path} is a pickle / PyTorch (.pt) file, not a safetensors checkpoint; it is not loaded, since unpickling can run code"
         )

@@ -75,6 +75,9 @@ class TrainConfig:
         take hints).
     max_hints : int
         Most hints in one crop.
+    fresh_lr_scale : float
+        With ``init``, the weights it could not provide (a new branch) learn
+        at this multiple of the learning rate.
     any_orientation : bool
         Augment with quarter turns and upside-down flips, so the network
         learns no position-in-tile colour prior (the cause of colour bands
@@ -98,6 +101,7 @@ class TrainConfig:
     hint_fraction: float = 0.5
     max_hints: int = 20
     any_orientation: bool = False
+    fresh_lr_scale: float = 1.0
 
 
 def lab_batch(batch, device, stride: int):
@@ -227,7 +231,7 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
         left = copy_matching_weights(colorizer, base)
         if left:
             logger.warning("%d weights are not in --init model %r and start untrained: %s", len(left), base.name, ", ".join(left))
-        colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256}
+        colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256, **({"fresh_weights": left} if left else {})}
         return colorizer
     return create_colorizer(architecture=config.architecture or _FIRST_ARCHITECTURE, head=config.head, width=config.width, bins=ab_bins())
 
@@ -241,11 +245,20 @@ def _place_network(colorizer: Colorizer, device) -> None:
         colorizer.network.to(memory_format=torch.channels_last)
 
 
-def _make_optimizer(network, config: TrainConfig, state: dict | None):
-    """Adam over the network's parameters, with its moments restored when resuming."""
+def _make_optimizer(network, config: TrainConfig, state: dict | None, *, fresh: Sequence[str] = ()):
+    """Adam over the network's parameters, with its moments restored when resuming.
+
+    The ``fresh`` parameters (those a warm start could not copy) learn at
+    ``config.fresh_lr_scale`` times the rate of the others.
+    """
     import torch
 
-    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    named = dict(network.named_parameters())
+    fresh = [name for name in fresh if name in named] if config.fresh_lr_scale != 1.0 else []
+    groups = [{"params": [p for n, p in named.items() if n not in fresh], "lr_scale": 1.0}]
+    if fresh:
+        groups.append({"params": [named[n] for n in fresh], "lr_scale": config.fresh_lr_scale})
+    optimizer = torch.optim.Adam(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
     return optimizer
@@ -418,7 +431,7 @@ def _train_loop(
             if step >= config.steps or elapsed >= time_limit:
                 break
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step, elapsed)
+                group["lr"] = _learning_rate(config, step, elapsed) * group.get("lr_scale", 1.0)  # states saved before lr_scale have none
             lightness, ab = lab_batch(batch, device, colorizer.output_stride)
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
@@ -507,7 +520,8 @@ def train(
     weights = rebalance_weights(data.prior, lam=config.rebalance_lambda)
 
     _place_network(colorizer, torch_device)
-    optimizer = _make_optimizer(colorizer.network, config, state)
+    fresh = colorizer.metadata.get("init", {}).get("fresh_weights", [])
+    optimizer = _make_optimizer(colorizer.network, config, state, fresh=fresh)
     first_step, elapsed_before = (int(state["step"]), float(state["elapsed"])) if state is not None else (0, 0.0)
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
