@@ -13,7 +13,7 @@ device=${4:-cuda}
 mkdir -p "$out"
 export PYTHONPATH=${PYTHONPATH:-src} PYTHONUNBUFFERED=1
 nvidia-smi -L || true
-common=(--architecture colornet-v2 --any-orientation --steps 60000 --batch-size 128 --crop-size 128 --lr 5e-4
+common=(--architecture colornet-v2 --any-orientation --fresh-lr-scale 10 --steps 60000 --batch-size 128 --crop-size 128 --lr 5e-4
   --time-limit "$minutes" --checkpoint-minutes 1 --workers 7 --device "$device")
 python -m napari_colorize.cli train "$data" -o "$out/natural.safetensors" --init natural --head classification "${common[@]}" >"$out/natural.log" 2>&1 &
 python -m napari_colorize.cli train "$data" -o "$out/natural-regression.safetensors" --init natural-regression --head regression "${common[@]}" >"$out/natural-regression.log" 2>&1 &
