@@ -183,16 +183,18 @@ def test_resume_continues_where_it_stopped(training_folder, tmp_path, monkeypatc
     output = tmp_path / "resumed.safetensors"
     calls = []
 
-    def crashing_lab_batch(*args):
+    real_lab_of = training.lab_of
+
+    def crashing_lab_of(*args):
         calls.append(1)
         if len(calls) == 6:
             raise KeyboardInterrupt
-        return lab_batch(*args)
+        return real_lab_of(*args)
 
-    monkeypatch.setattr(training, "lab_batch", crashing_lab_batch)
+    monkeypatch.setattr(training, "lab_of", crashing_lab_of)
     with pytest.raises(KeyboardInterrupt):
         train([training_folder], output=output, config=config, device="cpu", progress=False)
-    monkeypatch.setattr(training, "lab_batch", lab_batch)
+    monkeypatch.setattr(training, "lab_of", real_lab_of)
     assert load_checkpoint(output).metadata["training"]["steps"] == 5
     assert load_checkpoint(output).metadata["training"]["finished"] is False
 

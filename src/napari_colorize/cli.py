@@ -151,9 +151,8 @@ def _progress_bar(quiet: bool, desc: str):
 
 
 def _run_colorize(args) -> None:
-    from .devices import resolve_device
+    from .engine import prepare_model
     from .io import output_path_for
-    from .model import load_checkpoint
 
     options = options_from_arguments(args)  # checked before any path is touched
     many = len(args.inputs) > 1
@@ -163,9 +162,10 @@ def _run_colorize(args) -> None:
     _check_jobs(jobs, overwrite=args.overwrite, new_folder=args.output if many else None)
     if many:
         args.output.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(options.device)
     # Loaded once for all files; its name and digest go into each output.
-    options = options.replace(model=load_checkpoint(options.model, device=str(device)), device=str(device))
+    colorizer = prepare_model(options)
+    device = colorizer.device
+    options = options.replace(model=colorizer, device=str(device))
     for src, dst in jobs:
         shape = _colorize_file(src, dst, args, options)
         if not args.quiet:

@@ -142,16 +142,14 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
         result file is left behind by a run that did not finish.
     """
     from . import output_store
-    from .devices import resolve_device
-    from .model import load_checkpoint
+    from .engine import prepare_model
     from .pipeline import colorize
 
     start = time.perf_counter()
     out = None
     try:
-        device = str(resolve_device(request.options.device))
-        model = request.options.model
-        colorizer = model if isinstance(model, Colorizer) else load_checkpoint(model, device=device)
+        colorizer = prepare_model(request.options)  # loaded first: its name and sha256 go into the metadata
+        device = str(colorizer.device)
         out = output_store.allocate((*request.shape, 3), label=request.layer_name)
         # The source is grayscale already (an RGB layer's luminance): never guess again.
         options = request.options.replace(model=colorizer, device=device, rgb=False)

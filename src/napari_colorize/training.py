@@ -121,11 +121,19 @@ def lab_batch(batch, device, stride: int):
     lightness : Tensor, shape (N, 1, c, c)
     ab : Tensor, shape (N, 2, c / stride, c / stride)
     """
+    return split_lab(lab_of(batch, device), stride)
+
+
+def lab_of(batch, device):
+    """uint8 RGB (N, 3, H, W) -> Lab (N, 3, H, W) float32 on ``device``."""
+    return rgb_to_lab_torch(batch.to(device, non_blocking=True).float() / 255.0)
+
+
+def split_lab(lab, stride: int):
+    """Lab (N, 3, c, c) -> lightness (N, 1, c, c) and ab averaged over stride x stride blocks."""
     import torch
 
-    lab = rgb_to_lab_torch(batch.to(device, non_blocking=True).float() / 255.0)
-    ab = torch.nn.functional.avg_pool2d(lab[:, 1:], stride)
-    return lab[:, :1].contiguous(), ab
+    return lab[:, :1].contiguous(), torch.nn.functional.avg_pool2d(lab[:, 1:], stride)
 
 
 class Loss:
@@ -432,7 +440,8 @@ def _train_loop(
                 break
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step, elapsed) * group.get("lr_scale", 1.0)  # states saved before lr_scale have none
-            lightness, ab = lab_batch(batch, device, colorizer.output_stride)
+            lab = lab_of(batch, device)  # once: the input, the target and the hints all come from it
+            lightness, ab = split_lab(lab, colorizer.output_stride)
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
@@ -441,8 +450,8 @@ def _train_loop(
                     hints_generator.manual_seed(config.seed * 1_000_003 + step)
                     inputs = network_inputs(
                         colorizer,
-                        rgb_to_lab_torch(batch.to(device).float() / 255.0),
-                        None if views is None else lab_batch(views, device, 1)[0],
+                        lab,
+                        None if views is None else lab_of(views, device)[:, :1],
                         generator=hints_generator,
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
