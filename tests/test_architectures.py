@@ -14,7 +14,7 @@ from napari_colorize.color import rgb_to_lab
 from napari_colorize.model import CheckpointError, create_colorizer, load_checkpoint, save_checkpoint
 
 
-def build_toy(*, head, num_bins, width):
+def build_toy(*, head, bins, width):
     """A regression net on 64-pixel tiles at stride 2 whose a* is the extra
     'tint' input (pooled) and b* is 0: what goes in must come out."""
 

@@ -46,7 +46,7 @@ def chroma(rgb):
 def test_warm_started_from_v1_it_colours_exactly_as_v1(natural):
     """Its new branches start at zero, so training starts from v1's colours."""
     model = create_colorizer(architecture="colornet-v2", width=32, bins=natural.bins)
-    assert sorted({k.split(".")[0] for k in copy_matching_weights(model, natural)}) == ["context_path", "hint_path"]
+    assert sorted({k.split(".")[0] for k in copy_matching_weights(model, natural)}) == ["context_path", "hint_gain", "hint_path"]
     model.network.eval()
     frame = smooth_frame((240, 260), seed=4)
     np.testing.assert_array_equal(colorize(frame, model=model, device="cpu"), colorize(frame, model=natural, device="cpu"))
@@ -103,12 +103,12 @@ def test_an_empty_hint_set_is_the_automatic_result(v2):
 
 
 def test_hints_change_the_colour_near_them_and_not_far_away(v2):
-    frame = smooth_frame((224, 900), seed=6)  # tiles far beyond each other's reach
+    frame = smooth_frame((224, 1400), seed=6)  # tiles far beyond the hint's reach
     automatic = colorize(frame, model=v2, device="cpu", overlap=0, context="frame")
     hinted = colorize(frame, model=v2, device="cpu", overlap=0, context="frame", hints=[(100, 60, 250, 20, 20)])
     change = np.abs(chroma(hinted) - chroma(automatic)).sum(axis=-1)
     assert change[60:140, 20:100].mean() > 0.2 and change[90:110, 50:70].mean() > 1.0
-    np.testing.assert_array_equal(change[:, 700:], 0)  # another tile: its own receptive field
+    np.testing.assert_array_equal(change[:, 1100:], 0)  # tiles beyond the far spread (4 x 128 px)
 
 
 def test_hints_go_to_their_own_frame(v2):
@@ -141,3 +141,26 @@ def test_models_without_hint_inputs_refuse_hints_but_take_an_empty_set(natural):
     np.testing.assert_array_equal(colorize(frame, model=natural, device="cpu", hints=[]), colorize(frame, model=natural, device="cpu"))
     # and v1 models ignore the context option
     np.testing.assert_array_equal(colorize(frame, model=natural, device="cpu", context="stack"), colorize(frame, model=natural, device="cpu"))
+
+
+def test_hint_colours_are_spread_over_the_frame_near_and_far():
+    """Each tile learns of the hints in other tiles: the network's hint input
+    holds the hint colours spread at each distance, with their confidence."""
+    from napari_colorize.colornet import AB_SCALE, HINT_CHANNELS, HINT_SPREAD_SIGMAS
+    from napari_colorize.hints import hint_map
+
+    rows = np.array([[0, 100, 100, 255, 0, 0], [0, 100, 500, 0, 0, 255]], dtype=float)  # red, blue
+    maps = hint_map(rows, (200, 1400), (200, 1400))
+    assert maps.shape == (HINT_CHANNELS, 200, 1400) and maps.dtype == np.float32
+    red, blue = rgb_to_lab(np.array([[[255, 0, 0], [0, 0, 255]]], dtype=np.uint8))[0, :, 1:] / AB_SCALE
+    np.testing.assert_allclose(maps[:2, 100, 100], red, atol=1e-6)  # the sparse map
+    assert maps[2].sum() == 18 and maps[2, 100, 100] == 1  # two 3 x 3 patches
+    for index, sigma in enumerate(HINT_SPREAD_SIGMAS):
+        a, b, confidence = maps[3 + 3 * index : 6 + 3 * index]
+        near_red = 100 + int(sigma)
+        assert confidence[100, near_red] > 0.99
+        np.testing.assert_allclose([a[100, near_red], b[100, near_red]], red, atol=0.05 if sigma < 100 else 0.35)
+        assert confidence[100, 1399] == 0 and a[100, 1399] == 0  # out of reach
+    far_a, far_b, far_confidence = maps[6:9]  # the far spread mixes both, the near one keeps them apart
+    assert 0.2 < far_confidence[100, 300] and abs(far_a[100, 300] - (red[0] + blue[0]) / 2) < 0.05
+    assert maps[5, 100, 300] < 0.5 * maps[5, 100, 100]

@@ -220,10 +220,10 @@ def test_resume_continues_where_it_stopped(training_folder, tmp_path, monkeypatc
     assert fresh.metadata["training"]["steps"] == 1
 
 
-def _build_toy(*, head, num_bins, width):
+def _build_toy(*, head, bins, width):
     from torch import nn
 
-    return nn.Sequential(nn.Conv2d(1, width, 2, stride=2), nn.ReLU(), nn.Conv2d(width, num_bins if head == "classification" else 2, 1))
+    return nn.Sequential(nn.Conv2d(1, width, 2, stride=2), nn.ReLU(), nn.Conv2d(width, len(bins) if head == "classification" else 2, 1))
 
 
 @pytest.fixture
@@ -346,7 +346,7 @@ def test_fresh_branches_can_learn_faster(training_folder, tmp_path, natural):
     config = TrainConfig(steps=2, architecture="colornet-v2", fresh_lr_scale=10.0, **{**FAST, "crop_size": 32})
     trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural", progress=False)
     fresh = trained.metadata["init"]["fresh_weights"]
-    assert fresh and all(name.startswith(("hint_path", "context_path")) for name in fresh)
+    assert fresh and all(name.startswith(("hint_path", "hint_gain", "context_path")) for name in fresh)
     state = torch.load(tmp_path / "v2.safetensors.state.pt", weights_only=True)
     groups = state["optimizer"]["param_groups"]
     assert [g["lr_scale"] for g in groups] == [1.0, 10.0]

@@ -61,8 +61,8 @@ class Architecture:
     ----------
     name : str
         Stored in checkpoints as ``metadata["architecture"]``.
-    build : callable(*, head, num_bins, width) -> torch.nn.Module
-        The network maps lightness (N, 1, H, W) in [0, 100], plus one
+    build : callable(*, head, bins, width) -> torch.nn.Module
+        ``bins`` are the ab bin centres (Q, 2). The network maps lightness (N, 1, H, W) in [0, 100], plus one
         keyword tensor (N, channels, H, W) per extra input, to chroma at
         H/output_stride x W/output_stride: logits over the bins
         (classification) or ab (regression).
@@ -130,7 +130,11 @@ COLORNET_V2 = register_architecture(
         name="colornet-v2",
         build=build_colornet_v2,
         extra_inputs=(
-            InputSpec("hints", HINT_CHANNELS, "sparse colour hints: a and b (divided by 110) where the mask, the third channel, is 1"),
+            InputSpec(
+                "hints",
+                HINT_CHANNELS,
+                "colour hints: sparse a and b (divided by 110) where the mask, the third channel, is 1; then, per spread distance, spread a, b and confidence",
+            ),
             InputSpec("context", 0, "descriptor of the whole frame (or stack), from a low-resolution view of it", kind="frame"),
         ),
     )

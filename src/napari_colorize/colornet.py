@@ -5,8 +5,11 @@ layers, under the same names, and adds two inputs, each entering through a
 branch whose last layer starts at zero, so a v2 warm-started from v1
 weights computes exactly what v1 did until training moves it:
 
-- hints: a sparse ab map and its mask (Zhang et al. 2017), added to the
-  features at 1/4 resolution;
+- hints: a sparse ab map and its mask (Zhang et al. 2017), with the hint
+  colours spread over the frame at two distances (:mod:`napari_colorize.hints`),
+  added to the features at 1/4 resolution and, as evidence for the colour
+  they give, to the output (log-probabilities of the bins near the hint
+  colour, or a pull towards it for regression), weighted by a learned gain;
 - context: a descriptor of the whole frame, the encoder's pooled features of
   a low-resolution view of it (Iizuka et al. 2016), fused into the features
   at 1/16 resolution, so that the tiles of a frame (or of a stack) agree.
@@ -19,8 +22,14 @@ from types import SimpleNamespace
 
 #: Scale of the regression head's ab output, and of hint ab values at the input.
 AB_SCALE = 110.0
-#: Channels of the hint input: a, b (divided by AB_SCALE) and the mask.
-HINT_CHANNELS = 3
+#: Distances (Gaussian sigma, in working pixels) over which hint colours are
+#: spread: near (one object) and far (the frame's palette).
+HINT_SPREAD_SIGMAS = (16.0, 128.0)
+#: Channels of the hint input: the sparse a, b (divided by AB_SCALE) and mask,
+#: then for each spread distance the spread a, b and their confidence in 0..1.
+HINT_CHANNELS = 3 + 3 * len(HINT_SPREAD_SIGMAS)
+#: Spread of the evidence a hint colour gives over the ab bins (ab units).
+HINT_EVIDENCE_SIGMA = 10.0
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +77,7 @@ def _blocks() -> SimpleNamespace:
         skips back to 1/4; no pooling, fully convolutional.
         """
 
-        def __init__(self, *, head: str, num_bins: int, width: int):
+        def __init__(self, *, head: str, bins, width: int):
             super().__init__()
             w = width
             self.stem = conv(1, w, stride=2)  # 1/2
@@ -82,12 +91,15 @@ def _blocks() -> SimpleNamespace:
             )  # 1/16
             self.up8 = Up(8 * w, 4 * w)
             self.up4 = Up(4 * w, 2 * w)
-            out = num_bins if head == "classification" else 2
+            out = len(bins) if head == "classification" else 2
             self.head = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1), nn.ReLU(inplace=True), nn.Conv2d(4 * w, out, 1))
             self.is_regression = head == "regression"
 
         def decode(self, x16, x8, x4):
-            y = self.head(self.up4(self.up8(x16, x8), x4))
+            return self.output(self.up4(self.up8(x16, x8), x4))
+
+        def output(self, y4):
+            y = self.head(y4)
             return y * AB_SCALE if self.is_regression else y
 
         def forward(self, lightness):
@@ -98,12 +110,15 @@ def _blocks() -> SimpleNamespace:
     class ColorNetV2(ColorNet):
         """colornet-v2: v1 plus hint and frame-context inputs (see the module)."""
 
-        def __init__(self, *, head: str, num_bins: int, width: int):
-            super().__init__(head=head, num_bins=num_bins, width=width)
+        def __init__(self, *, head: str, bins, width: int):
+            super().__init__(head=head, bins=bins, width=width)
             w = width
             self.hint_path = nn.Sequential(conv(HINT_CHANNELS, w, stride=2), conv(w, 2 * w, stride=2), nn.Conv2d(2 * w, 2 * w, 1))
+            # How far to trust each spread hint colour, per pixel, from the features there.
+            self.hint_gain = nn.Conv2d(2 * w + HINT_CHANNELS, len(HINT_SPREAD_SIGMAS), 1)
             self.context_path = nn.Sequential(nn.Linear(8 * w, 8 * w), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w))
-            for last in (self.hint_path[-1], self.context_path[-1]):
+            self.register_buffer("bin_ab", torch.as_tensor(bins, dtype=torch.float32) / AB_SCALE, persistent=False)
+            for last in (self.hint_path[-1], self.hint_gain, self.context_path[-1]):
                 nn.init.zeros_(last.weight)
                 if last.bias is not None:
                     nn.init.zeros_(last.bias)
@@ -122,16 +137,37 @@ def _blocks() -> SimpleNamespace:
         def forward(self, lightness, *, hints, context):
             x16, x8, x4 = self.features(lightness, hints)
             x16 = x16 + self.context_path(context)[:, :, None, None]
-            return self.decode(x16, x8, x4)
+            y4 = self.up4(self.up8(x16, x8), x4)
+            return self.add_hint_evidence(self.output(y4), y4, hints)
+
+        def add_hint_evidence(self, out, y4, hints):
+            """Fuse the spread hint colours into the output: for classification
+            the log-likelihood of each bin under a Gaussian around the hint
+            colour, for regression a pull towards it; each weighted by its
+            confidence times a gain learned from the features (zero at start)."""
+            if not torch.any(hints[:, 5::3]):  # the confidences
+                return out  # no hint within reach: every weight would be zero
+            coarse = nn.functional.adaptive_avg_pool2d(hints, out.shape[-2:])
+            gains = self.hint_gain(torch.cat([y4, coarse], dim=1))
+            for index in range(len(HINT_SPREAD_SIGMAS)):
+                first = 3 + 3 * index
+                spread, confidence = coarse[:, first : first + 2], coarse[:, first + 2 : first + 3]
+                weight = gains[:, index : index + 1] * confidence
+                if self.is_regression:
+                    out = out + weight * (spread * AB_SCALE - out)
+                else:
+                    distance2 = ((spread[:, None] - self.bin_ab[None, :, :, None, None]) ** 2).sum(dim=2)
+                    out = out - weight * distance2 * (AB_SCALE / HINT_EVIDENCE_SIGMA) ** 2 / 2
+            return out
 
     return SimpleNamespace(ColorNet=ColorNet, ColorNetV2=ColorNetV2)
 
 
-def build_colornet_v1(*, head: str, num_bins: int, width: int):
+def build_colornet_v1(*, head: str, bins, width: int):
     """The first-generation network: lightness only."""
-    return _blocks().ColorNet(head=head, num_bins=num_bins, width=width)
+    return _blocks().ColorNet(head=head, bins=bins, width=width)
 
 
-def build_colornet_v2(*, head: str, num_bins: int, width: int):
+def build_colornet_v2(*, head: str, bins, width: int):
     """The second generation: lightness, hints and frame context."""
-    return _blocks().ColorNetV2(head=head, num_bins=num_bins, width=width)
+    return _blocks().ColorNetV2(head=head, bins=bins, width=width)

@@ -180,7 +180,7 @@ def create_colorizer(
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     spec = get_architecture(architecture)
     bins = np.array(ab_bins() if bins is None else bins, dtype=np.float32)  # own, writable copy
-    network = spec.build(head=head, num_bins=len(bins), width=width)
+    network = spec.build(head=head, bins=bins, width=width)
     metadata = {
         "architecture": spec.name,
         "head": head,

@@ -7,19 +7,22 @@ from __future__ import annotations
 import math
 
 from .colornet import AB_SCALE, HINT_CHANNELS
+from .hints import spread_hints
 
 #: Side of the largest hint patch, in crop pixels (patches are 1 to 9 wide).
 MAX_HINT_PATCH = 9
 
 
 def sample_hints(ab, *, generator, fraction: float, max_hints: int):
-    """Hint maps (N, 3, c, c) sampled from full-resolution truth ab (N, 2, c, c).
+    """Hint inputs (N, HINT_CHANNELS, c, c) sampled from full-resolution truth ab (N, 2, c, c).
 
     A ``fraction`` of the crops get hints, the rest none (so one network
     serves automatic and guided colorization). A crop with hints gets
     between 1 and ``max_hints`` of them (geometric, p = 1/8, as Zhang et al.
     2017), each a square patch 1 to 9 pixels wide at a random place, holding
-    the patch's mean truth ab (divided by AB_SCALE) and a mask of 1.
+    the patch's mean truth ab (divided by AB_SCALE) and a mask of 1; then
+    spread over the crop as :func:`napari_colorize.hints.spread_hints` does
+    over a frame.
     """
     import torch
 
@@ -36,6 +39,7 @@ def sample_hints(ab, *, generator, fraction: float, max_hints: int):
             mean = ab[n, :, y : y + size, x : x + size].mean(dim=(1, 2)) / AB_SCALE
             hints[n, :2, y : y + size, x : x + size] = mean[:, None, None]
             hints[n, 2, y : y + size, x : x + size] = 1.0
+        hints[n] = torch.from_numpy(spread_hints(hints[n, :3].numpy()))
     return hints
 
 
