@@ -121,7 +121,14 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--any-orientation",
         action="store_true",
-        help="augment with quarter turns and upside-down flips: no up or down, as in scientific images (removes tile-period colour bands)",
+        help="augment with quarter turns and upside-down flips: no up or down, as in scientific images",
+    )
+    train.add_argument(
+        "--shift-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="penalise colouring a pixel differently when the tile around it moves (two shifted windows per crop; default 0: off)",
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
@@ -247,6 +254,7 @@ def _run_train(args) -> None:
         architecture=args.architecture,
         any_orientation=args.any_orientation,
         fresh_lr_scale=args.fresh_lr_scale,
+        shift_consistency=args.shift_consistency,
     )
     if args.workers is not None:
         config.workers = args.workers

@@ -28,6 +28,7 @@ import numpy as np
 from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights, rgb_to_lab_torch
 from .devices import resolve_device
 from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint, save_checkpoint
+from .training_consistency import ShiftedPair
 from .training_data import ColorCrops, TrainingData
 from .training_inputs import network_inputs
 
@@ -80,8 +81,12 @@ class TrainConfig:
         at this multiple of the learning rate.
     any_orientation : bool
         Augment with quarter turns and upside-down flips, so the network
-        learns no position-in-tile colour prior (the cause of colour bands
-        at the tile period on featureless backgrounds).
+        learns no up/down colour prior (natural photos have one; scientific
+        images do not).
+    shift_consistency : float
+        Weight of the penalty for colouring a pixel differently when the
+        window around it moves (see :mod:`napari_colorize.training_consistency`);
+        0 trains on whole crops without it. Needs crops of at least 64.
     """
 
     head: str = "classification"
@@ -102,6 +107,7 @@ class TrainConfig:
     max_hints: int = 20
     any_orientation: bool = False
     fresh_lr_scale: float = 1.0
+    shift_consistency: float = 0.0
 
 
 def lab_batch(batch, device, stride: int):
@@ -202,6 +208,10 @@ def _check_options(config: TrainConfig, output: Path) -> None:
     # The network downsamples 16 times; the ab target needs crops of whole blocks.
     if config.crop_size % 16 or config.crop_size < 32:
         raise ValueError(f"crop size must be a multiple of 16 and >= 32, got {config.crop_size}")
+    if not config.shift_consistency >= 0:
+        raise ValueError(f"shift consistency is a weight >= 0, got {config.shift_consistency}")
+    if config.shift_consistency and config.crop_size < 64:
+        raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
 
 
 def _load_state(output: Path, resume: bool) -> dict | None:
@@ -446,8 +456,8 @@ def _train_loop(
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
                 inputs = {}
+                hints_generator.manual_seed(config.seed * 1_000_003 + step)
                 if colorizer.extra_inputs:
-                    hints_generator.manual_seed(config.seed * 1_000_003 + step)
                     inputs = network_inputs(
                         colorizer,
                         lab,
@@ -456,8 +466,18 @@ def _train_loop(
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
                     )
-                output = network(lightness, **inputs)
+                if config.shift_consistency:
+                    pair = ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator)
+                    lightness, ab = split_lab(pair.windows(lab), colorizer.output_stride)
+                    lightness = pair.add_noise(lightness, generator=hints_generator)
+                    if device.type == "cuda":
+                        lightness = lightness.contiguous(memory_format=torch.channels_last)
+                    output = network(lightness, **pair.inputs(inputs))
+                else:
+                    output = network(lightness, **inputs)
             loss = loss_fn(output, ab)
+            if config.shift_consistency:
+                loss = loss + config.shift_consistency * pair.disagreement(output, regression=colorizer.head == "regression")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,0 +1,62 @@
+"""Training against the tile grid: two shifted windows of each crop must agree."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_colorize.model import load_checkpoint
+from napari_colorize.training import TrainConfig, train
+from napari_colorize.training_consistency import MAX_NOISE, MAX_SHIFT, ShiftedPair
+
+FAST = {"batch_size": 4, "crop_size": 64, "workers": 0, "width": 8, "learning_rate": 1e-2}
+
+
+def pooled(lightness):
+    """A network that is exactly shift-equivariant (on the output grid): no padding, no position."""
+    return torch.nn.functional.avg_pool2d(lightness, 4).repeat(1, 2, 1, 1)
+
+
+def test_the_windows_cover_the_same_pixels_where_they_overlap():
+    crops = torch.rand(3, 1, 96, 96) * 100
+    pair = ShiftedPair(side=96 - MAX_SHIFT, dy=8, dx=20, stride=4)
+    windows = pair.windows(crops)
+    assert windows.shape == (6, 1, 64, 64)
+    assert torch.equal(windows[:3, :, 8:, 20:], windows[3:, :, :56, :44])
+    assert pair.disagreement(pooled(windows), regression=True) == 0
+    # a network that knows where its window is disagrees with itself
+    rows = torch.arange(16.0)[None, None, :, None]
+    assert pair.disagreement(pooled(windows) + rows, regression=True) > 0
+    logits = torch.randn(6, 5, 16, 16)
+    assert pair.disagreement(logits, regression=False) > 0
+    same = torch.cat([logits[:3], torch.roll(logits[:3], shifts=(-2, -5), dims=(2, 3))])
+    assert pair.disagreement(same, regression=False) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_pairs_are_shifted_by_whole_output_pixels_and_noise_is_bounded():
+    generator = torch.Generator().manual_seed(0)
+    pairs = [ShiftedPair.draw(128, 4, generator=generator) for _ in range(200)]
+    assert all((p.dy or p.dx) and p.dy % 4 == 0 and p.dx % 4 == 0 and max(p.dy, p.dx) <= MAX_SHIFT and p.side == 96 for p in pairs)
+    assert len({(p.dy, p.dx) for p in pairs}) > 40
+    small = [ShiftedPair.draw(64, 4, generator=generator) for _ in range(50)]
+    assert all(p.side == 48 and max(p.dy, p.dx) <= 16 for p in small)  # still two thirds in common
+    lightness = torch.full((4, 1, 32, 32), 50.0)
+    lightness[:, :, :16] = 30.0  # standard deviation 10
+    noisy = pairs[0].add_noise(lightness, generator=generator)
+    assert torch.equal(noisy[:2], lightness[:2]) and not torch.equal(noisy[2:], lightness[2:])
+    assert (noisy[2:] - lightness[2:]).abs().max() < 10 * MAX_NOISE * 6
+
+
+def test_a_run_with_shift_consistency_trains_and_records_it(training_folder, tmp_path):
+    config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, any_orientation=True, **FAST)
+    train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
+    loaded = load_checkpoint(tmp_path / "v2.safetensors")
+    assert loaded.metadata["training"]["config"]["shift_consistency"] == 1.0
+
+
+@pytest.mark.parametrize(("changes", "message"), [({"shift_consistency": -1.0}, "a weight >= 0"), ({"shift_consistency": 1.0, "crop_size": 48}, "at least 64")])
+def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):
+    config = TrainConfig(steps=2, **{**FAST, **changes})
+    with pytest.raises(ValueError, match=message):
+        train([training_folder], output=tmp_path / "m.safetensors", config=config, device="cpu", progress=False)
+    assert not (tmp_path / "m.safetensors").exists()
