@@ -15,7 +15,8 @@ from napari_colorize.architectures import Architecture, register_architecture, u
 from napari_colorize.color import ab_bins, rebalance_weights
 from napari_colorize.io import find_images
 from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
-from napari_colorize.training import Loss, TrainConfig, lab_batch, train
+from napari_colorize.training import TrainConfig, train
+from napari_colorize.training_loss import Loss, lab_batch
 from napari_colorize.training_data import ColorCrops, scan_images
 
 # Small and fast: a narrow network, few steps, a high learning rate so that a

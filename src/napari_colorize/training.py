@@ -23,14 +23,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
-from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights, rgb_to_lab_torch
+from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights
 from .devices import resolve_device
 from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint, save_checkpoint
 from .training_consistency import ShiftedPair
 from .training_data import ColorCrops, TrainingData
 from .training_inputs import network_inputs
+from .training_loss import Loss, lab_of, split_lab
 
 logger = logging.getLogger(__name__)
 
@@ -108,72 +107,6 @@ class TrainConfig:
     any_orientation: bool = False
     fresh_lr_scale: float = 1.0
     shift_consistency: float = 0.0
-
-
-def lab_batch(batch, device, stride: int):
-    """Training crops -> the network's input and the ab it should predict.
-
-    Parameters
-    ----------
-    batch : Tensor of uint8, shape (N, 3, c, c)
-        RGB crops.
-    device : torch.device
-        Where to convert them.
-    stride : int
-        The model's output stride: ab is averaged over stride x stride blocks.
-
-    Returns
-    -------
-    lightness : Tensor, shape (N, 1, c, c)
-    ab : Tensor, shape (N, 2, c / stride, c / stride)
-    """
-    return split_lab(lab_of(batch, device), stride)
-
-
-def lab_of(batch, device):
-    """uint8 RGB (N, 3, H, W) -> Lab (N, 3, H, W) float32 on ``device``."""
-    return rgb_to_lab_torch(batch.to(device, non_blocking=True).float() / 255.0)
-
-
-def split_lab(lab, stride: int):
-    """Lab (N, 3, c, c) -> lightness (N, 1, c, c) and ab averaged over stride x stride blocks."""
-    import torch
-
-    return lab[:, :1].contiguous(), torch.nn.functional.avg_pool2d(lab[:, 1:], stride)
-
-
-class Loss:
-    """Soft-encoded, rebalanced cross-entropy (classification) or L2 on ab (regression).
-
-    Parameters
-    ----------
-    colorizer : Colorizer
-        Gives the head and the ab bins.
-    weights : ndarray, shape (Q,)
-        Rebalancing weight of each bin (see :func:`napari_colorize.color.rebalance_weights`);
-        a pixel's cross-entropy is weighted by that of its nearest bin.
-    device : torch.device
-    """
-
-    def __init__(self, colorizer: Colorizer, weights: np.ndarray, device):
-        import torch
-
-        self.head = colorizer.head
-        self.bins = torch.as_tensor(colorizer.bins, device=device)
-        self.weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
-
-    def __call__(self, output, ab):
-        """Mean loss of the network's ``output`` (N, Q or 2, h, w) against the true ``ab`` (N, 2, h, w)."""
-        import torch
-
-        from .color import soft_encode
-
-        if self.head == "regression":
-            return torch.nn.functional.mse_loss(output.float(), ab)
-        target, nearest = soft_encode(ab, self.bins)
-        log_p = torch.log_softmax(output.float(), dim=1)
-        per_pixel = -(target * log_p).sum(dim=1)
-        return (per_pixel * self.weights[nearest]).mean()
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:

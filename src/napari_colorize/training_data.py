@@ -2,7 +2,7 @@
 of their ab bins, and random crops of them.
 
 Crops are made in DataLoader workers as uint8 RGB; their Lab conversion
-happens on the training device (see :func:`napari_colorize.training.lab_batch`).
+happens on the training device (see :func:`napari_colorize.training_loss.lab_batch`).
 """
 
 from __future__ import annotations
