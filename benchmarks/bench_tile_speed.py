@@ -48,6 +48,27 @@ def gflop_per_tile(network, torch) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def automatic_forward(colorizer, torch):
+    """The network as colorize() calls it per tile without hints: extra
+    per-pixel inputs as zeros, a frame context computed once beforehand."""
+    network = colorizer.network.float().eval()
+    if not colorizer.extra_inputs:
+        return network
+    with torch.inference_mode():
+        context = colorizer.encode_context(torch.rand(1, 1, colorizer.context_view, colorizer.context_view) * 100)
+
+    def forward(x):
+        extras = {}
+        for spec in colorizer.extra_inputs:
+            if spec.kind == "frame":
+                extras[spec.name] = context.expand(x.shape[0], -1)
+            else:
+                extras[spec.name] = x.new_zeros((x.shape[0], spec.channels, *x.shape[-2:]))
+        return network(x, **extras)
+
+    return forward
+
+
 def real_tiles(torch):
     """(8, 1, 224, 224) L tiles in [0, 100] cut from a real photograph, and its name."""
     import numpy as np
@@ -97,11 +118,9 @@ def main(argv=None) -> dict:
 
     torch.manual_seed(0)
     colorizer = load_checkpoint(args.model, device="cpu")
-    nets = {
-        "ours": colorizer.network.float().eval(),
-        "zhang": build_zhang2016().float().eval(),
-    }
-    params = {name: sum(p.numel() for p in net.parameters()) for name, net in nets.items()}
+    zhang = build_zhang2016().float().eval()
+    nets = {"ours": automatic_forward(colorizer, torch), "zhang": zhang}
+    params = {name: sum(p.numel() for p in net.parameters()) for name, net in (("ours", colorizer.network), ("zhang", zhang))}
     gflops = {name: gflop_per_tile(net, torch) for name, net in nets.items()}
     tiles, tiles_name = real_tiles(torch)
     inputs = {b: tiles[:b].clone() for b in BATCHES}
