@@ -308,8 +308,9 @@ def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: Color
         else:
             source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
             frame_extras = {name: np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
-        if len(hint_rows):
-            frame_extras["hints"] = hint_map(hint_rows[hint_rows[:, 0] == number], frame.shape, working)
+        own_hints = hint_rows[hint_rows[:, 0] == number]
+        if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
+            frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
         chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame)
         guided = options.chroma_upsampling == "guided"
         for r0, r1, rgb in compose_strips(frame, low, high, chroma, working, output_stride=colorizer.output_stride, rows=rows, guided=guided):

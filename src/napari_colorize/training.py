@@ -384,32 +384,25 @@ def _train_loop(
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step, elapsed) * group.get("lr_scale", 1.0)  # states saved before lr_scale have none
             lab = lab_of(batch, device)  # once: the input, the target and the hints all come from it
-            lightness, ab = split_lab(lab, colorizer.output_stride)
+            hints_generator.manual_seed(config.seed * 1_000_003 + step)
+            inputs = {}
+            if colorizer.extra_inputs:
+                with autocast:
+                    views_lightness = None if views is None else lab_of(views, device)[:, :1]
+                    inputs = network_inputs(
+                        colorizer, lab, views_lightness, generator=hints_generator, fraction=config.hint_fraction, max_hints=config.max_hints
+                    )
+            pair = ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
+            lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
+            if pair is not None:
+                lightness = pair.add_noise(lightness, generator=hints_generator)
+                inputs = pair.inputs(inputs)
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
-                inputs = {}
-                hints_generator.manual_seed(config.seed * 1_000_003 + step)
-                if colorizer.extra_inputs:
-                    inputs = network_inputs(
-                        colorizer,
-                        lab,
-                        None if views is None else lab_of(views, device)[:, :1],
-                        generator=hints_generator,
-                        fraction=config.hint_fraction,
-                        max_hints=config.max_hints,
-                    )
-                if config.shift_consistency:
-                    pair = ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator)
-                    lightness, ab = split_lab(pair.windows(lab), colorizer.output_stride)
-                    lightness = pair.add_noise(lightness, generator=hints_generator)
-                    if device.type == "cuda":
-                        lightness = lightness.contiguous(memory_format=torch.channels_last)
-                    output = network(lightness, **pair.inputs(inputs))
-                else:
-                    output = network(lightness, **inputs)
+                output = network(lightness, **inputs)
             loss = loss_fn(output, ab)
-            if config.shift_consistency:
+            if pair is not None:
                 loss = loss + config.shift_consistency * pair.disagreement(output, regression=colorizer.head == "regression")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
