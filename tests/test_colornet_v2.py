@@ -52,6 +52,20 @@ def test_warm_started_from_v1_it_colours_exactly_as_v1(natural):
     np.testing.assert_array_equal(colorize(frame, model=model, device="cpu"), colorize(frame, model=natural, device="cpu"))
 
 
+def test_with_replicated_edges_a_tile_cannot_tell_where_its_window_ends():
+    """Zero padding lets a network paint by position in the window (tile-period
+    bands); edge-replicating padding does not: a uniform tile stays uniform."""
+    uniform = torch.full((1, 1, 224, 224), 40.0)
+    spread = {}
+    for architecture in ("colornet-v2", "colornet-v2-replicate"):
+        model = randomise(create_colorizer(architecture=architecture, width=8), seed=3)
+        with torch.no_grad():
+            context = model.network.encode_context(torch.full((1, 1, 128, 128), 40.0))
+            logits = model.network(uniform, hints=torch.zeros(1, 9, 224, 224), context=context)
+        spread[architecture] = float((logits - logits[..., 28:29, 28:29]).abs().max())
+    assert spread["colornet-v2-replicate"] < 1e-4 < spread["colornet-v2"]
+
+
 def test_it_declares_its_inputs_and_loads_back(v2, tmp_path):
     assert v2.input_names == ("hints", "context") and v2.frame_inputs == ("context",)
     assert v2.metadata["inputs"] == ["lightness", "hints", "context"] and v2.metadata["context_view"] == 128

@@ -47,6 +47,16 @@ def test_pairs_are_shifted_by_whole_output_pixels_and_noise_is_bounded():
     assert (noisy[2:] - lightness[2:]).abs().max() < 10 * MAX_NOISE * 6
 
 
+def test_the_second_windows_take_the_cut_out_context_and_the_first_the_whole_frame_s():
+    pair = ShiftedPair(side=32, dy=4, dx=0, stride=4)
+    whole, cut_out = torch.zeros(3, 8), torch.ones(3, 8)
+    hints = torch.rand(3, 9, 64, 64)
+    inputs = pair.inputs({"context": whole, "hints": hints}, {"context": cut_out})
+    assert torch.equal(inputs["context"], torch.cat([whole, cut_out]))
+    assert torch.equal(inputs["hints"], pair.windows(hints))
+    assert torch.equal(pair.inputs({"context": whole})["context"], torch.cat([whole, whole]))
+
+
 def test_a_run_with_shift_consistency_trains_and_records_it(training_folder, tmp_path):
     config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, any_orientation=True, **FAST)
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)

@@ -29,3 +29,21 @@ def test_color_crops_are_repeatable(training_folder):
     assert first.shape == (3, 32, 32) and first.dtype == torch.uint8
     assert torch.equal(first, crops[3])
     assert not torch.equal(crops[3], crops[4])
+
+
+def test_region_views_are_cut_outs_around_the_crop(training_folder):
+    paths = find_images([training_folder])[:6]
+    whole = ColorCrops(paths, crop_size=32, seed=5, length=12, view_size=24)
+    cut = ColorCrops(paths, crop_size=32, seed=5, length=12, view_size=24, region_views=True)
+    differ = 0
+    for index in range(12):
+        crop, view = whole[index]
+        crop_again, view_again, region = cut[index]
+        # the crop and the whole image's view are those a run without cut-outs sees
+        assert torch.equal(crop, crop_again) and torch.equal(view, view_again)
+        assert region.shape == view.shape == (3, 24, 24) and region.dtype == torch.uint8
+        differ += not torch.equal(region, view)
+    assert differ > 6  # most cut-outs are smaller than the image
+    # a crop as large as its (unscaled) image leaves no room: the cut-out is the image
+    tight = ColorCrops(paths, crop_size=96, seed=5, length=4, view_size=24, region_views=True, scale_jitter=(1.0, 1.0))
+    assert all(torch.equal(view, region) for _, view, region in (tight[i] for i in range(4)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .colornet import HINT_CHANNELS, build_colornet_v1, build_colornet_v2
+from .colornet import HINT_CHANNELS, build_colornet_v1, build_colornet_v2, build_colornet_v2_replicate
 
 HEADS = ("classification", "regression")
 #: Kinds of extra input: per-pixel channels cut into tiles with the frame, or
@@ -124,19 +124,17 @@ def architectures() -> list[str]:
 
 #: The first generation: each tile coloured from its own lightness alone.
 COLORNET_V1 = register_architecture(Architecture(name="colornet-v1", build=build_colornet_v1))
-#: The second generation: colour hints, and a context shared by a frame's tiles.
-COLORNET_V2 = register_architecture(
-    Architecture(
-        name="colornet-v2",
-        build=build_colornet_v2,
-        extra_inputs=(
-            InputSpec(
-                "hints",
-                HINT_CHANNELS,
-                "colour hints: sparse a and b (divided by 110) where the mask, the third channel, is 1; then, per spread distance, spread a, b and confidence",
-            ),
-            InputSpec("context", 0, "descriptor of the whole frame (or stack), from a low-resolution view of it", kind="frame"),
-        ),
-    )
+#: The second generation's inputs besides the lightness.
+V2_INPUTS = (
+    InputSpec(
+        "hints",
+        HINT_CHANNELS,
+        "colour hints: sparse a and b (divided by 110) where the mask, the third channel, is 1; then, per spread distance, spread a, b and confidence",
+    ),
+    InputSpec("context", 0, "descriptor of the whole frame (or stack), from a low-resolution view of it", kind="frame"),
 )
+#: The second generation: colour hints, and a context shared by a frame's tiles.
+COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build_colornet_v2, extra_inputs=V2_INPUTS))
+#: The second generation padding by edge replication: no sense of where the window ends.
+COLORNET_V2_REPLICATE = register_architecture(Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS))
 DEFAULT_ARCHITECTURE = COLORNET_V1.name

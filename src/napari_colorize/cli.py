@@ -128,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="WEIGHT",
-        help="penalise colouring a pixel differently when the tile around it moves (two shifted windows per crop; default 0: off)",
+        help="penalise colouring a pixel differently when the tile around it moves or the frame is cropped around it (two shifted windows per crop, the second with the context of a cut-out; default 0: off)",
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")

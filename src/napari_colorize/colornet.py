@@ -13,6 +13,8 @@ weights computes exactly what v1 did until training moves it:
 - context: a descriptor of the whole frame, the encoder's pooled features of
   a low-resolution view of it (Iizuka et al. 2016), fused into the features
   at 1/16 resolution, so that the tiles of a frame (or of a stack) agree.
+
+``colornet-v2-replicate`` is colornet-v2 with edge-replicating padding.
 """
 
 from __future__ import annotations
@@ -171,3 +173,14 @@ def build_colornet_v1(*, head: str, bins, width: int):
 def build_colornet_v2(*, head: str, bins, width: int):
     """The second generation: lightness, hints and frame context."""
     return _blocks().ColorNetV2(head=head, bins=bins, width=width)
+
+
+def build_colornet_v2_replicate(*, head: str, bins, width: int):
+    """colornet-v2 whose convolutions pad by repeating the edge pixels, not
+    with zeros: the network then cannot tell where its window ends, the
+    cause of colour bands at the tile period (same weights, same names)."""
+    network = build_colornet_v2(head=head, bins=bins, width=width)
+    for layer in network.modules():
+        if type(layer).__name__ == "Conv2d" and any(layer.padding):
+            layer.padding_mode = "replicate"
+    return network

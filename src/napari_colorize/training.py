@@ -84,8 +84,10 @@ class TrainConfig:
         images do not).
     shift_consistency : float
         Weight of the penalty for colouring a pixel differently when the
-        window around it moves (see :mod:`napari_colorize.training_consistency`);
-        0 trains on whole crops without it. Needs crops of at least 64.
+        window around it moves, or (for a network that takes the frame's
+        context) when the frame is cropped around it (see
+        :mod:`napari_colorize.training_consistency`); 0 trains on whole crops
+        without it. Needs crops of at least 64.
     """
 
     head: str = "classification"
@@ -215,7 +217,7 @@ def _make_optimizer(network, config: TrainConfig, state: dict | None, *, fresh: 
     return optimizer
 
 
-def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int, device, view_size: int | None = None):
+def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int, device, view_size: int | None = None, region_views: bool = False):
     """Batches of crops for the steps from ``first_step`` on.
 
     Crops are numbered over the whole run, so a resumed run skips those of
@@ -231,6 +233,7 @@ def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int
         length=config.steps * config.batch_size,
         view_size=view_size,
         any_orientation=config.any_orientation,
+        region_views=region_views,
     )
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(first_step * config.batch_size, len(dataset))),
@@ -377,7 +380,7 @@ def _train_loop(
     hints_generator = torch.Generator()
     with tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0) as bar:
         for batch in loader:
-            batch, views = batch if isinstance(batch, (list, tuple)) else (batch, None)
+            batch, *views = batch if isinstance(batch, (list, tuple)) else (batch,)
             elapsed = checkpointer.elapsed()
             if step >= config.steps or elapsed >= time_limit:
                 break
@@ -388,15 +391,22 @@ def _train_loop(
             inputs = {}
             if colorizer.extra_inputs:
                 with autocast:
-                    views_lightness = None if views is None else lab_of(views, device)[:, :1]
+                    views_lightness = [lab_of(view, device)[:, :1] for view in views]
                     inputs = network_inputs(
-                        colorizer, lab, views_lightness, generator=hints_generator, fraction=config.hint_fraction, max_hints=config.max_hints
+                        colorizer,
+                        lab,
+                        views_lightness[0] if views else None,
+                        generator=hints_generator,
+                        fraction=config.hint_fraction,
+                        max_hints=config.max_hints,
                     )
             pair = ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
-                inputs = pair.inputs(inputs)
+                with autocast:
+                    cut_out = {"context": network.encode_context(views_lightness[1])} if len(views) > 1 else None
+                inputs = pair.inputs(inputs, cut_out)
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
@@ -480,7 +490,9 @@ def train(
     first_step, elapsed_before = (int(state["step"]), float(state["elapsed"])) if state is not None else (0, 0.0)
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
-    loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size)
+    loader = _make_loader(
+        data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=bool(config.shift_consistency)
+    )
 
     checkpointer = Checkpointer(
         output, colorizer=colorizer, optimizer=optimizer, config=config, data=data, device=torch_device, elapsed_before=elapsed_before

@@ -4,8 +4,11 @@ A network with zero padding knows where the edges of its window are, and can
 learn a colour prior by position in the window: at inference that paints
 bands at the tile period and changes a structure's colour when the grid
 moves. Here each crop is seen through two windows, one shifted against the
-other (and the second with a little sensor noise), and the network is
-penalised for disagreeing with itself where they overlap.
+other (and the second with a little sensor noise, and, for a network that
+takes the frame's context, the context of a random cut-out of the image
+around the crop instead of the whole image's), and the network is penalised
+for disagreeing with itself where they overlap: a structure keeps its colour
+when the grid moves, when the frame is noisy and when the image is cropped.
 """
 
 from __future__ import annotations
@@ -50,12 +53,16 @@ class ShiftedPair:
         second = tensor[..., self.dy : self.dy + self.side, self.dx : self.dx + self.side]
         return torch.cat([first, second])
 
-    def inputs(self, inputs: dict) -> dict:
+    def inputs(self, inputs: dict, second: dict | None = None) -> dict:
         """The network's extra inputs for both windows: per-pixel ones cut,
-        per-crop ones (the context) repeated."""
+        per-crop ones (the context) repeated, or for the second windows taken
+        from ``second`` where it has them (the context of a cut-out)."""
         import torch
 
-        return {name: self.windows(value) if value.ndim == 4 else torch.cat([value, value]) for name, value in inputs.items()}
+        second = second or {}
+        return {
+            name: self.windows(value) if value.ndim == 4 else torch.cat([value, second.get(name, value)]) for name, value in inputs.items()
+        }
 
     def add_noise(self, lightness, *, generator):
         """Noise of up to MAX_NOISE of each crop's standard deviation on the second windows."""

@@ -169,6 +169,11 @@ class ColorCrops:
         Also return the whole (rescaled, flipped) image the crop came from,
         resized to view_size x view_size: the context of a context-taking
         network. Items are then (crop, view).
+    region_views : bool
+        With ``view_size``, also return the view of a random region of the
+        image that contains the crop (each side drawn between the crop's and
+        the image's), as a user who colorizes a cut-out gives the network:
+        items are then (crop, view, region view).
     """
 
     def __init__(
@@ -181,6 +186,7 @@ class ColorCrops:
         length: int | None = None,
         view_size: int | None = None,
         any_orientation: bool = False,
+        region_views: bool = False,
     ):
         self.paths = list(paths)
         self.crop_size = crop_size
@@ -189,6 +195,7 @@ class ColorCrops:
         self.length = length or len(self.paths)
         self.view_size = view_size
         self.any_orientation = any_orientation
+        self.region_views = region_views and view_size is not None
 
     def __len__(self) -> int:
         return self.length
@@ -223,11 +230,29 @@ class ColorCrops:
         if self.view_size is None:
             return crop
         # The whole image the crop came from, as a context-taking network sees a frame.
-        view = np.asarray(Image.fromarray(rgb).resize((self.view_size, self.view_size), Image.BILINEAR))
+        views = [rgb]
+        if self.region_views:
+            (top, bottom), (left, right) = (_region_around(start, c, n, rng) for start, n in ((y, rgb.shape[0]), (x, rgb.shape[1])))
+            views.append(rgb[top:bottom, left:right])
+        return (crop, *(self._as_view(view, flip, turns, upside_down) for view in views))
+
+    def _as_view(self, rgb: np.ndarray, flip: bool, turns: int, upside_down: bool):
+        """``rgb`` resized to the context view, oriented as the crop was."""
+        import torch
+        from PIL import Image
+
+        view = np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).resize((self.view_size, self.view_size), Image.BILINEAR))
         if flip:
             view = view[:, ::-1]
         view = _oriented(view, turns, upside_down)
-        return crop, torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
+        return torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
+
+
+def _region_around(start: int, size: int, length: int, rng) -> tuple[int, int]:
+    """A random interval of ``[0, length)`` containing ``[start, start + size)``."""
+    extent = int(rng.integers(size, length + 1))
+    first = int(rng.integers(max(0, start + size - extent), min(start, length - extent) + 1))
+    return first, first + extent
 
 
 def _oriented(image: np.ndarray, turns: int, upside_down: bool) -> np.ndarray:
