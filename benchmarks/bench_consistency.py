@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_colorize import colorize
-from napari_colorize.color import ab_bins, rgb_to_lab
-from napari_colorize.evaluation import colour_truths
+from napari_colorize.color import rgb_to_lab
+from napari_colorize.evaluation import hint_scores
 from napari_colorize.io import find_images, read_image
-from napari_colorize.metrics import ABErrorCMF, psnr
 from napari_colorize.model import load_checkpoint
 from napari_colorize.normalization import intensity_range, normalize_frame
 from napari_colorize.options import DEFAULT_OVERLAP
@@ -162,32 +161,9 @@ def banding(ab: np.ndarray, frame: np.ndarray, tile: int) -> str:
     return f"{max(ratios.values()):.2f} ({detail}; background C {chroma(ab[background]):.1f}; period {periods} px)"
 
 
-def hint_scores(colorizer, paths, counts, max_side) -> dict[int, tuple[float, float]]:
-    """Mean PSNR (dB) and rebalanced AuC (%) with k true-colour hints, per k.
-
-    Each image's lightness gray is colorized with normalize=(0, 1) (as
-    :mod:`napari_colorize.evaluation` does) and the first k of max(counts)
-    distinct random pixels (seeded by the image's index) as (y, x, r, g, b)
-    hints of the true colour.
-    """
-    cmfs = {k: ABErrorCMF(ab_bins()) for k in counts}
-    psnrs = {k: [] for k in counts}
-    for index, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False, max_side=max_side)):
-        if truth is None:
-            continue
-        flat = np.random.default_rng(index).choice(gray.size, size=max(counts), replace=False)
-        ys, xs = np.unravel_index(flat, gray.shape)
-        rows = np.column_stack([ys, xs, truth[ys, xs]]).astype(np.float64)
-        for k in counts:
-            result = colorize(gray, model=colorizer, device="cpu", normalize=(0.0, 1.0), hints=rows[:k])
-            cmfs[k].add(lab[..., 1:], ab_of(result))
-            psnrs[k].append(psnr(truth, result))
-    return {k: (float(np.mean([p for p in psnrs[k] if np.isfinite(p)])), cmfs[k].auc(rebalanced=True)) for k in counts}
-
-
 def hint_cells(colorizer, paths, counts, max_side) -> dict[str, str]:
     """Table cells of :func:`hint_scores`, plus the PSNR gain of k = 10 over k = 0."""
-    scores = hint_scores(colorizer, paths, counts, max_side)
+    scores = hint_scores(colorizer, paths, counts, max_side=max_side)
     cells = {f"k={k}": f"{p:.2f} dB / {auc:.1f} %" for k, (p, auc) in scores.items()}
     if 0 in scores and 10 in scores:
         cells["gain"] = f"{scores[10][0] - scores[0][0]:+.2f} dB"

@@ -88,6 +88,41 @@ def colour_truths(paths, *, skip_unreadable: bool = True, max_side: int | None =
         yield path, truth, lab, lightness_to_gray(lab[..., 0])
 
 
+def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device: str = "cpu") -> dict[int, tuple[float, float]]:
+    """Mean PSNR (dB) and rebalanced AuC (%) with k colour hints from the truth, per k.
+
+    Each image's lightness gray is colorized with ``normalize=(0, 1)`` (as
+    :func:`evaluate` does) and, as hints, the true colour at the first k of
+    max(counts) distinct random pixels (seeded by the image's index, so every
+    model and every k sees the same pixels).
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+        A model that takes hints (or any model, for ``counts == (0,)``).
+    paths : sequence of path
+        Colour images.
+    counts : sequence of int
+        Numbers of hints, e.g. ``(0, 1, 5, 10, 20)``.
+    max_side : int, optional
+        Shrink larger images first.
+    """
+    bins = ab_bins()
+    cmfs = {k: ABErrorCMF(bins) for k in counts}
+    psnrs = {k: [] for k in counts}
+    for index, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False, max_side=max_side)):
+        if truth is None:
+            continue
+        flat = np.random.default_rng(index).choice(gray.size, size=max(counts), replace=False)
+        ys, xs = np.unravel_index(flat, gray.shape)
+        rows = np.column_stack([ys, xs, truth[ys, xs]]).astype(np.float64)
+        for k in counts:
+            result = colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0), hints=rows[:k])
+            cmfs[k].add(lab[..., 1:], rgb_to_lab(result)[..., 1:])
+            psnrs[k].append(psnr(truth, result))
+    return {k: (float(np.mean([p for p in psnrs[k] if np.isfinite(p)])), cmfs[k].auc(rebalanced=True)) for k in counts}
+
+
 def evaluate(
     models: Sequence[str | Path],
     images: str | Path,

@@ -72,7 +72,7 @@ def colorize(
         ``Colorizer.extra_inputs``), by name, each (..., channels, Y, X)
         aligned with the frames; a model refuses inputs it does not take.
     hints : array_like of (frame, y, x, r, g, b) rows, optional
-        Colour hints for a hint-taking model (colornet-v2): at image pixel
+        Colour hints for a hint-taking (second-generation) model: at image pixel
         (y, x) of frame ``frame`` (the flat index over the leading axes;
         rows of (y, x, r, g, b) for a single frame), the colour r, g, b in
         0..255 (sRGB, converted to ab). None or no rows gives the automatic
