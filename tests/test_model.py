@@ -31,16 +31,24 @@ from napari_colorize.model import (
 def test_shipped_models_are_listed():
     names = shipped_models()
     assert names[0] == "natural"
-    assert "natural-regression" in names
+    assert {"natural-regression", "natural-v1", "natural-regression-v1"} <= set(names)
     assert resolve_model_path("natural") == shipped_models_dir() / "natural.safetensors"
 
 
-@pytest.mark.parametrize(("name", "head"), [("natural", "classification"), ("natural-regression", "regression")])
-def test_shipped_checkpoint(name, head):
+@pytest.mark.parametrize(
+    ("name", "head", "architecture"),
+    [
+        ("natural", "classification", "colornet-v2-replicate"),
+        ("natural-regression", "regression", "colornet-v2-replicate"),
+        ("natural-v1", "classification", "colornet-v1"),
+        ("natural-regression-v1", "regression", "colornet-v1"),
+    ],
+)
+def test_shipped_checkpoint(name, head, architecture):
     model = load_checkpoint(name, device="cpu")
     assert model.head == head and model.name == name
     meta = model.metadata
-    assert meta["architecture"] == ARCHITECTURE and meta["head"] == head
+    assert meta["architecture"] == architecture and meta["head"] == head
     assert meta["num_bins"] == 261 and model.num_bins == 261
     np.testing.assert_array_equal(model.bins, ab_bins())
     assert model.sha256 == file_sha256(shipped_models_dir() / f"{name}.safetensors")
@@ -97,7 +105,7 @@ def test_a_checkpoint_written_before_geometry_was_declared_loads_with_its_archit
     loaded = load_checkpoint(path)
     assert "tile_size" not in loaded.metadata
     assert (loaded.architecture, loaded.tile_size, loaded.output_stride, loaded.extra_inputs) == ("colornet-v1", 224, 4, ())
-    shipped = load_checkpoint("natural")
+    shipped = load_checkpoint("natural-v1")
     assert "tile_size" not in shipped.metadata and shipped.tile_size == 224
 
 
@@ -144,6 +152,19 @@ def randomised(colorizer, seed=0):
                 tensor.copy_(tensor.half().float())
     colorizer.network.eval()
     return colorizer
+
+
+def test_values_beyond_half_precision_are_kept_not_stored_as_infinity(tmp_path):
+    """Weights are stored in float16, but a batch-norm variance that grew past
+    its range (as one did in a training run) must not become inf: the file
+    would be refused as corrupted."""
+    colorizer = randomised(create_colorizer(width=8))
+    with torch.no_grad():
+        colorizer.network.stem[1].running_var[0] = 268_732.19
+    save_checkpoint(colorizer, tmp_path / "wide.safetensors")
+    loaded = load_checkpoint(tmp_path / "wide.safetensors")
+    assert float(loaded.network.stem[1].running_var[0]) == pytest.approx(268_732.19)
+    assert loaded.network.stem[0].weight.dtype == torch.float32
 
 
 @pytest.mark.parametrize("head", ["classification", "regression"])

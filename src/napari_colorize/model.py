@@ -224,11 +224,7 @@ def save_checkpoint(colorizer: Colorizer, path: str | Path, *, extra_metadata: d
     colorizer.metadata = meta
     import torch
 
-    # Half precision halves the file; inference is unaffected at this scale.
-    tensors = {
-        f"network.{k}": (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in colorizer.network.state_dict().items()
-    }
+    tensors = {f"network.{k}": _storable(v) for k, v in colorizer.network.state_dict().items()}
 
     tensors["colorizer.bins"] = torch.as_tensor(colorizer.bins, dtype=torch.float32)
     if colorizer.prior is not None:
@@ -239,6 +235,21 @@ def save_checkpoint(colorizer: Colorizer, path: str | Path, *, extra_metadata: d
     tmp.replace(path)
     colorizer.sha256 = file_sha256(path)
     return colorizer.sha256
+
+
+def _storable(tensor):
+    """``tensor`` as stored: half precision halves the file and leaves
+    inference unaffected at this scale, but a value beyond float16's range
+    (a batch-norm variance of a few hundred thousand, say) keeps float32."""
+    import torch
+
+    tensor = tensor.detach().cpu().contiguous()
+    if not tensor.is_floating_point():
+        return tensor
+    half = tensor.half()
+    if bool(torch.isfinite(tensor).all()) and not bool(torch.isfinite(half).all()):
+        return tensor.float()
+    return half
 
 
 def file_sha256(path: str | Path) -> str:
