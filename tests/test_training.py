@@ -210,6 +210,7 @@ def test_resume_continues_where_it_stopped(training_folder, tmp_path, monkeypatc
     # resuming a finished run changes nothing; resume without a state file starts afresh
     again = train([], output=output, config=config, device="cpu", resume=True, progress=False)
     assert again.metadata["training"]["steps"] == 8
+    assert again.metadata["training"]["final_loss"] == info["final_loss"] is not None  # the loss it had reached
     fresh = train(
         [training_folder],
         output=tmp_path / "fresh.safetensors",
@@ -301,19 +302,19 @@ def test_invalid_training_arguments(training_folder, tmp_path):
         )
 
 
-def test_a_second_generation_network_trains_with_hints_and_context(training_folder, tmp_path, natural):
+def test_a_second_generation_network_trains_with_hints_and_context(training_folder, tmp_path, natural_v1):
     """colornet-v2 warm-started from a v1 model: crops come with the view of
     their whole image, hints are sampled from the truth, and the checkpoint
     declares its inputs."""
     from napari_colorize.training_inputs import sample_hints
 
     config = TrainConfig(steps=2, architecture="colornet-v2", any_orientation=True, **{**FAST, "crop_size": 32})
-    trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural", progress=False)
+    trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural-v1", progress=False)
     loaded = load_checkpoint(tmp_path / "v2.safetensors")
     assert loaded.architecture == "colornet-v2" and loaded.input_names == ("hints", "context")
-    assert loaded.metadata["init"]["model"] == "natural" and loaded.metadata["training"]["config"]["any_orientation"] is True
-    # only the new branches started from zero; the rest came from natural
-    assert not torch.equal(trained.network.state_dict()["stem.0.weight"], torch.zeros_like(natural.network.state_dict()["stem.0.weight"]))
+    assert loaded.metadata["init"]["model"] == "natural-v1" and loaded.metadata["training"]["config"]["any_orientation"] is True
+    # only the new branches started from zero; the rest came from natural-v1
+    assert not torch.equal(trained.network.state_dict()["stem.0.weight"], torch.zeros_like(natural_v1.network.state_dict()["stem.0.weight"]))
     # hints: about the asked share of crops, each hint a patch of its mean truth colour
     ab = torch.randn(64, 2, 32, 32) * 20
     hints = sample_hints(ab, generator=torch.Generator().manual_seed(0), fraction=0.5, max_hints=20)
@@ -342,10 +343,10 @@ def test_any_orientation_turns_and_flips_crop_and_view_together(training_folder)
     assert changed > 20
 
 
-def test_fresh_branches_can_learn_faster(training_folder, tmp_path, natural):
+def test_fresh_branches_can_learn_faster(training_folder, tmp_path):
     """With --init, the weights the init model lacks get their own learning-rate multiple."""
     config = TrainConfig(steps=2, architecture="colornet-v2", fresh_lr_scale=10.0, **{**FAST, "crop_size": 32})
-    trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural", progress=False)
+    trained = train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", init="natural-v1", progress=False)
     fresh = trained.metadata["init"]["fresh_weights"]
     assert fresh and all(name.startswith(("hint_path", "hint_gain", "context_path")) for name in fresh)
     state = torch.load(tmp_path / "v2.safetensors.state.pt", weights_only=True)

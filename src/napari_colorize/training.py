@@ -358,9 +358,19 @@ class Checkpointer:
 
 
 def _train_loop(
-    colorizer: Colorizer, loader, optimizer, loss_fn: Loss, config: TrainConfig, checkpointer: Checkpointer, *, step: int, progress: bool
+    colorizer: Colorizer,
+    loader,
+    optimizer,
+    loss_fn: Loss,
+    config: TrainConfig,
+    checkpointer: Checkpointer,
+    *,
+    step: int,
+    progress: bool,
+    smoothed_loss: float | None = None,
 ) -> tuple[int, float | None]:
-    """Optimiser steps until ``config.steps`` or the time limit, saving when due.
+    """Optimiser steps until ``config.steps`` or the time limit, saving when due;
+    ``smoothed_loss`` is the loss a resumed run had reached.
 
     Returns
     -------
@@ -376,7 +386,6 @@ def _train_loop(
     network = colorizer.network
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     time_limit = 60.0 * config.time_limit_minutes if config.time_limit_minutes else math.inf
-    smoothed_loss = None
     hints_generator = torch.Generator()
     with tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0) as bar:
         for batch in loader:
@@ -497,7 +506,11 @@ def train(
     checkpointer = Checkpointer(
         output, colorizer=colorizer, optimizer=optimizer, config=config, data=data, device=torch_device, elapsed_before=elapsed_before
     )
-    step, loss = _train_loop(colorizer, loader, optimizer, loss_fn, config, checkpointer, step=first_step, progress=progress)
+    # A resumed run that stops at once (its budget already spent) still records the loss it had reached.
+    resumed_loss = json.loads(state["metadata"]).get("training", {}).get("final_loss") if state is not None else None
+    step, loss = _train_loop(
+        colorizer, loader, optimizer, loss_fn, config, checkpointer, step=first_step, progress=progress, smoothed_loss=resumed_loss
+    )
     checkpointer.save(step, loss, final=True)
     colorizer.network.eval()
     logger.info("wrote %s after %d steps", output, step)
