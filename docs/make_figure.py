@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from napari_colorize import colorize
 from napari_colorize.color import lightness_to_gray, rgb_to_lab
 from napari_colorize.color import to_luminance
-from napari_colorize.pipeline import intensity_range, normalize_frame
+from napari_colorize.normalization import intensity_range, normalize_frame
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SIDE = 256

@@ -45,6 +45,14 @@ def natural():
     return load_checkpoint("natural", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def natural_v1():
+    """The shipped first-generation model: lightness in, nothing else."""
+    from napari_colorize.model import load_checkpoint
+
+    return load_checkpoint("natural-v1", device="cpu")
+
+
 @pytest.fixture
 def colour_folder(tmp_path):
     """A folder of 3 small colour images."""

@@ -29,6 +29,11 @@ CASES = [
     ("m67-palomar-dss.tif", "natural", {}),
     ("m67-palomar-dss.tif", "natural-regression", {"normalize": "stack", "overlap": 48}),
     ("spitzer-irac.tif", "natural", {}),
+    ("em-isbi2012-stack.tif", "natural", {"context": "stack"}),
+    ("m51.tif", "natural", {"hints": [[100, 150, 200, 120, 60], [400, 300, 80, 120, 220]]}),
+    # the first generation, kept: its outputs are those recorded for "natural" before v2 shipped
+    ("em-isbi2012-stack.tif", "natural-v1", {}),
+    ("m67-palomar-dss.tif", "natural-regression-v1", {"normalize": "stack", "overlap": 48}),
 ]
 
 

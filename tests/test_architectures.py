@@ -63,9 +63,9 @@ def test_a_registered_architecture_with_an_extra_input_runs_through_colorize(toy
     assert np.abs(rgb_to_lab(plain)[..., 1:]).max() < 1
 
 
-def test_inputs_a_model_does_not_take_are_refused_with_what_it_takes(natural, toy):
+def test_inputs_a_model_does_not_take_are_refused_with_what_it_takes(natural_v1, toy):
     with pytest.raises(ValueError, match="takes only the lightness; it cannot use hints"):
-        colorize(np.zeros((40, 40)), model=natural, device="cpu", extra_inputs={"hints": np.zeros((3, 40, 40))})
+        colorize(np.zeros((40, 40)), model=natural_v1, device="cpu", extra_inputs={"hints": np.zeros((3, 40, 40))})
     model = create_colorizer(architecture="toy-tint", head="regression", width=1)
     with pytest.raises(ValueError, match=r"must have shape \(1, 40, 40\)"):
         colorize(np.zeros((40, 40)), model=model, device="cpu", extra_inputs={"tint": np.zeros((40, 40))})

@@ -43,13 +43,13 @@ def chroma(rgb):
     return rgb_to_lab(rgb)[..., 1:]
 
 
-def test_warm_started_from_v1_it_colours_exactly_as_v1(natural):
+def test_warm_started_from_v1_it_colours_exactly_as_v1(natural_v1):
     """Its new branches start at zero, so training starts from v1's colours."""
-    model = create_colorizer(architecture="colornet-v2", width=32, bins=natural.bins)
-    assert sorted({k.split(".")[0] for k in copy_matching_weights(model, natural)}) == ["context_path", "hint_gain", "hint_path"]
+    model = create_colorizer(architecture="colornet-v2", width=32, bins=natural_v1.bins)
+    assert sorted({k.split(".")[0] for k in copy_matching_weights(model, natural_v1)}) == ["context_path", "hint_gain", "hint_path"]
     model.network.eval()
     frame = smooth_frame((240, 260), seed=4)
-    np.testing.assert_array_equal(colorize(frame, model=model, device="cpu"), colorize(frame, model=natural, device="cpu"))
+    np.testing.assert_array_equal(colorize(frame, model=model, device="cpu"), colorize(frame, model=natural_v1, device="cpu"))
 
 
 def test_with_replicated_edges_a_tile_cannot_tell_where_its_window_ends():
@@ -148,13 +148,13 @@ def test_bad_hint_rows_are_named(v2, hints, message):
         colorize(np.zeros((2, 60, 70)), model=v2, device="cpu", hints=hints)
 
 
-def test_models_without_hint_inputs_refuse_hints_but_take_an_empty_set(natural):
+def test_models_without_hint_inputs_refuse_hints_but_take_an_empty_set(natural_v1):
     frame = smooth_frame((60, 70))
     with pytest.raises(ValueError, match="takes only the lightness; it cannot use hints"):
-        colorize(frame, model=natural, device="cpu", hints=[(10, 10, 255, 0, 0)])
-    np.testing.assert_array_equal(colorize(frame, model=natural, device="cpu", hints=[]), colorize(frame, model=natural, device="cpu"))
+        colorize(frame, model=natural_v1, device="cpu", hints=[(10, 10, 255, 0, 0)])
+    np.testing.assert_array_equal(colorize(frame, model=natural_v1, device="cpu", hints=[]), colorize(frame, model=natural_v1, device="cpu"))
     # and v1 models ignore the context option
-    np.testing.assert_array_equal(colorize(frame, model=natural, device="cpu", context="stack"), colorize(frame, model=natural, device="cpu"))
+    np.testing.assert_array_equal(colorize(frame, model=natural_v1, device="cpu", context="stack"), colorize(frame, model=natural_v1, device="cpu"))
 
 
 def test_hint_colours_are_spread_over_the_frame_near_and_far():

@@ -200,9 +200,11 @@ def test_strips_cover_every_row_in_order(stack, reference, natural):
 
 
 @needs_dask
-def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, natural):
-    """A lazy frame too large to read whole is read a tile, a strip or a
-    sparse sample at a time, and gives the in-memory result."""
+def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, natural_v1):
+    """A lazy frame too large to read whole is read a tile or a strip at a
+    time, and gives the in-memory result. (A context-taking model also reads
+    a strided sample of the frame, under 1024 x 1024 pixels, for its view:
+    all of a frame as small as this one; see ``context.frame_view``.)"""
     from helpers import recording_dask
 
     from napari_colorize import arrays
@@ -210,9 +212,9 @@ def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, 
     frame = np.random.default_rng(5).integers(0, 4000, (300, 520)).astype(np.uint16)
     monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
     reads = []
-    strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), model=natural, device="cpu", normalize=(0, 4000), strip_rows=40)
+    strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), model=natural_v1, device="cpu", normalize=(0, 4000), strip_rows=40)
     result = np.concatenate([rgb for _, _, _, rgb in strips])
-    np.testing.assert_array_equal(result, colorize(frame, model=natural, device="cpu", normalize=(0, 4000)))
+    np.testing.assert_array_equal(result, colorize(frame, model=natural_v1, device="cpu", normalize=(0, 4000)))
     pixels_per_computation = {}
     for computation, shape in reads:
         pixels_per_computation[computation] = pixels_per_computation.get(computation, 0) + int(np.prod(shape))

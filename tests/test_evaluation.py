@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from napari_colorize.evaluation import GRAY, EvaluationRow, evaluate, format_table
+from napari_colorize.evaluation import GRAY, EvaluationRow, evaluate, format_table, hint_scores
+from napari_colorize.io import find_images
 
 
 def test_format_table():
@@ -45,3 +46,10 @@ def test_evaluate(colour_folder, tmp_path):
         evaluate(["natural"], gray_only, device="cpu")
     with pytest.raises(FileNotFoundError):
         evaluate(["natural"], tmp_path / "missing", device="cpu")
+
+
+def test_hint_scores_without_hints_are_the_evaluation_s_and_true_hints_help(colour_folder, natural):
+    scores = hint_scores(natural, find_images([colour_folder]), (0, 20))
+    model = evaluate(["natural"], colour_folder, device="cpu")[1]
+    assert scores[0] == (pytest.approx(model.psnr), pytest.approx(model.auc_rebalanced))
+    assert scores[20][0] > scores[0][0]  # twenty true colours bring the colours closer to the truth

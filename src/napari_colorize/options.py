@@ -144,7 +144,7 @@ class ColorizeOptions:
         DEFAULT_MODEL,
         label="Model",
         check=_check_model,
-        help="a shipped model name (natural, natural-regression) or a .safetensors checkpoint you trained",
+        help="a shipped model name (natural, natural-regression; natural-v1, natural-regression-v1: the first generation) or a .safetensors checkpoint you trained",
     )
     device: str = option(
         "auto",
@@ -194,7 +194,7 @@ class ColorizeOptions:
         label="Colour context from",
         choices=("frame", "stack"),
         choice_labels=("each frame", "whole stack"),
-        help="what a context-taking model (colornet-v2) sees as the whole: each frame, or a few frames of the stack pooled so the stack keeps one palette; other models ignore it",
+        help="what a context-taking (second-generation) model sees as the whole: each frame, or a few frames of the stack pooled so the stack keeps one palette; other models ignore it",
     )
     chroma_upsampling: str = option(
         "bilinear",
