@@ -179,8 +179,10 @@ def build_colornet_v2_replicate(*, head: str, bins, width: int):
     """colornet-v2 whose convolutions pad by repeating the edge pixels, not
     with zeros: the network then cannot tell where its window ends, the
     cause of colour bands at the tile period (same weights, same names)."""
+    from torch import nn
+
     network = build_colornet_v2(head=head, bins=bins, width=width)
     for layer in network.modules():
-        if type(layer).__name__ == "Conv2d" and any(layer.padding):
+        if isinstance(layer, nn.Conv2d) and any(layer.padding):
             layer.padding_mode = "replicate"
     return network
