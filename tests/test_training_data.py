@@ -7,7 +7,7 @@ import torch
 
 from napari_colorize.color import ab_bins
 from napari_colorize.io import find_images
-from napari_colorize.training_data import ColorCrops, scan_images
+from napari_colorize.training_data import ColorCrops, cut_out_span, scan_images
 
 
 def test_scan_images(training_folder):
@@ -44,6 +44,20 @@ def test_region_views_are_cut_outs_around_the_crop(training_folder):
         assert region.shape == view.shape == (3, 24, 24) and region.dtype == torch.uint8
         differ += not torch.equal(region, view)
     assert differ > 6  # most cut-outs are smaller than the image
-    # a crop as large as its (unscaled) image leaves no room: the cut-out is the image
-    tight = ColorCrops(paths, crop_size=96, seed=5, length=4, view_size=24, region_views=True, scale_jitter=(1.0, 1.0))
-    assert all(torch.equal(view, region) for _, view, region in (tight[i] for i in range(4)))
+    # a crop as large as its (unscaled) image still gets cut-outs: windows inside it
+    tight = ColorCrops(paths, crop_size=96, seed=5, length=8, view_size=24, region_views=True, scale_jitter=(1.0, 1.0))
+    assert sum(not torch.equal(view, region) for _, view, region in (tight[i] for i in range(8))) > 4
+
+
+def test_cut_outs_reach_from_a_window_inside_the_crop_to_the_whole_image():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for start, size, length in [(0, 128, 128), (40, 128, 300), (172, 128, 300)]:
+        spans = [cut_out_span(start, size, length, rng) for _ in range(400)]
+        assert all(0 <= a < b <= length and b - a >= 96 for a, b in spans)
+        inside = [(a, b) for a, b in spans if b - a <= size]
+        around = [(a, b) for a, b in spans if b - a > size]
+        assert all(start <= a and b <= start + size for a, b in inside)  # a window of the crop
+        assert all(a <= start and start + size <= b for a, b in around)  # the crop and more
+        assert inside and (around or length == size)

@@ -170,10 +170,10 @@ class ColorCrops:
         resized to view_size x view_size: the context of a context-taking
         network. Items are then (crop, view).
     region_views : bool
-        With ``view_size``, also return the view of a random region of the
-        image that contains the crop (each side drawn between the crop's and
-        the image's), as a user who colorizes a cut-out gives the network:
-        items are then (crop, view, region view).
+        With ``view_size``, also return the view of a random cut-out of the
+        image, as a user who colorizes a cut-out gives the network: each side
+        drawn between 3/4 of the crop's (a training window, inside the crop)
+        and the image's (around the crop). Items are then (crop, view, region view).
     """
 
     def __init__(
@@ -232,7 +232,7 @@ class ColorCrops:
         # The whole image the crop came from, as a context-taking network sees a frame.
         views = [rgb]
         if self.region_views:
-            (top, bottom), (left, right) = (_region_around(start, c, n, rng) for start, n in ((y, rgb.shape[0]), (x, rgb.shape[1])))
+            (top, bottom), (left, right) = (cut_out_span(start, c, n, rng) for start, n in ((y, rgb.shape[0]), (x, rgb.shape[1])))
             views.append(rgb[top:bottom, left:right])
         return (crop, *(self._as_view(view, flip, turns, upside_down) for view in views))
 
@@ -248,10 +248,16 @@ class ColorCrops:
         return torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
 
 
-def _region_around(start: int, size: int, length: int, rng) -> tuple[int, int]:
-    """A random interval of ``[0, length)`` containing ``[start, start + size)``."""
-    extent = int(rng.integers(size, length + 1))
-    first = int(rng.integers(max(0, start + size - extent), min(start, length - extent) + 1))
+def cut_out_span(start: int, size: int, length: int, rng) -> tuple[int, int]:
+    """A random interval of ``[0, length)`` from 3/4 of ``size`` long to all of
+    it: inside ``[start, start + size)`` when shorter than that, around it
+    when longer. (Training images are often barely larger than the crop, so
+    cut-outs that only grew from the crop would nearly always be the whole image.)"""
+    extent = int(rng.integers(3 * size // 4, length + 1))
+    if extent <= size:
+        first = start + int(rng.integers(0, size - extent + 1))
+    else:
+        first = int(rng.integers(max(0, start + size - extent), min(start, length - extent) + 1))
     return first, first + extent
 
 
