@@ -398,13 +398,14 @@ def _train_loop(
             lab = lab_of(batch, device)  # once: the input, the target and the hints all come from it
             hints_generator.manual_seed(config.seed * 1_000_003 + step)
             inputs = {}
+            # The whole image's view, then (with shift consistency) a cut-out's.
+            views_lightness = [lab_of(view, device)[:, :1] for view in views]
             if colorizer.extra_inputs:
                 with autocast:
-                    views_lightness = [lab_of(view, device)[:, :1] for view in views]
                     inputs = network_inputs(
                         colorizer,
                         lab,
-                        views_lightness[0] if views else None,
+                        views_lightness[0] if views_lightness else None,
                         generator=hints_generator,
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
@@ -414,7 +415,7 @@ def _train_loop(
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
                 with autocast:
-                    cut_out = {"context": network.encode_context(views_lightness[1])} if len(views) > 1 else None
+                    cut_out = {"context": network.encode_context(views_lightness[1])} if len(views_lightness) > 1 else None
                 inputs = pair.inputs(inputs, cut_out)
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)

@@ -5,10 +5,11 @@ learn a colour prior by position in the window: at inference that paints
 bands at the tile period and changes a structure's colour when the grid
 moves. Here each crop is seen through two windows, one shifted against the
 other (and the second with a little sensor noise, and, for a network that
-takes the frame's context, the context of a random cut-out of the image
-around the crop instead of the whole image's), and the network is penalised
-for disagreeing with itself where they overlap: a structure keeps its colour
-when the grid moves, when the frame is noisy and when the image is cropped.
+takes the frame's context, the context of a random cut-out of the image,
+from a window of the crop to the whole image, instead of the whole image's),
+and the network is penalised for disagreeing with itself where they
+overlap: a structure keeps its colour when the grid moves, when the frame
+is noisy and when the image is cropped.
 """
 
 from __future__ import annotations
