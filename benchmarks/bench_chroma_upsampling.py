@@ -94,9 +94,9 @@ class Recorder:
         self.original = original
         self.calls = []
 
-    def __call__(self, frame, low, high, chroma, working, *, output_stride, rows):
+    def __call__(self, frame, low, high, chroma, working, *, output_stride, rows, guided=False):
         self.calls.append((frame, low, high, chroma.detach().clone(), working, output_stride, rows))
-        return self.original(frame, low, high, chroma, working, output_stride=output_stride, rows=rows)
+        return self.original(frame, low, high, chroma, working, output_stride=output_stride, rows=rows, guided=guided)
 
 
 def compose(call, setting, timer=None) -> np.ndarray:

@@ -16,16 +16,14 @@ import json
 import logging
 import math
 import os
-import platform
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights
 from .devices import resolve_device
-from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint, save_checkpoint
+from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint
+from .training_checkpoint import Checkpointer, state_path
 from .training_consistency import ShiftedPair
 from .training_data import ColorCrops, TrainingData
 from .training_inputs import network_inputs
@@ -122,17 +120,6 @@ def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
     return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
 
 
-def _state_path(output: Path) -> Path:
-    """Where the state to resume from is kept: beside the checkpoint."""
-    return output.with_name(output.name + ".state.pt")
-
-
-def _package_version() -> str:
-    from . import __version__
-
-    return __version__
-
-
 # --------------------------------------------------------------------------
 # The steps of train()
 # --------------------------------------------------------------------------
@@ -153,7 +140,7 @@ def _load_state(output: Path, resume: bool) -> dict | None:
     """The saved state of an interrupted run to resume, if asked for and there is one."""
     import torch
 
-    path = _state_path(output)
+    path = state_path(output)
     return torch.load(path, map_location="cpu", weights_only=True) if resume and path.exists() else None
 
 
@@ -217,7 +204,9 @@ def _make_optimizer(network, config: TrainConfig, state: dict | None, *, fresh: 
     return optimizer
 
 
-def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int, device, view_size: int | None = None, region_views: bool = False):
+def _make_loader(
+    images: Sequence[Path], config: TrainConfig, *, first_step: int, device, view_size: int | None = None, region_views: bool = False
+):
     """Batches of crops for the steps from ``first_step`` on.
 
     Crops are numbered over the whole run, so a resumed run skips those of
@@ -244,117 +233,6 @@ def _make_loader(images: Sequence[Path], config: TrainConfig, *, first_step: int
         prefetch_factor=4 if config.workers > 0 else None,
         drop_last=True,
     )
-
-
-def _describe_device(device) -> str:
-    import torch
-
-    return str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-
-
-class Checkpointer:
-    """Saves the model, and the state to resume from, now and then and at the end.
-
-    Parameters
-    ----------
-    output : Path
-        The ``.safetensors`` checkpoint to write.
-    colorizer : Colorizer
-        The model being trained.
-    optimizer : torch.optim.Optimizer
-    config : TrainConfig
-    data : TrainingData
-        The images and prior; its summary goes into the checkpoint.
-    device : torch.device
-    elapsed_before : float
-        Training seconds spent before this run resumed.
-
-    Attributes
-    ----------
-    output, state_path : Path
-        The checkpoint, and the state for ``resume`` beside it.
-    start : float
-        ``time.monotonic()`` when this run (or its resumption) started.
-    """
-
-    def __init__(
-        self, output: Path, *, colorizer: Colorizer, optimizer, config: TrainConfig, data: TrainingData, device, elapsed_before: float = 0.0
-    ):
-        self.output = output
-        self.state_path = _state_path(output)
-        self.colorizer = colorizer
-        self.optimizer = optimizer
-        self.config = config
-        self.data = data
-        self.device = device
-        self.elapsed_before = elapsed_before
-        self.start = time.monotonic()
-        self._last_save = self.start
-
-    def elapsed(self) -> float:
-        """Training seconds so far, over all the resumptions of the run."""
-        return self.elapsed_before + time.monotonic() - self.start
-
-    def due(self) -> bool:
-        """Whether ``config.checkpoint_minutes`` have passed since the last save."""
-        return time.monotonic() - self._last_save > 60.0 * self.config.checkpoint_minutes
-
-    def save(self, step: int, loss: float | None, final: bool) -> None:
-        """Write the checkpoint (with the training summary in its metadata), then the state.
-
-        Parameters
-        ----------
-        step : int
-            Optimiser steps done.
-        loss : float or None
-            The smoothed training loss (None before the first step).
-        final : bool
-            Whether the run is over (recorded as ``finished``).
-        """
-        import torch
-
-        elapsed = self.elapsed()
-        self.colorizer.metadata.update(
-            training={
-                "data": self.data.summary,
-                "config": asdict(self.config),
-                "steps": step,
-                "wall_time_s": round(elapsed, 1),
-                "device": _describe_device(self.device),
-                "host": platform.machine(),
-                "final_loss": round(loss, 5) if loss is not None else None,
-                "finished": final,
-            },
-            normalisation="L = Lab lightness of the sRGB gray of the intensity normalised to [0, 1]",
-            code_version=_package_version(),
-            torch_version=torch.__version__,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        )
-        network = self.colorizer.network
-        network.eval()  # saved as used: no batch statistics
-        save_checkpoint(self.colorizer, self.output)
-        network.train()
-        self._save_state(step, elapsed)
-        self._last_save = time.monotonic()
-
-    def _save_state(self, step: int, elapsed: float) -> None:
-        """Everything ``resume`` needs, written atomically (a crash mid-write keeps the last one)."""
-        import torch
-
-        state = {
-            "network": self.colorizer.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "step": step,
-            "elapsed": elapsed,
-            "prior": torch.as_tensor(self.data.prior),
-            "bins": torch.as_tensor(self.colorizer.bins),
-            "config": json.dumps(asdict(self.config)),
-            "data": json.dumps(self.data.state_entries()),
-            "metadata": json.dumps(self.colorizer.metadata),
-        }
-        tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
-        torch.save(state, tmp)
-        tmp.replace(self.state_path)
 
 
 def _train_loop(
@@ -410,7 +288,9 @@ def _train_loop(
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
                     )
-            pair = ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
+            pair = (
+                ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
+            )
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
