@@ -9,13 +9,8 @@ import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .model import Colorizer, save_checkpoint
-
-if TYPE_CHECKING:  # the run's config and data are defined by the modules that use this one
-    from .training import TrainConfig
-    from .training_data import TrainingData
 
 
 def state_path(output: Path) -> Path:
@@ -61,7 +56,7 @@ class Checkpointer:
     """
 
     def __init__(
-        self, output: Path, *, colorizer: Colorizer, optimizer, config: TrainConfig, data: TrainingData, device, elapsed_before: float = 0.0
+        self, output: Path, *, colorizer: Colorizer, optimizer, config, data, device, elapsed_before: float = 0.0
     ):
         self.output = output
         self.state_path = state_path(output)
