@@ -33,11 +33,28 @@ def test_the_windows_cover_the_same_pixels_where_they_overlap():
     assert pair.disagreement(same, regression=False) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_pairs_are_shifted_by_whole_output_pixels_and_noise_is_bounded():
+def test_windows_shifted_by_a_fraction_of_an_output_pixel_are_compared_where_they_see_the_same_place():
+    # Outputs that are a linear function of the image position (as an exactly
+    # shift-equivariant network would give on a ramp) agree after interpolation.
+    stride, size = 4, 16
+    for dy, dx in [(1, 0), (6, 3), (0, 13), (32, 31)]:
+        pair = ShiftedPair(side=stride * size, dy=dy, dx=dx, stride=stride)
+        rows, columns = (stride * torch.arange(float(size)))[:, None], (stride * torch.arange(float(size)))[None, :]
+        first = torch.stack([rows + 0 * columns, 2 * columns - rows])[None]
+        second = torch.stack([rows + dy + 0 * columns, 2 * (columns + dx) - (rows + dy)])[None]
+        assert pair.disagreement(torch.cat([first, second]), regression=True) == pytest.approx(0.0, abs=1e-9)
+        # the same outputs, taken as if the windows were shifted by whole output pixels, disagree
+        assert ShiftedPair(side=stride * size, dy=dy // stride * stride, dx=dx // stride * stride, stride=stride).disagreement(
+            torch.cat([first, second]), regression=True
+        ) > 1e-6
+
+
+def test_pairs_are_shifted_by_any_whole_input_pixels_and_noise_is_bounded():
     generator = torch.Generator().manual_seed(0)
     pairs = [ShiftedPair.draw(128, 4, generator=generator) for _ in range(200)]
-    assert all((p.dy or p.dx) and p.dy % 4 == 0 and p.dx % 4 == 0 and max(p.dy, p.dx) <= MAX_SHIFT and p.side == 96 for p in pairs)
-    assert len({(p.dy, p.dx) for p in pairs}) > 40
+    assert all((p.dy or p.dx) and max(p.dy, p.dx) <= MAX_SHIFT and p.side == 96 for p in pairs)
+    assert len({(p.dy, p.dx) for p in pairs}) > 100
+    assert {p.dy % 4 for p in pairs} == {0, 1, 2, 3}  # sub-stride phases too
     small = [ShiftedPair.draw(64, 4, generator=generator) for _ in range(50)]
     assert all(p.side == 48 and max(p.dy, p.dx) <= 16 for p in small)  # still two thirds in common
     lightness = torch.full((4, 1, 32, 32), 50.0)

@@ -34,15 +34,16 @@ class ShiftedPair:
 
     @classmethod
     def draw(cls, crop_size: int, stride: int, *, generator) -> ShiftedPair:
-        """A random pair: shifts are multiples of the output stride (so the
-        outputs overlap on whole pixels), at least one of them non-zero."""
+        """A random pair, shifted by any whole number of input pixels (at
+        least one of dy, dx non-zero): shifts that are not multiples of the
+        output stride move the output grid against the image by a fraction
+        of an output pixel, as a shifted or cropped frame does at inference."""
         import torch
 
         # Windows stay multiples of 16 and overlap by at least two thirds.
         reach = MAX_SHIFT if crop_size >= 4 * MAX_SHIFT else MAX_SHIFT // 2
-        steps = reach // stride
         while True:
-            dy, dx = (int(v) * stride for v in torch.randint(0, steps + 1, (2,), generator=generator))
+            dy, dx = (int(v) for v in torch.randint(0, reach + 1, (2,), generator=generator))
             if dy or dx:
                 return cls(side=crop_size - reach, dy=dy, dx=dx, stride=stride)
 
@@ -81,16 +82,33 @@ class ShiftedPair:
 
         Classification: the symmetric Kullback-Leibler divergence of the two
         distributions over the bins, per pixel; regression: the squared ab
-        difference (divided by 110 squared). Mean over the overlap.
+        difference (divided by 110 squared). Mean over the overlap, with the
+        second window's output interpolated onto the first's grid.
         """
         import torch
 
         count = output.shape[0] // 2
-        oy, ox = self.dy // self.stride, self.dx // self.stride
-        size = self.side // self.stride
-        first = output[:count, :, oy:, ox:].float()
-        second = output[count:, :, : size - oy, : size - ox].float()
+        first, second = output[:count].float(), output[count:].float()
+        if not regression:
+            first, second = torch.softmax(first, dim=1), torch.softmax(second, dim=1)
+        first, second = self._aligned(first, second, self.dy, axis=2)
+        first, second = self._aligned(first, second, self.dx, axis=3)
         if regression:
             return ((first - second) / 110.0).pow(2).sum(dim=1).mean()
-        log_p, log_q = torch.log_softmax(first, dim=1), torch.log_softmax(second, dim=1)
-        return ((log_p.exp() - log_q.exp()) * (log_p - log_q)).sum(dim=1).mean()
+        tiny = torch.finfo(first.dtype).tiny
+        return ((first - second) * (torch.log(first + tiny) - torch.log(second + tiny))).sum(dim=1).mean()
+
+    def _aligned(self, first, second, shift: int, *, axis: int):
+        """The first and second outputs along ``axis`` where they see the same
+        image. The second window's output pixel i lies ``shift / stride``
+        output pixels after the first's pixel i; when that is not a whole
+        number, the second output is interpolated linearly (as the chroma is
+        upsampled at inference) to where the first's pixels lie."""
+        whole, part = divmod(shift, self.stride)
+        size = first.shape[axis]
+        if not part:
+            return first.narrow(axis, whole, size - whole), second.narrow(axis, 0, size - whole)
+        fraction = part / self.stride
+        length = size - whole - 1
+        between = (1 - fraction) * second.narrow(axis, 1, length) + fraction * second.narrow(axis, 0, length)
+        return first.narrow(axis, whole + 1, length), between
