@@ -178,7 +178,7 @@ class ColorizeOptions:
         minimum=0.0,
         exclusive_minimum=True,
         gui_range=(0.01, 1.0, 0.01),
-        help="annealed-mean temperature T > 0: lower is bolder, more saturated colour, 1 the plain mean (muted); 0.38 is the paper's; regression models ignore it",
+        help="annealed-mean temperature T > 0: lower is bolder, more saturated colour, 1 the plain mean (muted on photographs; on near-gray frames such as the Moon it can give more colour than 0.38); 0.38 is the paper's; regression models ignore it",
     )
     normalize: Normalize = option(
         "frame",
