@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 from pathlib import Path
 
 
@@ -32,7 +31,7 @@ def main(argv=None) -> int:
     if args.output.resolve() in {path.resolve() for path in args.checkpoints}:
         parser.error("the output would overwrite one of the checkpoints averaged")
 
-    from napari_colorize.model import load_checkpoint, save_checkpoint
+    from napari_colorize.model import file_sha256, load_checkpoint, save_checkpoint
 
     models = [load_checkpoint(path) for path in args.checkpoints]
     kinds = {(model.architecture, model.head, model.metadata.get("width"), len(model.bins)) for model in models}
@@ -49,7 +48,7 @@ def main(argv=None) -> int:
         {
             "file": path.name,
             "steps": model.metadata.get("training", {}).get("steps"),
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "sha256": file_sha256(path),
         }
         for path, model in zip(args.checkpoints, models)
     ]
