@@ -44,9 +44,33 @@ def test_windows_shifted_by_a_fraction_of_an_output_pixel_are_compared_where_the
         second = torch.stack([rows + dy + 0 * columns, 2 * (columns + dx) - (rows + dy)])[None]
         assert pair.disagreement(torch.cat([first, second]), regression=True) == pytest.approx(0.0, abs=1e-9)
         # the same outputs, taken as if the windows were shifted by whole output pixels, disagree
-        assert ShiftedPair(side=stride * size, dy=dy // stride * stride, dx=dx // stride * stride, stride=stride).disagreement(
-            torch.cat([first, second]), regression=True
-        ) > 1e-6
+        assert (
+            ShiftedPair(side=stride * size, dy=dy // stride * stride, dx=dx // stride * stride, stride=stride).disagreement(
+                torch.cat([first, second]), regression=True
+            )
+            > 1e-6
+        )
+
+
+def test_the_decoded_penalty_charges_a_change_of_the_colour_seen_that_the_divergence_barely_sees():
+    # Two bins, at -50 and +50 in a: a nearly even split that tips one way or
+    # the other is a small divergence but, sharpened by the annealed mean, a
+    # large change of colour.
+    bins = torch.tensor([[-50.0, 0.0], [50.0, 0.0]])
+    pair = ShiftedPair(side=16, dy=4, dx=0, stride=4)
+    first = torch.zeros(1, 2, 4, 4)
+    second = first.clone()
+    second[:, 1] = 0.2  # logits 0 and 0.2: probabilities 0.45 and 0.55
+    output = torch.cat([first, second])
+    divergence = pair.disagreement(output, regression=False)
+    with_decoded = pair.disagreement(output, regression=False, bins=bins, decoded_weight=1.0)
+    assert divergence < 0.02
+    assert with_decoded - divergence > 5 * divergence  # about a 25-unit change of a*, sharpened at T 0.38
+    assert pair.disagreement(output, regression=False, bins=bins, decoded_weight=2.0) - divergence == pytest.approx(
+        2 * (with_decoded - divergence)
+    )
+    same = torch.cat([second, second])
+    assert pair.disagreement(same, regression=False, bins=bins, decoded_weight=1.0) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_pairs_are_shifted_by_any_whole_input_pixels_and_noise_is_bounded():
@@ -81,7 +105,22 @@ def test_a_run_with_shift_consistency_trains_and_records_it(training_folder, tmp
     assert loaded.metadata["training"]["config"]["shift_consistency"] == 1.0
 
 
-@pytest.mark.parametrize(("changes", "message"), [({"shift_consistency": -1.0}, "a weight >= 0"), ({"shift_consistency": 1.0, "crop_size": 48}, "at least 64")])
+def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, tmp_path):
+    config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, decoded_consistency=0.5, **FAST)
+    train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
+    assert load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]["config"]["decoded_consistency"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"shift_consistency": -1.0}, "a weight >= 0"),
+        ({"shift_consistency": 1.0, "crop_size": 48}, "at least 64"),
+        ({"decoded_consistency": 1.0}, "needs --shift-consistency"),
+        ({"shift_consistency": 1.0, "decoded_consistency": 1.0, "head": "regression"}, "classification head"),
+        ({"shift_consistency": 1.0, "decoded_consistency": -0.5}, "a weight >= 0"),
+    ],
+)
 def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):
     config = TrainConfig(steps=2, **{**FAST, **changes})
     with pytest.raises(ValueError, match=message):

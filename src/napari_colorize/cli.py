@@ -60,7 +60,9 @@ def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | Non
         if spec.explicit_range:
             group = parser.add_mutually_exclusive_group()
             group.add_argument(flag, choices=spec.choices, default=spec.default, help=_help(spec))
-            group.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white")
+            group.add_argument(
+                "--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white"
+            )
         elif spec.kind is tuple:
             parser.add_argument(flag, nargs=len(spec.default), type=float, default=spec.default, metavar=("LOW", "HIGH"), help=_help(spec))
         elif spec.choices is not None:
@@ -88,7 +90,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("colorize", help="colorize image files (TIFF stacks, PNG, JPEG)")
     run.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    run.add_argument("-o", "--output", type=Path, required=True, help="output file (.tif keeps frame axes; .png/.jpg one frame), or a folder for several inputs")
+    run.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output file (.tif keeps frame axes; .png/.jpg one frame), or a folder for several inputs",
+    )
     add_option_arguments(run)
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -129,6 +137,13 @@ def _build_parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="WEIGHT",
         help="penalise colouring a pixel differently when the tile around it moves or the frame is cropped around it (two shifted windows per crop, the second with the context of a cut-out; default 0: off)",
+    )
+    train.add_argument(
+        "--decoded-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="with --shift-consistency, also penalise the difference of the decoded colours (annealed means) of the two windows, not only of their distributions (classification; default 0: off)",
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
@@ -255,10 +270,13 @@ def _run_train(args) -> None:
         any_orientation=args.any_orientation,
         fresh_lr_scale=args.fresh_lr_scale,
         shift_consistency=args.shift_consistency,
+        decoded_consistency=args.decoded_consistency,
     )
     if args.workers is not None:
         config.workers = args.workers
-    colorizer = train(args.folders, output=args.output, config=config, device=args.device, init=args.init, resume=args.resume, progress=not args.quiet)
+    colorizer = train(
+        args.folders, output=args.output, config=config, device=args.device, init=args.init, resume=args.resume, progress=not args.quiet
+    )
     info = colorizer.metadata["training"]
     print(f"wrote {args.output}: {info['steps']} steps in {info['wall_time_s']:.0f} s, loss {info['final_loss']}")
 

@@ -86,6 +86,11 @@ class TrainConfig:
         context) when the frame is cropped around it (see
         :mod:`napari_colorize.training_consistency`); 0 trains on whole crops
         without it. Needs crops of at least 64.
+    decoded_consistency : float
+        With ``shift_consistency``, how much of that penalty (classification
+        only) is also charged on the difference of the two windows' decoded
+        colours, the annealed means the user sees, beside the divergence of
+        their distributions; 0 charges the divergence alone.
     """
 
     head: str = "classification"
@@ -107,6 +112,7 @@ class TrainConfig:
     any_orientation: bool = False
     fresh_lr_scale: float = 1.0
     shift_consistency: float = 0.0
+    decoded_consistency: float = 0.0
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -132,6 +138,10 @@ def _check_options(config: TrainConfig, output: Path) -> None:
         raise ValueError(f"crop size must be a multiple of 16 and >= 32, got {config.crop_size}")
     if not config.shift_consistency >= 0:
         raise ValueError(f"shift consistency is a weight >= 0, got {config.shift_consistency}")
+    if not config.decoded_consistency >= 0:
+        raise ValueError(f"decoded consistency is a weight >= 0, got {config.decoded_consistency}")
+    if config.decoded_consistency and (not config.shift_consistency or config.head != "classification"):
+        raise ValueError("decoded consistency needs --shift-consistency and a classification head")
     if config.shift_consistency and config.crop_size < 64:
         raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
 
@@ -303,7 +313,9 @@ def _train_loop(
                 output = network(lightness, **inputs)
             loss = loss_fn(output, ab)
             if pair is not None:
-                loss = loss + config.shift_consistency * pair.disagreement(output, regression=colorizer.head == "regression")
+                loss = loss + config.shift_consistency * pair.disagreement(
+                    output, regression=colorizer.head == "regression", bins=loss_fn.bins, decoded_weight=config.decoded_consistency
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

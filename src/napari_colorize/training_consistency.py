@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .color import annealed_mean
+
 #: Largest shift between the two windows, in crop pixels (half of it for crops under 128).
 MAX_SHIFT = 32
 #: Largest noise added to the second window's lightness, as a fraction of
 #: the crop's standard deviation (the stack benchmark uses 3 %).
 MAX_NOISE = 0.04
+#: ab difference that costs as much as a unit of divergence in the decoded-colour penalty.
+DECODED_SCALE = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,26 +81,39 @@ class ShiftedPair:
         spread = second.flatten(1).std(dim=1)[:, None, None, None]
         return torch.cat([lightness[:count], (second + level * spread * noise).clamp(0.0, 100.0)])
 
-    def disagreement(self, output, *, regression: bool):
+    def disagreement(self, output, *, regression: bool, bins=None, decoded_weight: float = 0.0):
         """How much the two windows' outputs differ where they overlap.
 
         Classification: the symmetric Kullback-Leibler divergence of the two
-        distributions over the bins, per pixel; regression: the squared ab
-        difference (divided by 110 squared). Mean over the overlap, with the
-        second window's output interpolated onto the first's grid.
+        distributions over the bins, per pixel, plus ``decoded_weight`` times
+        the squared difference of the colours the user sees (the annealed
+        means at the default temperature, over ``bins``, divided by
+        DECODED_SCALE squared): sharpening a broad distribution turns a
+        small divergence into a visible change of colour. Regression: the
+        squared ab difference (divided by 110 squared). Mean over the
+        overlap, with the second window's output interpolated onto the
+        first's grid.
         """
         import torch
 
         count = output.shape[0] // 2
         first, second = output[:count].float(), output[count:].float()
-        if not regression:
-            first, second = torch.softmax(first, dim=1), torch.softmax(second, dim=1)
-        first, second = self._aligned(first, second, self.dy, axis=2)
-        first, second = self._aligned(first, second, self.dx, axis=3)
         if regression:
+            first, second = self._overlap(first, second)
             return ((first - second) / 110.0).pow(2).sum(dim=1).mean()
+        logits = (first, second)
+        first, second = self._overlap(torch.softmax(first, dim=1), torch.softmax(second, dim=1))
         tiny = torch.finfo(first.dtype).tiny
-        return ((first - second) * (torch.log(first + tiny) - torch.log(second + tiny))).sum(dim=1).mean()
+        divergence = ((first - second) * (torch.log(first + tiny) - torch.log(second + tiny))).sum(dim=1).mean()
+        if not decoded_weight:
+            return divergence
+        first, second = self._overlap(*(annealed_mean(value, bins) for value in logits))
+        return divergence + decoded_weight * ((first - second) / DECODED_SCALE).pow(2).sum(dim=1).mean()
+
+    def _overlap(self, first, second):
+        """Both outputs cut (and the second interpolated) to where they see the same image."""
+        first, second = self._aligned(first, second, self.dy, axis=2)
+        return self._aligned(first, second, self.dx, axis=3)
 
     def _aligned(self, first, second, shift: int, *, axis: int):
         """The first and second outputs along ``axis`` where they see the same
