@@ -285,7 +285,7 @@ def test_foreign_safetensors_file(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (lambda h: h["__metadata__"].update(napari_colorize="{not json"), "does not match"),
+        (lambda h: h["__metadata__"].update(napari_colorize="{not json"), "metadata is not valid JSON"),
         (lambda h: h["__metadata__"].update(napari_colorize=json.dumps({"architecture": "other-net"})), "unsupported architecture"),
         (lambda h: h["__metadata__"].update(napari_colorize=json.dumps({"architecture": ARCHITECTURE})), "does not match"),
         # claims a wider network than its tensors

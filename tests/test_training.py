@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from napari_colorize import training
 from napari_colorize.architectures import Architecture, register_architecture, unregister_architecture
 from napari_colorize.color import ab_bins, rebalance_weights
-from napari_colorize.io import find_images
+from napari_colorize.io import TOP_LEVEL, find_images
 from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
 from napari_colorize.training import TrainConfig, train
 from napari_colorize.training_loss import Loss, lab_batch
@@ -134,7 +134,12 @@ def test_training_lowers_the_loss_and_writes_a_checkpoint(training_folder, tmp_p
     assert info["steps"] == 30 and info["finished"] is True
     assert info["wall_time_s"] > 0
     assert math.isfinite(info["final_loss"])
-    assert info["data"] == {"folders": ["images"], "images": 6, "skipped_gray_or_unreadable": 3}
+    assert info["data"] == {
+        "folders": ["images"],
+        "images": 6,
+        "skipped_gray_or_unreadable": 3,
+        "images_per_subfolder": {"images": {TOP_LEVEL: 6}},
+    }
     assert info["config"]["learning_rate"] == 1e-2 and info["config"]["steps"] == 30
     assert info["device"] == "cpu"
     assert loaded.prior is not None and loaded.prior.sum() == pytest.approx(1.0)

@@ -574,3 +574,98 @@ def test_a_lazy_layer_that_fails_to_read_is_reported_and_leaves_no_file(qtbot, v
     assert outputs(viewer) == [] and widget.run_button.enabled
     assert len(notifications["error"]) == 1 and "share unavailable" in notifications["error"][0]
     assert list((tmp_path / "cache").glob("*")) == []
+
+
+def test_the_chosen_model_is_described_under_the_chooser(widget, tmp_path, tiny_file):
+    from napari_colorize.model_info import describe_model
+
+    controls = list(widget)
+    assert controls.index(widget.model_info) == controls.index(widget.checkpoint) + 1 == controls.index(widget.model) + 2
+    assert widget.model_info.value == describe_model(widget.model.value).summary()
+    widget.model.value = "natural-v1"
+    text = widget.model_info.value
+    assert text == describe_model("natural-v1").summary()
+    assert "Domain: " in text and "Trained on: " in text and "Terms: " in text and "first generation" in text
+    widget.model.value = CHECKPOINT_FILE_CHOICE
+    assert widget.model_info.value == "Choose a .safetensors checkpoint file, or pick a shipped model."
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"this is not a checkpoint")
+    widget.checkpoint.value = broken
+    assert widget.model_info.value.startswith("Cannot read checkpoint") and "Traceback" not in widget.model_info.value
+    widget.checkpoint.value = tiny_file  # a file that records nothing says so
+    assert widget.model_info.value.startswith("No description recorded.\nDomain: not recorded.")
+
+
+# ---------------------------------------------------------------- uncertainty layer
+
+
+def uncertainty_outputs(viewer, kind="result"):
+    return [layer for layer in outputs(viewer, kind) if layer.metadata[METADATA_KEY].get("shows") == "uncertainty"]
+
+
+def test_uncertainty_layer_sits_exactly_on_the_result(qtbot, viewer, widget, private_settings):
+    stack = smooth_image((3, 64, 72), dtype=np.float32)
+    viewer.add_image(stack, name="stack", scale=(2.0, 0.5, 0.25), translate=(1.0, 10.0, -5.0), units=("s", "µm", "µm"))
+    viewer.dims.set_point(0, 1.0 + 2.0 * 2)  # the third frame
+    assert not widget.uncertainty_layer.value, "off by default"
+    widget.uncertainty_layer.value = True
+    run_and_wait(qtbot, widget)
+
+    (uncertainty,) = uncertainty_outputs(viewer)
+    (result,) = [layer for layer in outputs(viewer) if layer is not uncertainty]
+    assert uncertainty.name == "stack uncertainty" and not uncertainty.rgb
+    assert uncertainty.data.shape == (1, 64, 72) and uncertainty.data.dtype == np.float32
+    rgb, expected = colorize(stack[2], device="cpu", uncertainty=True)
+    np.testing.assert_array_equal(result.data[0], rgb)
+    np.testing.assert_array_equal(uncertainty.data[0], expected)
+    assert uncertainty.colormap.name == "magma" and tuple(uncertainty.contrast_limits) == (0.0, 1.0)
+    np.testing.assert_allclose(uncertainty.scale, result.scale)
+    np.testing.assert_allclose(uncertainty.translate, result.translate)
+    assert uncertainty.units == result.units
+    made = uncertainty.metadata[METADATA_KEY]
+    assert "normalised entropy" in made["uncertainty"] and "0 certain" in made["uncertainty"] and made["model"] == "natural"
+
+    run_and_wait(qtbot, widget)  # a rerun replaces both layers
+    assert len(uncertainty_outputs(viewer)) == 1 and len(outputs(viewer)) == 2
+    assert ColorizeWidget(viewer).uncertainty_layer.value, "the choice is remembered"
+
+
+def test_a_preview_gets_its_own_uncertainty_layer_on_the_preview(qtbot, viewer, widget):
+    viewer.add_image(smooth_image((400, 500)), name="big", scale=(0.5, 0.5), translate=(7.0, -3.0))
+    viewer.camera.center = (60.0, 80.0)
+    viewer.camera.zoom = 8.0
+    widget.uncertainty_layer.value = True
+    run_and_wait(qtbot, widget, "preview")
+
+    (uncertainty,) = uncertainty_outputs(viewer, "preview")
+    (preview,) = [layer for layer in outputs(viewer, "preview") if layer is not uncertainty]
+    assert uncertainty.name == "big preview uncertainty" and uncertainty.data.shape == preview.data.shape[:-1]
+    np.testing.assert_allclose(uncertainty.scale, preview.scale)
+    np.testing.assert_allclose(uncertainty.translate, preview.translate)
+    assert outputs(viewer) == [], "a preview is not a result"
+
+
+def test_multiscale_result_gets_a_multiscale_uncertainty(qtbot, viewer, widget):
+    full = smooth_image((300, 260))
+    viewer.add_image([full, full[::2, ::2]], name="pyramid", multiscale=True, scale=(0.5, 0.5))
+    widget.uncertainty_layer.value = True
+    run_and_wait(qtbot, widget)
+
+    (uncertainty,) = uncertainty_outputs(viewer)
+    assert uncertainty.multiscale and [level.shape for level in uncertainty.data] == [(300, 260), (150, 130)]
+    np.testing.assert_array_equal(uncertainty.data[1], uncertainty.data[0][::2, ::2])
+
+
+def test_a_regression_model_offers_no_uncertainty_layer_and_says_why(qtbot, viewer, widget, notifications):
+    viewer.add_image(smooth_image((40, 50)), name="frame")
+    widget.uncertainty_layer.value = True
+    widget.model.value = "natural-regression"
+    assert not widget.uncertainty_layer.enabled
+    assert "natural-regression is a regression model" in widget.uncertainty_info.value
+    run_and_wait(qtbot, widget)
+    assert uncertainty_outputs(viewer) == [] and len(outputs(viewer)) == 1
+    assert notifications["error"] == []
+
+    widget.model.value = "natural"
+    assert widget.uncertainty_layer.enabled and widget.uncertainty_info.value == ""
+

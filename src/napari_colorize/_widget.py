@@ -3,8 +3,10 @@
 The widget picks an input layer and the options, runs ``colorize`` in a worker
 thread (so the viewer stays usable), bridges its progress and cancel
 callbacks, and adds the result as an RGB layer that sits exactly where the
-input sits and records in its metadata how it was made. Colours are
-predicted by a model, not measured; the layer metadata says so.
+input sits and records in its metadata how it was made (and, if asked, the
+model's per-pixel uncertainty as a second layer beside it, see
+:mod:`napari_colorize.output_layers`). Colours are predicted by a model, not
+measured; the layer metadata says so.
 
 Only the controls and their wiring live here. The option controls (labels,
 tooltips, limits, defaults) are built from
@@ -16,9 +18,11 @@ and recording it :mod:`napari_colorize.jobs`, remembered settings
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,16 +31,15 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
     ProgressBar,
     PushButton,
     RadioButtons,
-    SpinBox,
 )
 
 from . import layer_geometry
 from . import settings as settings_store
+from .checkpoint_files import checkpoint_metadata, shipped_models
 from .devices import available_devices, describe_device
 from .jobs import ColorizeOutcome, ColorizeRequest, output_metadata, output_name, progress_text, run_request
 from .layer_geometry import (
@@ -49,8 +52,10 @@ from .layer_geometry import (
     preview_level,
     visible_region,
 )
-from .model import shipped_models
-from .options import ColorizeOptions, OptionSpec, option_spec, option_specs
+from .model_info import describe_model
+from .option_controls import option_control
+from .options import ColorizeOptions, option_spec, option_specs
+from .output_layers import add_outputs, find_output
 from .provenance import METADATA_KEY, PREDICTED_NOTE
 from .settings import load_settings, save_settings, settings_file
 
@@ -95,6 +100,8 @@ _TOOLTIPS = {
     "frames": "Colorize only the frame shown now, or every frame of the stack.",
     "keep": "Keep earlier results as separate layers instead of replacing them.",
     "preview": "Colorize just the part of the current slice in view, at a reduced working resolution if it is large.",
+    "uncertainty": "Also add a layer showing how unsure the model is at each pixel: the normalised entropy of its predicted "
+    "colour distribution, 0 (dark) certain, 1 (bright) spread evenly over all colours. Classification models only.",
 }
 
 
@@ -114,26 +121,6 @@ def is_colorizable(layer) -> bool:
     if not isinstance(layer, Image) or is_colorize_output(layer):
         return False
     return np.dtype(layer.dtype).kind in "biuf"
-
-
-def option_control(spec: OptionSpec, choices: list | None = None) -> ValueWidget:
-    """The control of one option, with its label, tooltip, limits and default from ``spec``.
-
-    ``choices`` replaces the spec's own (for what depends on this machine:
-    the models shipped, the devices present). Options with choices get a
-    chooser, numbers a spin box over ``spec.gui_range``.
-    """
-    common = {"label": spec.label, "tooltip": spec.help[:1].upper() + spec.help[1:] + ".", "value": spec.default}
-    if choices is None and spec.choices is not None:
-        choices = list(zip(spec.choice_labels or [str(c) for c in spec.choices], spec.choices))
-    if choices is not None:
-        return ComboBox(choices=choices, **common)
-    if spec.kind in (int, float) and spec.gui_range is not None:
-        low, high, step = spec.gui_range
-        if spec.kind is int:
-            return SpinBox(min=int(low), max=int(high), step=int(step), **common)
-        return FloatSpinBox(min=low, max=high, step=step, **common)
-    raise TypeError(f"option {spec.name!r} has no widget control: give it choices or a gui_range, or in_widget=False")
 
 
 class ColorizeWidget(Container):
@@ -164,6 +151,7 @@ class ColorizeWidget(Container):
         self._connect_events()
         self._update_model_controls()
         self._update_device_info()
+        self._update_uncertainty_control()
         self._update_input_info()
         self._set_running(False)
 
@@ -180,6 +168,7 @@ class ColorizeWidget(Container):
                 self.option_controls[spec.name] = option_control(spec, machine_choices.get(spec.name))
                 setattr(self, spec.name, self.option_controls[spec.name])
         self.checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors", tooltip=_TOOLTIPS["checkpoint"])
+        self.model_info = Label(label="", value="")
         self.device_info = Label(label="", value="")
         self.frames = RadioButtons(
             label="Frames",
@@ -189,22 +178,25 @@ class ColorizeWidget(Container):
             tooltip=_TOOLTIPS["frames"],
         )
         self.keep_copies = CheckBox(label="Keep earlier results", value=False, tooltip=_TOOLTIPS["keep"])
+        self.uncertainty_layer = CheckBox(label="Uncertainty layer", value=False, tooltip=_TOOLTIPS["uncertainty"])
+        self.uncertainty_info = Label(label="", value="", visible=False)
         self.run_button = PushButton(text="Run")
         self.preview_button = PushButton(text="Preview view", tooltip=_TOOLTIPS["preview"])
         self.cancel_button = PushButton(text="Cancel")
         self.progress_bar = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="Ready. " + PREDICTED_NOTE.capitalize() + ".")
-        for label in (self.input_info, self.device_info, self.status):
+        for label in (self.input_info, self.model_info, self.device_info, self.uncertainty_info, self.status):
             if hasattr(label.native, "setWordWrap"):  # a long message wraps instead of widening the dock
                 label.native.setWordWrap(True)
 
     def _layout(self) -> list:
         """The controls top to bottom: options in their declared order, each
         followed by its companion (the checkpoint file after the model chooser...)."""
-        companions = {"model": [self.checkpoint], "device": [self.device_info]}
+        companions = {"model": [self.checkpoint, self.model_info], "device": [self.device_info]}
         options = [widget for name, control in self.option_controls.items() for widget in (control, *companions.get(name, []))]
         buttons = Container(widgets=[self.run_button, self.preview_button, self.cancel_button], layout="horizontal", labels=False)
-        return [self.input_layer, self.input_info, *options, self.frames, self.keep_copies, buttons, self.progress_bar, self.status]
+        outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
+        return [self.input_layer, self.input_info, *options, *outputs, buttons, self.progress_bar, self.status]
 
     def _connect_events(self) -> None:
         layers = self._viewer.layers
@@ -215,7 +207,10 @@ class ColorizeWidget(Container):
             layer.events.name.connect(self.refresh_inputs)
         self.input_layer.changed.connect(self._update_input_info)
         self.model.changed.connect(self._update_model_controls)
+        self.checkpoint.changed.connect(self._update_model_info)
         self.device.changed.connect(self._update_device_info)
+        self.model.changed.connect(self._update_uncertainty_control)
+        self.checkpoint.changed.connect(self._update_uncertainty_control)
         self.run_button.changed.connect(self.run)
         self.preview_button.changed.connect(self.preview)
         self.cancel_button.changed.connect(self.cancel)
@@ -251,15 +246,44 @@ class ColorizeWidget(Container):
 
     def _update_model_controls(self, *_args) -> None:
         self.checkpoint.visible = self.model.value == CHECKPOINT_FILE_CHOICE
+        self._update_model_info()
+
+    def _update_model_info(self, *_args) -> None:
+        """Describe the chosen model: what it is for, its domain, its training data and terms."""
+        try:
+            self.model_info.value = describe_model(self._model_source()).summary()
+        except Exception as exc:  # no file chosen, or one that cannot be read: said, never raised into Qt
+            message = (str(exc) or type(exc).__name__).rstrip(".")
+            self.model_info.value = message[:1].upper() + message[1:] + "."
 
     def _update_device_info(self, *_args) -> None:
         self.device_info.value = describe_device(self.device.value)
+
+    def _update_uncertainty_control(self, *_args) -> None:
+        """Offer the uncertainty layer only for models that predict a distribution;
+        say why it is off for a regression model."""
+        source, head = None, None
+        try:
+            source = self._model_source()
+            head = checkpoint_metadata(source).get("head")
+        except (ValueError, OSError):  # no file chosen, or one that cannot be read (CheckpointError): the model info says so
+            pass
+        regression = head == "regression"
+        self.uncertainty_layer.enabled, self.uncertainty_info.visible = not regression, regression
+        why = f"{Path(str(source)).stem} is a regression model, which predicts colours without a distribution over them"
+        self.uncertainty_info.value = f"No uncertainty layer: {why}." if regression else ""
 
     # ---- settings
 
     def _remembered_controls(self) -> dict[str, ValueWidget]:
         """The controls whose values are remembered, by setting name."""
-        return {**self.option_controls, "checkpoint": self.checkpoint, "frames": self.frames, "keep_copies": self.keep_copies}
+        return {
+            **self.option_controls,
+            "checkpoint": self.checkpoint,
+            "frames": self.frames,
+            "keep_copies": self.keep_copies,
+            "uncertainty_layer": self.uncertainty_layer,
+        }
 
     def _setting_checks(self) -> dict[str, settings_store.Check]:
         """How a remembered value is checked before it is applied, by setting name."""
@@ -271,6 +295,7 @@ class ColorizeWidget(Container):
         checks["checkpoint"] = settings_store.check_checkpoint_path
         checks["frames"] = settings_store.check_choice(self.frames.choices)
         checks["keep_copies"] = settings_store.check_flag
+        checks["uncertainty_layer"] = settings_store.check_flag
         return checks
 
     def settings(self) -> dict[str, Any]:
@@ -335,12 +360,18 @@ class ColorizeWidget(Container):
         """Request for Run: the current slice or every frame of the input layer."""
         layer = self._require_input()
         options = self.colorize_options()
-        return layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point)
+        request = layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point)
+        return self._with_uncertainty(request)
 
     def preview_request(self) -> ColorizeRequest | None:
         """Request for Preview: the visible part of the current slice, capped in working size."""
         layer = self._require_input()
-        return layer_geometry.preview_request(CanvasView.of(self._viewer), layer, self.colorize_options())
+        request = layer_geometry.preview_request(CanvasView.of(self._viewer), layer, self.colorize_options())
+        return None if request is None else self._with_uncertainty(request)
+
+    def _with_uncertainty(self, request: ColorizeRequest) -> ColorizeRequest:
+        """``request`` asking for the uncertainty layer when it is ticked (and offered)."""
+        return dataclasses.replace(request, uncertainty=bool(self.uncertainty_layer.value and self.uncertainty_layer.enabled))
 
     def _require_input(self):
         layer = self.input_layer.value
@@ -439,31 +470,12 @@ class ColorizeWidget(Container):
 
     # ---- output
 
-    def find_output(self, request: ColorizeRequest):
-        """The earlier output of the same kind for the same input layer, if any."""
-        for layer in self._viewer.layers:
-            made = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
-            if made and made.get("source_layer_id") == request.layer_id and made.get("kind") == request.kind:
-                return layer
-        return None
+    def find_output(self, request: ColorizeRequest, *, uncertainty: bool = False):
+        """The earlier output of the same kind for the same input layer, if any
+        (its uncertainty layer with ``uncertainty``)."""
+        return find_output(self._viewer.layers, request, uncertainty=uncertainty)
 
     def add_output(self, request: ColorizeRequest, outcome: ColorizeOutcome):
-        """Add the RGB output layer, replacing the earlier one unless copies are kept."""
-        from napari.layers import Image
-
-        layer = Image(
-            outcome.rgb,
-            rgb=True,
-            multiscale=isinstance(outcome.rgb, list),
-            name=output_name(request.layer_name, request.kind),
-            metadata=output_metadata(request, outcome),
-            **request.placement,
-        )
-        earlier = None if self.keep_copies.value else self.find_output(request)
-        if earlier is None:
-            return self._viewer.add_layer(layer)
-        position = self._viewer.layers.index(earlier)
-        layer.visible, layer.opacity, layer.blending = earlier.visible, earlier.opacity, earlier.blending
-        self._viewer.layers.remove(earlier)
-        self._viewer.layers.insert(position, layer)
-        return layer
+        """Add the RGB output layer (and the uncertainty layer, if asked for),
+        replacing the earlier ones unless copies are kept; returns the RGB layer."""
+        return add_outputs(self._viewer, request, outcome, keep_copies=self.keep_copies.value)

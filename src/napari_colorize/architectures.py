@@ -75,6 +75,10 @@ class Architecture:
     context_view : int
         Side of the square low-resolution view of a whole frame from which
         a 'frame' input is computed.
+    generation : int, optional
+        Which generation of this project's networks it belongs to (1: each
+        tile coloured from its own lightness; 2: with hints and the frame's
+        context), as users are told; None for other families.
     """
 
     name: str
@@ -83,6 +87,7 @@ class Architecture:
     output_stride: int = 4
     extra_inputs: tuple[InputSpec, ...] = ()
     context_view: int = 128
+    generation: int | None = None
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -123,7 +128,7 @@ def architectures() -> list[str]:
 
 
 #: The first generation: each tile coloured from its own lightness alone.
-COLORNET_V1 = register_architecture(Architecture(name="colornet-v1", build=build_colornet_v1))
+COLORNET_V1 = register_architecture(Architecture(name="colornet-v1", build=build_colornet_v1, generation=1))
 #: The second generation's inputs besides the lightness.
 V2_INPUTS = (
     InputSpec(
@@ -134,7 +139,9 @@ V2_INPUTS = (
     InputSpec("context", 0, "descriptor of the whole frame (or stack), from a low-resolution view of it", kind="frame"),
 )
 #: The second generation: colour hints, and a context shared by a frame's tiles.
-COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build_colornet_v2, extra_inputs=V2_INPUTS))
+COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build_colornet_v2, extra_inputs=V2_INPUTS, generation=2))
 #: The second generation padding by edge replication: no sense of where the window ends.
-COLORNET_V2_REPLICATE = register_architecture(Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS))
+COLORNET_V2_REPLICATE = register_architecture(
+    Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS, generation=2)
+)
 DEFAULT_ARCHITECTURE = COLORNET_V1.name

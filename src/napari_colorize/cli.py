@@ -1,8 +1,11 @@
-"""``napari-colorize``: colorize files, train models, evaluate them.
+"""``napari-colorize``: colorize files, train models, evaluate them, and say
+what each model is for.
 
 A thin face over the library: every option maps onto a keyword of
-:func:`napari_colorize.colorize`, :func:`napari_colorize.training.train` or
-:func:`napari_colorize.evaluation.evaluate`.
+:func:`napari_colorize.colorize`, :func:`napari_colorize.training.train`,
+:func:`napari_colorize.evaluation.evaluate` (or ``evaluate_by_subfolder``),
+:func:`napari_colorize.model_info.describe_model` or
+:func:`napari_colorize.checkpoint_files.update_checkpoint_metadata`.
 """
 
 from __future__ import annotations
@@ -83,6 +86,21 @@ def options_from_arguments(args: argparse.Namespace, *, options_class: type = Co
     return options_class(**{**values, **overrides})
 
 
+def add_description_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments for what a checkpoint records about itself (see :class:`napari_colorize.model_info.ModelDescription`)."""
+    group = parser.add_argument_group("description recorded in the checkpoint, shown to users")
+    group.add_argument("--description", metavar="TEXT", help="one line: what the model does and when to choose it")
+    group.add_argument("--domain", metavar="TEXT", help="the kind of images it knows, e.g. 'H&E histology'")
+    group.add_argument("--training-data", metavar="TEXT", help="the images it learned from, with their sources")
+    group.add_argument("--terms", metavar="TEXT", help="the terms of use it inherits from its training data")
+
+
+def _description_from_arguments(args: argparse.Namespace):
+    from .model_info import DESCRIPTION_FIELDS, ModelDescription
+
+    return ModelDescription(**{name: getattr(args, name) or "" for name in DESCRIPTION_FIELDS})
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Predicted colour for grayscale scientific images.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log which device and model run")
@@ -96,6 +114,14 @@ def _build_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         help="output file (.tif keeps frame axes; .png/.jpg one frame), or a folder for several inputs",
+    )
+    run.add_argument(
+        "--uncertainty",
+        type=Path,
+        metavar="FILE",
+        help="also write the model's per-pixel uncertainty (normalised entropy of its predicted colour distribution: "
+        "0 certain, 1 uniform) as a float32 .tif laid out like the output, or into a folder for several inputs "
+        "(INPUT_uncertainty.tif); classification models only",
     )
     add_option_arguments(run)
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")
@@ -149,13 +175,29 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_description_arguments(train)
 
     ev = commands.add_parser("evaluate", help="score models against the gray baseline on colour images")
     ev.add_argument("models", nargs="+", metavar="MODEL", help="shipped model names or checkpoint files")
     ev.add_argument("--images", nargs="+", type=Path, required=True, metavar="DIR", help="folders of colour images (one table each)")
-    ev.add_argument("--limit", type=int, help="use only the first N images of each folder")
+    ev.add_argument("--limit", type=int, help="use only the first N images of each folder (with --by-subfolder: of each subfolder)")
+    ev.add_argument(
+        "--by-subfolder",
+        action="store_true",
+        help="one table per folder with rows for each of its subfolders (images directly in it as '(top level)') and for all its images pooled",
+    )
     add_option_arguments(ev, ["temperature", "device"])
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    models = commands.add_parser("models", help="describe the shipped models, or checkpoint files")
+    models.add_argument("models", nargs="*", metavar="MODEL", help="shipped model names or checkpoint files (default: every shipped model)")
+    models.add_argument("--markdown", action="store_true", help="one Markdown table (name, network, domain, description, terms)")
+
+    describe = commands.add_parser("describe", help="record a description, domain, training data and terms in a checkpoint file")
+    describe.add_argument("checkpoint", type=Path, metavar="FILE", help="a .safetensors checkpoint")
+    describe.add_argument("-o", "--output", type=Path, help="write the described checkpoint here (default: rewrite FILE)")
+    describe.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
+    add_description_arguments(describe)
     return parser
 
 
@@ -178,25 +220,56 @@ def _run_colorize(args) -> None:
 
     options = options_from_arguments(args)  # checked before any path is touched
     many = len(args.inputs) > 1
-    if many and args.output.exists() and not args.output.is_dir():
-        raise CommandError(f"{args.output} is a file, but several inputs need an output folder")
-    jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
-    _check_jobs(jobs, overwrite=args.overwrite, new_folder=args.output if many else None)
     if many:
-        args.output.mkdir(parents=True, exist_ok=True)
+        _check_folder_for_many(args.output, "an output")
+    jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
+    uncertainty_jobs = _uncertainty_jobs(args, many=many)
+    new_folders = [folder for folder in (args.output, args.uncertainty) if many and folder is not None]
+    _check_jobs(jobs + uncertainty_jobs, overwrite=args.overwrite, new_folders=new_folders)
     # Loaded once for all files; its name and digest go into each output.
     colorizer = prepare_model(options)
+    if uncertainty_jobs:
+        colorizer.check_uncertainty()  # a regression model has none: refused before any folder is made
+    for folder in new_folders:
+        folder.mkdir(parents=True, exist_ok=True)
     device = colorizer.device
     options = options.replace(model=colorizer, device=str(device))
+    uncertainty_paths = dict(uncertainty_jobs)
     for src, dst in jobs:
-        shape = _colorize_file(src, dst, args, options)
+        uncertainty_path = uncertainty_paths.get(src)
+        shape = _colorize_file(src, dst, args, options, uncertainty_path=uncertainty_path)
         if not args.quiet:
-            print(f"{src} -> {dst} ({'x'.join(map(str, shape))}, model {options.model.name}, {device})")
+            also = f" and {uncertainty_path}" if uncertainty_path else ""
+            print(f"{src} -> {dst}{also} ({'x'.join(map(str, shape))}, model {options.model.name}, {device})")
 
 
-def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: Path | None = None) -> None:
-    """Check every input and output path before any work is done (and before
-    ``new_folder``, the output folder of several inputs, is made)."""
+def _check_folder_for_many(folder: Path, what: str) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{folder} is a file, but several inputs need {what} folder")
+
+
+def _uncertainty_jobs(args, *, many: bool) -> list[tuple[Path, Path]]:
+    """(input, uncertainty file) pairs asked for by ``--uncertainty``: TIFF
+    files, named like the outputs (``INPUT_uncertainty.tif`` in a folder for
+    several inputs); none without it."""
+    from .io import TIFF_SUFFIXES, output_path_for
+
+    if args.uncertainty is None:
+        return []
+    if args.scheduler:
+        raise CommandError("--uncertainty is not computed on a --scheduler yet: run without one")
+    if many:
+        _check_folder_for_many(args.uncertainty, "an uncertainty")
+    jobs = [(src, output_path_for(src, args.uncertainty, many=many, shows="uncertainty")) for src in args.inputs]
+    for _src, path in jobs:
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            raise CommandError(f"--uncertainty writes a float32 TIFF: name {path} .tif or .tiff")
+    return jobs
+
+
+def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folders: list[Path] = ()) -> None:
+    """Check every (input, output) path pair before any work is done (and
+    before ``new_folders``, the output folders of several inputs, are made)."""
     from .io import check_suffix, sniff_format
 
     targets: dict[Path, Path] = {}
@@ -208,14 +281,17 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: P
         if resolved == src.resolve() or (dst.exists() and os.path.samefile(src, dst)):
             raise CommandError(f"output {dst} is the input: choose another name")
         if resolved in targets:
-            raise CommandError(f"inputs {targets[resolved]} and {src} would both be written to {dst}")
+            first = targets[resolved]
+            if first == src:
+                raise CommandError(f"the output and the uncertainty of {src} would both be written to {dst}")
+            raise CommandError(f"inputs {first} and {src} would both be written to {dst}")
         targets[resolved] = src
         if dst.is_dir():
             raise CommandError(f"output {dst} is a folder")
         if dst.exists() and not overwrite:
             raise CommandError(f"{dst} exists; pass --overwrite to replace it")
         folder = dst.parent
-        if folder == new_folder:
+        if folder in new_folders:
             while not folder.exists():
                 folder = folder.parent  # to be made: its nearest existing parent must take it
         if not folder.is_dir():
@@ -224,32 +300,46 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folder: P
             raise CommandError(f"output folder {folder} is not writable")
 
 
-def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions) -> tuple[int, ...]:
-    """Colorize one file; TIFF to TIFF streams frame by frame, strip by strip."""
+def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions, *, uncertainty_path: Path | None = None) -> tuple[int, ...]:
+    """Colorize one file (and write its uncertainty to ``uncertainty_path``);
+    TIFF to TIFF streams frame by frame, strip by strip."""
+    from contextlib import nullcontext
+
     from .engine import colorize_strips
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
     from .pipeline import colorize
-    from .provenance import METADATA_KEY, provenance
+    from .provenance import METADATA_KEY, provenance, uncertainty_details
+    from .uncertainty_tiff import UncertaintyTiff, write_uncertainty
 
     # Files are read as their contents say; colour is already reduced to
     # luminance by the readers, so a last axis of 3 is never taken as RGB.
     options = options.replace(rgb=False)
-    meta = {METADATA_KEY: provenance(options, options.model, device=options.device, source_file=src.name)}
+    record = provenance(options, options.model, device=options.device, source_file=src.name)
+    meta = {METADATA_KEY: record}
+    uncertainty_meta = {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
+    with_uncertainty = uncertainty_path is not None
     streaming = sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler
     if streaming:
         with TiffStack(src) as image:
             if image.is_colour:
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
             bar, update = _progress_bar(args.quiet, src.name)
-            with bar:
-                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE)
-                write_rgb_tiff_strips(dst, (*image.shape, 3), strips, overwrite=args.overwrite, metadata=meta)
+            sink = None
+            if with_uncertainty:
+                sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta)
+            with bar, sink or nullcontext():
+                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty)
+                rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
+                write_rgb_tiff_strips(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta)
             return (*image.shape, 3)
     image = read_image(src)
     bar, update = _progress_bar(args.quiet, src.name)
     with bar:
-        rgb = colorize(image, options=options, progress=update, scheduler=args.scheduler)
+        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty)
+    rgb, uncertainty = result if with_uncertainty else (result, None)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
+    if with_uncertainty:
+        write_uncertainty(uncertainty_path, uncertainty, overwrite=args.overwrite, metadata=uncertainty_meta)
     return rgb.shape
 
 
@@ -275,31 +365,68 @@ def _run_train(args) -> None:
     if args.workers is not None:
         config.workers = args.workers
     colorizer = train(
-        args.folders, output=args.output, config=config, device=args.device, init=args.init, resume=args.resume, progress=not args.quiet
+        args.folders,
+        output=args.output,
+        config=config,
+        device=args.device,
+        init=args.init,
+        resume=args.resume,
+        progress=not args.quiet,
+        description=_description_from_arguments(args),
     )
     info = colorizer.metadata["training"]
     print(f"wrote {args.output}: {info['steps']} steps in {info['wall_time_s']:.0f} s, loss {info['final_loss']}")
 
 
 def _run_evaluate(args) -> None:
-    from .evaluation import evaluate, format_table
+    from .evaluation import evaluate, evaluate_by_subfolder, format_grouped_table, format_table
 
+    score, table = (evaluate_by_subfolder, format_grouped_table) if args.by_subfolder else (evaluate, format_table)
     for folder in args.images:
         if not folder.is_dir():
             raise CommandError(f"image folder not found: {folder}")
         bar, update = _progress_bar(args.quiet, folder.name)
         bar.unit = "image"
         with bar:
-            rows = evaluate(args.models, folder, temperature=args.temperature, device=args.device, limit=args.limit, progress=update)
-        print(format_table(rows, title=str(folder)))
+            scores = score(args.models, folder, temperature=args.temperature, device=args.device, limit=args.limit, progress=update)
+        print(table(scores, title=str(folder)))
         print()
+
+
+def _run_models(args) -> None:
+    from .model_info import describe_model, markdown_table, shipped_model_infos
+
+    infos = [describe_model(model) for model in args.models] if args.models else shipped_model_infos()
+    if not infos:
+        raise CommandError("no shipped models are installed; give checkpoint files")
+    print(markdown_table(infos) if args.markdown else "\n\n".join(info.text() for info in infos))
+
+
+def _run_describe(args) -> None:
+    from .checkpoint_files import update_checkpoint_metadata
+    from .model_info import describe_model
+
+    entries = _description_from_arguments(args).entries()
+    if not entries:
+        raise CommandError("nothing to record: give --description, --domain, --training-data or --terms")
+    for path in (args.checkpoint, args.output):
+        if path is not None and path.suffix != ".safetensors":
+            raise CommandError(f"a checkpoint file ends in .safetensors, got {path}")
+    output = args.output or args.checkpoint
+    if args.output is not None and args.output.exists() and not args.overwrite and not os.path.samefile(args.output, args.checkpoint):
+        raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
+    digest = update_checkpoint_metadata(args.checkpoint, entries, output=output)
+    print(f"wrote {output} (sha256 {digest}; its weights unchanged)")
+    print(describe_model(output).text())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-colorize`` command; returns the exit status."""
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    runner = {"colorize": _run_colorize, "train": _run_train, "evaluate": _run_evaluate}[args.command]
+    runner = {"colorize": _run_colorize, "train": _run_train, "evaluate": _run_evaluate, "models": _run_models, "describe": _run_describe}[
+        args.command
+    ]
     with warnings.catch_warnings():  # restored on return: main() may run inside another program
         warnings.simplefilter("default")
         warnings.showwarning = _show_warning
@@ -312,8 +439,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def _run(runner, args) -> int:
     """Run a subcommand; every failure becomes one line on stderr and an exit status."""
+    from .checkpoint_files import CheckpointError
     from .io import ImageFileError
-    from .model import CheckpointError
 
     try:
         runner(args)

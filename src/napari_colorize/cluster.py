@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import is_dask_array
+from .checkpoint_files import resolve_model_path
 from .engine import fill_from_strips, strips_of_frames
-from .model import Colorizer, resolve_model_path
+from .model import Colorizer
 from .normalization import stack_range
 from .options import ColorizeOptions
 

@@ -8,6 +8,7 @@ scikit-image.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -351,6 +352,42 @@ def annealed_mean(logits: "torch.Tensor", bins: "torch.Tensor", *, temperature: 
     # softmax(log_softmax(z) / T) == softmax(z / T)
     probs = torch.softmax(logits.float() / temperature, dim=1)
     return torch.einsum("nqhw,qc->nchw", probs, bins.to(probs))
+
+
+def normalized_entropy(logits: "torch.Tensor") -> "torch.Tensor":
+    """Per-pixel uncertainty of a distribution over ab bins: its entropy over log Q.
+
+    The entropy ``-sum p log p`` of ``p = softmax(logits)`` (the predicted
+    distribution itself, not the annealed one the colour is decoded from),
+    divided by its largest possible value ``log Q``: 0 when all the
+    probability sits in one bin, 1 when it is spread evenly over all Q.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (N, Q, H, W)
+        Q >= 2.
+
+    Returns
+    -------
+    uncertainty : Tensor of float32, shape (N, 1, H, W)
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> certain = torch.tensor([50.0, 0.0, 0.0, 0.0]).reshape(1, 4, 1, 1)
+    >>> uniform = torch.zeros(1, 4, 1, 1)
+    >>> round(float(normalized_entropy(certain)), 6), round(float(normalized_entropy(uniform)), 6)
+    (0.0, 1.0)
+    """
+    import torch
+
+    bins = logits.shape[1]
+    if bins < 2:
+        raise ValueError(f"a distribution needs at least 2 bins, got {bins}")
+    probs = torch.softmax(logits.float(), dim=1)
+    entropy = torch.special.entr(probs).sum(dim=1, keepdim=True)  # entr(0) = 0, not NaN
+    return (entropy / math.log(bins)).clamp_(0.0, 1.0)
 
 
 def to_luminance(rgb):

@@ -3,7 +3,10 @@
 Data flows one way: frame -> normalise (whole frame, never per tile) ->
 resample to working size -> tiles -> batched model -> ab (annealed mean) ->
 stitched ab (taper-weighted) -> upsampled ab -> Lab with the input's own L ->
-sRGB, yielded strip by strip so that writers can stream.
+sRGB, yielded strip by strip so that writers can stream. When asked, the
+normalised entropy of each predicted distribution (the model's uncertainty)
+travels beside the ab: stitched, upsampled bilinearly, and yielded with the
+RGB rows.
 """
 
 from __future__ import annotations
@@ -83,20 +86,35 @@ def autocast(device, precision: str):
 
 
 class Predictor:
-    """Runs tile batches, halving the batch on CUDA out-of-memory and retrying."""
+    """Runs tile batches, halving the batch on CUDA out-of-memory and retrying.
 
-    def __init__(self, colorizer: Colorizer, *, temperature: float, batch_size: int, precision: str):
+    With ``uncertainty`` (classification models only), each prediction
+    carries a third channel after ab: the normalised entropy of the
+    predicted distribution.
+    """
+
+    def __init__(self, colorizer: Colorizer, *, temperature: float, batch_size: int, precision: str, uncertainty: bool = False):
+        if uncertainty:
+            colorizer.check_uncertainty()
         self.colorizer = colorizer
         self.temperature = temperature
         self.batch_size = batch_size
+        self.uncertainty = uncertainty
         self.autocast = autocast(colorizer.device, precision)
 
+    @property
+    def channels(self) -> int:
+        """Channels of each prediction: ab, then the uncertainty if asked for."""
+        return 3 if self.uncertainty else 2
+
     def __call__(self, tiles, per_tile: Mapping[str, "torch.Tensor"] | None = None, per_frame: Mapping[str, "torch.Tensor"] | None = None):
-        """ab of ``tiles`` (N, 1, H, W); ``per_tile`` inputs are cut with the
-        batches, ``per_frame`` ones (a frame's context) go to every batch."""
+        """ab of ``tiles`` (N, 1, H, W), (N, :attr:`channels`, h, w); ``per_tile``
+        inputs are cut with the batches, ``per_frame`` ones (a frame's
+        context) go to every batch."""
         import torch
 
         per_tile, per_frame = per_tile or {}, per_frame or {}
+        asked = {"uncertainty": True} if self.uncertainty else {}
         parts, start = [], 0
         while start < len(tiles):
             size = min(self.batch_size, len(tiles) - start)
@@ -104,7 +122,8 @@ class Predictor:
             try:
                 with self.autocast:
                     extras = {**{name: values[batch] for name, values in per_tile.items()}, **per_frame}
-                    parts.append(self.colorizer.predict_ab(tiles[batch], temperature=self.temperature, **extras))
+                    predicted = self.colorizer.predict_ab(tiles[batch], temperature=self.temperature, **asked, **extras)
+                    parts.append(torch.cat(predicted, dim=1) if self.uncertainty else predicted)
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise MemoryError("the GPU ran out of memory on a single tile; use device='cpu'") from None
@@ -121,12 +140,14 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
 
     ``extras`` maps extra input names to working-resolution (channels, Y, X)
     arrays, cut into the same tiles; ``per_frame`` maps names to the frame's
-    descriptors (its context), shared by all its tiles.
+    descriptors (its context), shared by all its tiles. With an
+    uncertainty-carrying ``predict``, the uncertainty follows the ab as a
+    third channel, stitched with the same taper weights.
     """
     import torch
 
     device = predict.colorizer.device
-    stitcher = Stitcher(grid, channels=2, scale=predict.colorizer.output_stride, like=torch.empty(0, device=device))
+    stitcher = Stitcher(grid, channels=predict.channels, scale=predict.colorizer.output_stride, like=torch.empty(0, device=device))
     origins = grid.origins
     for start in range(0, len(origins), batch_size):
         batch = origins[start : start + batch_size]
@@ -137,6 +158,30 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
             stitcher.add(tile_ab.float(), y, x)
         on_batch(len(batch))
     return stitcher.result(crop=False)
+
+
+def sampling_grid(shape: tuple[int, int], working: tuple[int, int], output_stride: int, chroma_shape: tuple[int, int], device):
+    """Where each full-resolution row and column of a frame of ``shape`` falls on
+    the stitched chroma grid of ``chroma_shape``, in ``grid_sample``'s [-1, 1] coordinates.
+
+    Exact pixel-centre mapping: full-resolution pixel -> working frame -> chroma grid.
+    """
+    import torch
+
+    (height, width), (hc, wc) = shape, chroma_shape
+    ys = ((torch.arange(height, device=device) + 0.5) * (working[0] / height) / output_stride) / hc * 2 - 1
+    xs = ((torch.arange(width, device=device) + 0.5) * (working[1] / width) / output_stride) / wc * 2 - 1
+    return ys, xs
+
+
+def upsample_rows(canvas: "torch.Tensor", ys: "torch.Tensor", xs: "torch.Tensor") -> "torch.Tensor":
+    """Bilinear samples (1, C, len(ys), len(xs)) of ``canvas`` (1, C, hc, wc) at the
+    grid coordinates of :func:`sampling_grid`."""
+    import torch
+
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
+    return torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def compose_strips(
@@ -152,20 +197,15 @@ def compose_strips(
 
     from .color import lab_to_rgb_torch
 
-    height, width = frame.shape
+    height = frame.shape[0]
     device = chroma.device
     canvas = chroma[None]  # (1, 2, hc, wc), covers the padded working frame
-    # Exact pixel-centre mapping: full-res pixel -> working frame -> chroma grid.
-    hc, wc = canvas.shape[-2:]
-    ys = ((torch.arange(height, device=device) + 0.5) * (working[0] / height) / output_stride) / hc * 2 - 1
-    xs = ((torch.arange(width, device=device) + 0.5) * (working[1] / width) / output_stride) / wc * 2 - 1
+    ys, xs = sampling_grid(frame.shape, working, output_stride, canvas.shape[-2:], device)
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
         e0, e1, halo = strip_bounds(r0, r1, height) if guided else (r0, r1, (0, 0))
         values = normalize_frame(frame[e0:e1], low, high)
-        grid_y, grid_x = torch.meshgrid(ys[e0:e1], xs, indexing="ij")
-        sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
-        ab = torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
+        ab = upsample_rows(canvas, ys[e0:e1], xs)
         lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
         if guided:
             ab = guided_ab(ab, lightness, halo=halo)
@@ -177,6 +217,18 @@ def compose_strips(
         ab = ab.masked_fill(extreme[None, None], 0.0)
         rgb = lab_to_rgb_torch(torch.cat([lightness, ab], dim=1))[0]
         yield r0, r1, (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def uncertainty_strips(
+    uncertainty, shape: tuple[int, int], working: tuple[int, int], *, output_stride: int, rows: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Upsample stitched uncertainty (hc, wc) bilinearly to a frame of ``shape``
+    strip by strip, as :func:`compose_strips` does the ab: yields (r0, r1, float32 rows in [0, 1])."""
+    canvas = uncertainty[None, None]
+    ys, xs = sampling_grid(shape, working, output_stride, canvas.shape[-2:], uncertainty.device)
+    for r0 in range(0, shape[0], rows):
+        r1 = min(shape[0], r0 + rows)
+        yield r0, r1, upsample_rows(canvas, ys[r0:r1], xs)[0, 0].clamp(0.0, 1.0).cpu().numpy()
 
 
 def prepare_model(options: ColorizeOptions) -> Colorizer:
@@ -220,8 +272,9 @@ def colorize_strips(
     extra_inputs: Mapping | None = None,
     hints=None,
     strip_rows: int = 256,
+    uncertainty: bool = False,
     **option_keywords,
-) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+) -> Iterator[tuple]:
     """Colorize frame by frame, yielding the result in horizontal strips.
 
     Takes the options of :func:`napari_colorize.colorize` (as ``options`` or
@@ -245,24 +298,48 @@ def colorize_strips(
         Colour hints, as for :func:`napari_colorize.colorize`.
     strip_rows : int
         Rows per yielded strip.
+    uncertainty : bool
+        Also yield each strip's uncertainty: strips become
+        ``(frame_index, row_start, row_stop, rgb_rows, uncertainty_rows)``,
+        the last float32 (rows, X) in [0, 1], as for
+        :func:`napari_colorize.colorize`. A regression model refuses.
 {options}
     """
     options = ColorizeOptions.from_keywords(options, **option_keywords)
     frames = grayscale_frames(image, rgb=options.rgb)
-    return strips_of_frames(frames, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, hints=hints, strip_rows=strip_rows)
+    return strips_of_frames(
+        frames,
+        options,
+        progress=progress,
+        cancel=cancel,
+        extra_inputs=extra_inputs,
+        hints=hints,
+        strip_rows=strip_rows,
+        uncertainty=uncertainty,
+    )
 
 
 colorize_strips.__doc__ = colorize_strips.__doc__.replace("{options}", options_docstring())
 
 
 def strips_of_frames(
-    image, options: ColorizeOptions, *, progress=None, cancel=None, extra_inputs: Mapping | None = None, hints=None, strip_rows: int = 256
-) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
+    image,
+    options: ColorizeOptions,
+    *,
+    progress=None,
+    cancel=None,
+    extra_inputs: Mapping | None = None,
+    hints=None,
+    strip_rows: int = 256,
+    uncertainty: bool = False,
+) -> Iterator[tuple]:
     """:func:`colorize_strips` of frames already checked by
     :func:`napari_colorize.arrays.grayscale_frames` (so an input is checked
     once, wherever it enters); the model and extra inputs are checked here,
     before the first strip is asked for."""
     colorizer = prepare_model(options)
+    if uncertainty:
+        colorizer.check_uncertainty()
     extras = check_extra_inputs(extra_inputs, tuple(image.shape), colorizer)
     hint_rows = check_hints(hints, tuple(image.shape))
     if len(hint_rows):
@@ -270,13 +347,16 @@ def strips_of_frames(
         if "hints" in extras:
             raise ValueError("give hints either as hint rows or as the 'hints' extra input, not both")
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, colorizer.device)
-    predict = Predictor(colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision)
+    predict = Predictor(
+        colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision, uncertainty=uncertainty
+    )
     ranges = range_for(image, options.normalize, options.percentiles)
     return _strips(image, extras, hint_rows, predict, ranges, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
 
 
-def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple[tuple, int, int, np.ndarray]]:
-    """The work of :func:`colorize_strips`, frame by frame, on checked inputs."""
+def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple]:
+    """The work of :func:`colorize_strips`, frame by frame, on checked inputs
+    (with the uncertainty rows when ``predict`` carries them)."""
     colorizer = predict.colorizer
     leading = image.shape[:-2]
     working = working_shape(image.shape[-2:], options.scale)
@@ -313,12 +393,22 @@ def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: Color
             frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
         chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame)
         guided = options.chroma_upsampling == "guided"
-        for r0, r1, rgb in compose_strips(frame, low, high, chroma, working, output_stride=colorizer.output_stride, rows=rows, guided=guided):
-            yield index, r0, r1, rgb
+        stride = colorizer.output_stride
+        colour = compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided)
+        if not predict.uncertainty:
+            for r0, r1, rgb in colour:
+                yield index, r0, r1, rgb
+            continue
+        spread = uncertainty_strips(chroma[2], frame.shape, working, output_stride=stride, rows=rows)
+        for (r0, r1, rgb), (_, _, uncertain) in zip(colour, spread):
+            yield index, r0, r1, rgb, uncertain
 
 
-def fill_from_strips(out: np.ndarray, strips) -> np.ndarray:
-    """Write the strips of :func:`colorize_strips` into ``out`` (..., Y, X, 3)."""
-    for index, r0, r1, rgb in strips:
+def fill_from_strips(out: np.ndarray, strips, uncertainty_out: np.ndarray | None = None) -> np.ndarray:
+    """Write the strips of :func:`colorize_strips` into ``out`` (..., Y, X, 3),
+    and, for strips that carry it, their uncertainty into ``uncertainty_out`` (..., Y, X)."""
+    for index, r0, r1, rgb, *uncertain in strips:
         out[index][r0:r1] = rgb
+        if uncertain and uncertainty_out is not None:
+            uncertainty_out[index][r0:r1] = uncertain[0]
     return out

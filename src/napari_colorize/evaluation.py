@@ -1,9 +1,10 @@
 """Evaluate colorizers on colour photographs: drop their colour, colorize the
-lightness, and compare with the truth, beside the gray baseline."""
+lightness, and compare with the truth, beside the gray baseline; over a
+folder, or over each of its subfolders and all of them pooled."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,12 +12,14 @@ import numpy as np
 
 from .color import ab_bins, lightness_to_gray, rgb_to_lab
 from .devices import resolve_device
-from .io import find_images, read_rgb
+from .io import find_images, group_by_subfolder, read_rgb
 from .metrics import ABErrorCMF, colorfulness, psnr
 from .model import load_checkpoint
 from .pipeline import colorize
 
 GRAY = "gray (no colour)"
+#: The group of :func:`evaluate_by_subfolder` that holds every image of the folder.
+POOLED = "all (pooled)"
 
 
 @dataclass
@@ -53,6 +56,18 @@ class _Scores:
     def __init__(self, bins):
         self.cmf = ABErrorCMF(bins)
         self.psnr, self.cf, self.cf_truth = [], [], []
+
+    @classmethod
+    def pooled(cls, parts):
+        """The scores of the images of all ``parts`` together."""
+        parts = list(parts)
+        pooled = cls(parts[0].cmf.bins)
+        pooled.cmf = ABErrorCMF.pooled(part.cmf for part in parts)
+        for part in parts:
+            pooled.psnr += part.psnr
+            pooled.cf += part.cf
+            pooled.cf_truth += part.cf_truth
+        return pooled
 
     def add(self, truth_rgb, truth_lab, result_rgb):
         self.cmf.add(truth_lab[..., 1:], rgb_to_lab(result_rgb)[..., 1:])
@@ -151,43 +166,155 @@ def evaluate(
     -------
     list of EvaluationRow
         The gray baseline first, then one row per model.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``images`` is not a folder.
+    ValueError
+        If it holds no colour image.
     """
+    paths = find_images([_existing_folder(images)])[:limit]
+    names, scores = _score_groups(models, {POOLED: paths}, temperature=temperature, device=device, progress=progress)
+    if not scores:
+        raise ValueError(f"no colour images found in {images}")
+    return _rows(names, scores[POOLED])
+
+
+def evaluate_by_subfolder(
+    models: Sequence[str | Path],
+    images: str | Path,
+    *,
+    temperature: float | None = None,
+    device: str = "auto",
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, list[EvaluationRow]]:
+    """Score models and the gray baseline on each subfolder of a folder, and on all its images pooled.
+
+    Each image is colorized once and counts in its subfolder's scores and in
+    the pooled ones. Pooled means over the images: a large subfolder weighs
+    more, and the rebalanced AuC weights each ab bin by its frequency over
+    the whole folder.
+
+    Parameters
+    ----------
+    models : sequence of str or path
+        Shipped model names or checkpoint files.
+    images : path
+        A folder of colour JPEG/PNG/TIFF images, in subfolders (searched
+        recursively; an image in a deeper folder counts in its first-level
+        subfolder) and at its top level (their own group,
+        :data:`napari_colorize.io.TOP_LEVEL`).
+    temperature : float, optional
+        Annealed-mean temperature (default: the pipeline's).
+    device : str
+    limit : int, optional
+        Use only the first ``limit`` images (sorted by path) of each subfolder.
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    dict of str to list of EvaluationRow
+        For each group with colour images (the top level first, then the
+        subfolders by name), then for :data:`POOLED` when there is more than
+        one group: the gray baseline's row, then one per model.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``images`` is not a folder.
+    ValueError
+        If it holds no colour image.
+    """
+    folder = _existing_folder(images)
+    groups = {group: paths[:limit] for group, paths in group_by_subfolder(find_images([folder]), folder).items()}
+    names, scores = _score_groups(models, groups, temperature=temperature, device=device, progress=progress)
+    if not scores:
+        raise ValueError(f"no colour images found in {images}")
+    if len(scores) > 1:
+        scores[POOLED] = [_Scores.pooled(method) for method in zip(*scores.values())]
+    return {group: _rows(names, method_scores) for group, method_scores in scores.items()}
+
+
+def _existing_folder(images: str | Path) -> Path:
     if not Path(images).is_dir():
         raise FileNotFoundError(f"image folder not found: {images}")
-    paths = find_images([images])[:limit]
+    return Path(images)
+
+
+def _rows(names: Sequence[str], scores: Sequence[_Scores]) -> list[EvaluationRow]:
+    return [score.row(name) for name, score in zip(names, scores)]
+
+
+def _score_groups(
+    models: Sequence[str | Path],
+    groups: Mapping[str, Sequence[Path]],
+    *,
+    temperature: float | None,
+    device: str,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[list[str], dict[str, list[_Scores]]]:
+    """Colorize the lightness of each image of each group with each model and score it.
+
+    Returns
+    -------
+    names : list of str
+        :data:`GRAY`, then the models' names.
+    scores : dict of str to list of _Scores
+        Per group with colour images (groups without are left out), the
+        scores of each method, in the order of ``names``.
+    """
     torch_device = resolve_device(device)
     colorizers = [load_checkpoint(m, device=str(torch_device)) for m in models]
     bins = ab_bins()
-    gray_scores = _Scores(bins)
-    model_scores = [_Scores(bins) for _ in colorizers]
     options = {} if temperature is None else {"temperature": temperature}
-    used = 0
-    for i, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False)):
-        if truth is None:
-            continue
-        used += 1
-        gray_scores.add(truth, lab, np.repeat((gray * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=-1))
-        for colorizer, scores in zip(colorizers, model_scores):
-            # An explicit (0, 1) range keeps the true lightness exactly.
-            result = colorize(gray, model=colorizer, normalize=(0.0, 1.0), device=str(torch_device), **options)
-            scores.add(truth, lab, result)
-        if progress is not None:
-            progress(i + 1, len(paths))
-    if used == 0:
-        raise ValueError(f"no colour images found in {images}")
-    names = [c.name for c in colorizers]
-    return [gray_scores.row(GRAY)] + [s.row(n) for s, n in zip(model_scores, names)]
+    total = sum(len(paths) for paths in groups.values())
+    done = 0
+    scores = {}
+    for group, paths in groups.items():
+        gray_scores, *model_scores = (_Scores(bins) for _ in range(1 + len(colorizers)))
+        for _, truth, lab, gray in colour_truths(paths, skip_unreadable=False):
+            done += 1
+            if truth is not None:
+                gray_scores.add(truth, lab, np.repeat((gray * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=-1))
+                for colorizer, method_scores in zip(colorizers, model_scores):
+                    # An explicit (0, 1) range keeps the true lightness exactly.
+                    result = colorize(gray, model=colorizer, normalize=(0.0, 1.0), device=str(torch_device), **options)
+                    method_scores.add(truth, lab, result)
+            if progress is not None:
+                progress(done, total)
+        if gray_scores.cf:
+            scores[group] = [gray_scores, *model_scores]
+    return [GRAY, *(c.name for c in colorizers)], scores
 
 
 def format_table(rows: Sequence[EvaluationRow], *, title: str = "") -> str:
     """A Markdown table of evaluation rows."""
     lines = [f"**{title}** ({rows[0].images} images)", ""] if title else []
-    lines += [
-        "| method | AuC | AuC rebalanced | PSNR (dB) | colourfulness | colourfulness of truth |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.method} | {r.auc:.1f} | {r.auc_rebalanced:.1f} | {r.psnr:.2f} | {r.colorfulness:.1f} | {r.colorfulness_truth:.1f} |"
-        )
+    lines += [f"| method | {_METRICS} |", "|---|" + _METRIC_ALIGNMENT]
+    lines += [f"| {r.method} | {_metric_cells(r)} |" for r in rows]
     return "\n".join(lines)
+
+
+def format_grouped_table(groups: Mapping[str, Sequence[EvaluationRow]], *, title: str = "") -> str:
+    """One Markdown table of the rows of several groups (from :func:`evaluate_by_subfolder`),
+    each row naming its group and the group's number of images."""
+    lines = []
+    if title:
+        total = max(rows[0].images for rows in groups.values())
+        count = sum(group != POOLED for group in groups)
+        pooled = " and all pooled" if POOLED in groups else ""
+        lines += [f"**{title}** ({total} images; {count} group{'s' if count != 1 else ''}{pooled})", ""]
+    lines += [f"| subfolder | images | method | {_METRICS} |", "|---|---:|---|" + _METRIC_ALIGNMENT]
+    for group, rows in groups.items():
+        lines += [f"| {group} | {r.images} | {r.method} | {_metric_cells(r)} |" for r in rows]
+    return "\n".join(lines)
+
+
+_METRICS = "AuC | AuC rebalanced | PSNR (dB) | colourfulness | colourfulness of truth"
+_METRIC_ALIGNMENT = "---:|---:|---:|---:|---:|"
+
+
+def _metric_cells(row: EvaluationRow) -> str:
+    return f"{row.auc:.1f} | {row.auc_rebalanced:.1f} | {row.psnr:.2f} | {row.colorfulness:.1f} | {row.colorfulness_truth:.1f}"

@@ -20,13 +20,15 @@ from .formats import PICTURE_SUFFIXES, SUFFIXES, TIFF_SUFFIXES, ImageFileError, 
 from .tiff import TiffStack, read_tiff
 
 __all__ = [
-    "ImageFileError",
     "PICTURE_SUFFIXES",
     "SUFFIXES",
     "TIFF_SUFFIXES",
+    "TOP_LEVEL",
+    "ImageFileError",
     "TiffStack",
     "check_suffix",
     "find_images",
+    "group_by_subfolder",
     "output_path_for",
     "read_image",
     "read_rgb",
@@ -126,6 +128,42 @@ def find_images(folders: Sequence[str | Path]) -> list[Path]:
     return sorted(set(found))
 
 
+#: The group of the images that sit directly in a folder, not in a subfolder of it.
+TOP_LEVEL = "(top level)"
+
+
+def group_by_subfolder(paths: Sequence[str | Path], folder: str | Path) -> dict[str, list[Path]]:
+    """Images under ``folder`` grouped by the subfolder of ``folder`` that holds them.
+
+    An image in a deeper folder counts in its first-level subfolder
+    (``astro/jwst/nebulae/x.png`` in ``jwst``); one directly in ``folder``
+    in :data:`TOP_LEVEL`.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Images inside ``folder`` (e.g. from :func:`find_images`).
+    folder : path
+
+    Returns
+    -------
+    dict of str to list of Path
+        :data:`TOP_LEVEL` first (when it has images), then the subfolders by
+        name; the paths of each group sorted.
+
+    Raises
+    ------
+    ValueError
+        If a path is not inside ``folder``.
+    """
+    folder = Path(folder)
+    groups: dict[str, list[Path]] = {}
+    for path in sorted(Path(p) for p in paths):
+        parts = path.relative_to(folder).parts
+        groups.setdefault(parts[0] if len(parts) > 1 else TOP_LEVEL, []).append(path)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] != TOP_LEVEL, item[0])))
+
+
 def read_rgb(path: str | Path, *, max_side: int | None = None) -> np.ndarray | None:
     """A colour picture as uint8 RGB (H, W, 3).
 
@@ -159,11 +197,13 @@ def read_rgb(path: str | Path, *, max_side: int | None = None) -> np.ndarray | N
     return rgb
 
 
-def output_path_for(input_path: Path, output: Path, *, many: bool) -> Path:
-    """Where the result of ``input_path`` goes: ``output`` itself, or a file in
-    the folder ``output`` when several inputs are given."""
+def output_path_for(input_path: Path, output: Path, *, many: bool, shows: str = "colorized") -> Path:
+    """Where the result of ``input_path`` goes: ``output`` itself, or a file
+    ``<input stem>_<shows>.tif`` in the folder ``output`` when several inputs
+    are given (``shows``: 'colorized' for the RGB, 'uncertainty' for the
+    uncertainty)."""
     if many or output.is_dir():
-        return output / f"{input_path.stem}_colorized.tif"
+        return output / f"{input_path.stem}_{shows}.tif"
     return output
 
 

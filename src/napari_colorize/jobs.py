@@ -22,7 +22,7 @@ import numpy as np
 from .engine import ColorizeCancelled
 from .model import Colorizer
 from .options import ColorizeOptions
-from .provenance import METADATA_KEY, provenance
+from .provenance import METADATA_KEY, provenance, uncertainty_details
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class ColorizeRequest:
     level_shapes : list of tuple, optional
         For a multiscale input, the (frames..., Y, X) shapes of its levels:
         the output gets the same levels.
+    uncertainty : bool
+        Also compute the model's per-pixel uncertainty, for a second layer.
     """
 
     data: Any
@@ -70,6 +72,7 @@ class ColorizeRequest:
     frames: str
     notes: dict = field(default_factory=dict)
     level_shapes: list | None = None
+    uncertainty: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -108,6 +111,11 @@ class ColorizeOutcome:
     error : Exception, optional
     stored_in : str
         The memory-mapped file holding a result too large for memory, or ''.
+    uncertainty : ndarray or list of ndarray, optional
+        The model's per-pixel uncertainty (float32, (..., Y, X), in [0, 1]),
+        levels like ``rgb``, when the request asked for it.
+    uncertainty_stored_in : str
+        As ``stored_in``, for the uncertainty.
     """
 
     rgb: np.ndarray | list[np.ndarray] | None = None
@@ -117,6 +125,8 @@ class ColorizeOutcome:
     cancelled: bool = False
     error: Exception | None = None
     stored_in: str = ""
+    uncertainty: np.ndarray | list[np.ndarray] | None = None
+    uncertainty_stored_in: str = ""
 
 
 def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> ColorizeOutcome:
@@ -138,29 +148,59 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
     Returns
     -------
     ColorizeOutcome
-        With ``rgb`` on success, ``cancelled`` or ``error`` otherwise; no
-        result file is left behind by a run that did not finish.
+        With ``rgb`` (and ``uncertainty`` if asked for) on success,
+        ``cancelled`` or ``error`` otherwise; no result file is left behind
+        by a run that did not finish.
     """
     from . import output_store
     from .engine import prepare_model
     from .pipeline import colorize
 
     start = time.perf_counter()
-    out = None
+    made: list[np.ndarray] = []  # every array allocated: none is kept by a run that does not finish
+
+    def allocated(array: np.ndarray) -> np.ndarray:
+        made.append(array)
+        return array
+
+    def with_levels(full: np.ndarray, label: str):
+        if not request.level_shapes:
+            return full
+        levels = output_store.nearest_levels(full, request.level_shapes, label=label)
+        made.extend(levels[1:])
+        return levels
+
     try:
         colorizer = prepare_model(request.options)  # loaded first: its name and sha256 go into the metadata
+        if request.uncertainty:
+            colorizer.check_uncertainty()  # before any output is allocated
         device = str(colorizer.device)
-        out = output_store.allocate((*request.shape, 3), label=request.layer_name)
+        out = allocated(output_store.allocate((*request.shape, 3), label=request.layer_name))
+        uncertainty_label = f"{request.layer_name}-uncertainty"
+        uncertain = None
+        if request.uncertainty:
+            uncertain = allocated(output_store.allocate(request.shape, label=uncertainty_label, dtype=np.float32))
         # The source is grayscale already (an RGB layer's luminance): never guess again.
         options = request.options.replace(model=colorizer, device=device, rgb=False)
-        colorize(request.source(), options=options, progress=progress, cancel=cancel, out=out)
-        rgb = output_store.nearest_levels(out, request.level_shapes, label=request.layer_name) if request.level_shapes else out
+        colorize(
+            request.source(),
+            options=options,
+            progress=progress,
+            cancel=cancel,
+            out=out,
+            uncertainty=request.uncertainty,
+            uncertainty_out=uncertain,
+        )
+        rgb = with_levels(out, request.layer_name)
+        uncertainty = with_levels(uncertain, uncertainty_label) if uncertain is not None else None
     except ColorizeCancelled:
-        output_store.discard(out)
+        for array in made:
+            output_store.discard(array)
         return ColorizeOutcome(cancelled=True)
     except Exception as exc:  # every failure must reach the user and free the widget
         logger.debug("colorize failed", exc_info=True)
-        output_store.discard(out)
+        for array in made:
+            output_store.discard(array)
         return ColorizeOutcome(error=exc)
     return ColorizeOutcome(
         rgb=rgb,
@@ -168,19 +208,24 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
         stored_in=str(output_store.file_of(out) or ""),
         device=device,
         seconds=time.perf_counter() - start,
+        uncertainty=uncertainty,
+        uncertainty_stored_in=str(output_store.file_of(uncertain) or "") if uncertain is not None else "",
     )
 
 
-def output_metadata(request: ColorizeRequest, outcome: ColorizeOutcome) -> dict[str, Any]:
+def output_metadata(request: ColorizeRequest, outcome: ColorizeOutcome, *, uncertainty: bool = False) -> dict[str, Any]:
     """How an output was made, for its layer metadata: ``{METADATA_KEY: record}``.
 
     The record is :func:`napari_colorize.provenance.provenance` (the note
     that colours are predicted, the model, every parameter, the device, the
     package version) plus what the widget knows: the kind of output, the
     model as chosen, the frames and region read, the source layer, the time
-    taken, the file of a result kept on disk and the request's notes.
+    taken, the file of a result kept on disk and the request's notes. With
+    ``uncertainty``, the record of the uncertainty layer: it also says what
+    the values are (:func:`napari_colorize.provenance.uncertainty_details`).
     """
     model = request.options.model
+    stored_in = outcome.uncertainty_stored_in if uncertainty else outcome.stored_in
     details = {
         "kind": request.kind,
         "model_source": model.name if isinstance(model, Colorizer) else str(model),
@@ -190,14 +235,18 @@ def output_metadata(request: ColorizeRequest, outcome: ColorizeOutcome) -> dict[
         "source_layer_id": request.layer_id,
         "input": "luminance of an RGB layer" if request.rgb_input else "grayscale layer",
         "seconds": round(outcome.seconds, 3),
-        **({"stored_in": outcome.stored_in} if outcome.stored_in else {}),
+        **({"stored_in": stored_in} if stored_in else {}),
         **request.notes,
+        **(uncertainty_details(outcome.colorizer) if uncertainty else {}),
     }
     return {METADATA_KEY: provenance(request.options, outcome.colorizer, device=outcome.device, **details)}
 
 
-def output_name(layer_name: str, kind: str) -> str:
-    """Name of the output layer for an input layer."""
+def output_name(layer_name: str, kind: str, *, uncertainty: bool = False) -> str:
+    """Name of the output layer for an input layer ('<input> colorized',
+    '<input> uncertainty', and 'preview' in place of 'colorized' for a preview)."""
+    if uncertainty:
+        return f"{layer_name} {'uncertainty' if kind == 'result' else 'preview uncertainty'}"
     return f"{layer_name} {'colorized' if kind == 'result' else 'preview'}"
 
 

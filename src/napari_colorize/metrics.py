@@ -68,6 +68,15 @@ class ABErrorCMF:
         column = np.minimum(np.ceil(error - 1e-4).astype(np.int64), MAX_THRESHOLD + 1)
         np.add.at(self.counts, (nearest_bin(true_ab, self.bins), column), 1)
 
+    @classmethod
+    def pooled(cls, parts) -> ABErrorCMF:
+        """One accumulator holding the pixels of all ``parts`` (accumulators on the same bins)."""
+        parts = list(parts)
+        pooled = cls(parts[0].bins)
+        for part in parts:
+            pooled.counts += part.counts
+        return pooled
+
     def auc(self, *, rebalanced: bool = False) -> float:
         """Area under the CMF of the errors added so far, in percent (100: all exact)."""
         per_bin = self.counts.astype(np.float64)

@@ -1,4 +1,4 @@
-"""The colorization network, its heads, and checkpoint files.
+"""The colorization network, its heads, saving and loading it (the files themselves: checkpoint_files).
 
 A checkpoint is a safetensors file: tensors plus a JSON metadata string.
 Loading one never executes code from the file.
@@ -6,24 +6,30 @@ Loading one never executes code from the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .architectures import DEFAULT_ARCHITECTURE, HEADS, InputSpec, get_architecture
-
-_METADATA_KEY = "napari_colorize"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not a colorizer."""
+from .checkpoint_files import (  # noqa: F401  (re-exported: the names users and tools import from here)
+    DEFAULT_MODEL,
+    METADATA_KEY,
+    CheckpointError,
+    check_not_pickle,
+    checkpoint_metadata,
+    file_sha256,
+    parse_metadata,
+    read_metadata_string,
+    resolve_model_path,
+    shipped_models,
+    shipped_models_dir,
+    update_checkpoint_metadata,
+)
 
 
 @dataclass
@@ -92,6 +98,21 @@ class Colorizer:
             takes = ", ".join(self.input_names) or "only the lightness"
             raise ValueError(f"model {self.name!r} ({self.architecture}) takes {takes}; it cannot use {', '.join(unknown)}")
 
+    def check_uncertainty(self) -> None:
+        """Refuse to report uncertainty for a model that predicts no distribution.
+
+        Raises
+        ------
+        ValueError
+            For a regression model: it predicts ab directly, with no
+            distribution over colours whose spread could be measured.
+        """
+        if self.head != "classification":
+            raise ValueError(
+                f"model {self.name!r} is a {self.head} model: it predicts colours directly, with no distribution "
+                "over them, so it has no uncertainty to show; use a classification model such as 'natural'"
+            )
+
     @property
     def frame_inputs(self) -> tuple[str, ...]:
         """Names of the inputs computed from a view of the whole frame."""
@@ -111,18 +132,24 @@ class Colorizer:
         size = (self.context_view, self.context_view)
         return torch.nn.functional.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
 
-    def predict_ab(self, lightness, *, temperature: float, **extra_inputs):
+    def predict_ab(self, lightness, *, temperature: float, uncertainty: bool = False, **extra_inputs):
         """ab at 1/``output_stride`` resolution for a batch of L tiles (N, 1, H, W), as a tensor.
 
         Extra inputs are given by name: 'pixels' ones as (N, channels, H, W),
         zeros when not given; 'frame' ones as a descriptor (N or 1, D) from
         :meth:`encode_context`, computed from each tile alone when not
         given. An input the network does not take is refused with a
-        ValueError.
+        ValueError. With ``uncertainty`` (classification models only, see
+        :meth:`check_uncertainty`), returns ``(ab, uncertainty)``, the second
+        (N, 1, h, w): the normalised entropy of the predicted distribution
+        (:func:`napari_colorize.color.normalized_entropy`).
         """
         import torch
 
-        from .color import annealed_mean
+        from .color import annealed_mean, normalized_entropy
+
+        if uncertainty:
+            self.check_uncertainty()
 
         self.check_inputs(extra_inputs)
         extras = {}
@@ -139,7 +166,8 @@ class Colorizer:
             if self.head == "regression":
                 return out.float()
             bins = torch.as_tensor(self.bins, device=out.device)
-            return annealed_mean(out, bins, temperature=temperature)
+            ab = annealed_mean(out, bins, temperature=temperature)
+            return (ab, normalized_entropy(out)) if uncertainty else ab
 
 
 @contextmanager
@@ -231,7 +259,7 @@ def save_checkpoint(colorizer: Colorizer, path: str | Path, *, extra_metadata: d
         tensors["colorizer.prior"] = torch.as_tensor(colorizer.prior, dtype=torch.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(tmp), metadata={_METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
     tmp.replace(path)
     colorizer.sha256 = file_sha256(path)
     return colorizer.sha256
@@ -250,49 +278,6 @@ def _storable(tensor):
     if bool(torch.isfinite(tensor).all()) and not bool(torch.isfinite(half).all()):
         return tensor.float()
     return half
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def shipped_models_dir() -> Path:
-    """Folder holding the shipped checkpoints (in the wheel, or the repo's models/)."""
-    packaged = resources.files("napari_colorize") / "models"
-    if packaged.is_dir():
-        return Path(str(packaged))
-    # Editable / source checkout: the repository's top-level models/.
-    return Path(__file__).resolve().parents[2] / "models"
-
-
-def shipped_models() -> list[str]:
-    """Names of the shipped models, the default first."""
-    folder = shipped_models_dir()
-    names = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
-    return sorted(names, key=lambda n: (n != DEFAULT_MODEL, n))
-
-
-DEFAULT_MODEL = "natural"
-
-
-def resolve_model_path(model: str | Path) -> Path:
-    """Path of a shipped model name or a checkpoint file."""
-    candidate = Path(model)
-    if candidate.suffix == ".safetensors" or candidate.exists() or len(candidate.parts) > 1:
-        if candidate.is_dir():
-            raise CheckpointError(f"{candidate} is a folder, not a checkpoint file")
-        if not candidate.is_file():
-            raise CheckpointError(f"checkpoint file not found: {candidate}")
-        return candidate
-    shipped = shipped_models_dir() / f"{model}.safetensors"
-    if not shipped.is_file():
-        names = ", ".join(shipped_models()) or "none installed"
-        raise CheckpointError(f"unknown model {str(model)!r}: give a .safetensors file or one of: {names}")
-    return shipped
 
 
 def load_checkpoint(model: str | Path, *, device: str | None = None) -> Colorizer:
@@ -326,49 +311,23 @@ def model_cache_misses() -> int:
     return _load_cached.cache_info().misses
 
 
-def _check_not_pickle(path: str) -> None:
-    """Name what a non-safetensors checkpoint is, without ever unpickling it."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(9)
-    except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    if not head:
-        raise CheckpointError(f"cannot read checkpoint {path}: the file is empty")
-    # safetensors: an 8-byte little-endian header length, then the JSON header.
-    # Its first byte is 0x80 for a header of 128 bytes modulo 256, so a pickle
-    # is only named when the file does not look like safetensors.
-    if len(head) == 9 and head[8:9] == b"{":
-        return
-    # A pickle (protocol 2+) or torch.save's zip archive: loading those can run code.
-    if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head[:4] == b"PK\x03\x04":
-        raise CheckpointError(
-            f"{path} is a pickle / PyTorch (.pt) file, not a safetensors checkpoint; it is not loaded, since unpickling can run code"
-        )
-
-
 @lru_cache(maxsize=4)
 def _load_cached(path: str, sha256: str, device: str) -> Colorizer:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    _check_not_pickle(path)
+    check_not_pickle(path)
+    raw_meta = read_metadata_string(path)
     try:
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as fh:
-            raw_meta = (fh.metadata() or {}).get(_METADATA_KEY)
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    if raw_meta is None:
-        raise CheckpointError(f"{path} is a safetensors file but not a napari-colorize checkpoint")
     # NaN or Inf weights would colour every pixel with garbage, silently.
     broken = sorted(k for k, v in tensors.items() if v.is_floating_point() and not v.isfinite().all())
     if broken:
         raise CheckpointError(f"{path} is corrupted: non-finite values in {', '.join(broken[:3])}")
     try:
-        meta = json.loads(raw_meta)
+        meta = parse_metadata(path, raw_meta)
         architecture = meta.get("architecture")
         try:
             get_architecture(str(architecture))
@@ -396,8 +355,14 @@ def _load_cached(path: str, sha256: str, device: str) -> Colorizer:
 def _check_declared_geometry(path: str, meta: dict, colorizer: Colorizer) -> None:
     """A checkpoint's declared tile, stride and inputs must be its architecture's
     (checkpoints written before they were declared take the architecture's)."""
-    declared = {key: meta.get(key, colorizer.metadata[key]) for key in ("tile_size", "output_stride", "inputs", "context_view") if key in colorizer.metadata}
+    declared = {
+        key: meta.get(key, colorizer.metadata[key])
+        for key in ("tile_size", "output_stride", "inputs", "context_view")
+        if key in colorizer.metadata
+    }
     declared["inputs"] = list(declared["inputs"])
     for key, value in declared.items():
         if value != colorizer.metadata[key]:
-            raise CheckpointError(f"{path} declares {key} {value!r}, but its architecture {colorizer.architecture!r} has {colorizer.metadata[key]!r}")
+            raise CheckpointError(
+                f"{path} declares {key} {value!r}, but its architecture {colorizer.architecture!r} has {colorizer.metadata[key]!r}"
+            )

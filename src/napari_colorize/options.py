@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .checkpoint_files import DEFAULT_MODEL
 from .color import DEFAULT_TEMPERATURE
 from .devices import check_device_name
-from .model import DEFAULT_MODEL, Colorizer
+from .model import Colorizer
 from .normalization import DEFAULT_PERCENTILES, Normalize, check_normalize, check_percentiles
 
 DEFAULT_OVERLAP = 32

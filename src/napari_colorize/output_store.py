@@ -46,8 +46,8 @@ def in_memory_limit() -> int:
     return int(min(MAX_IN_MEMORY_BYTES, max(MIN_IN_MEMORY_BYTES, available // 4)))
 
 
-def allocate(shape: tuple[int, ...], *, label: str, limit: int | None = None, folder: Path | None = None) -> np.ndarray:
-    """A zeroed uint8 array of ``shape``: in memory up to ``limit`` bytes,
+def allocate(shape: tuple[int, ...], *, label: str, limit: int | None = None, folder: Path | None = None, dtype=np.uint8) -> np.ndarray:
+    """A zeroed array of ``shape`` and ``dtype``: in memory up to ``limit`` bytes,
     else a memory-mapped ``.npy`` file named after ``label`` in ``folder``.
 
     Raises
@@ -55,9 +55,10 @@ def allocate(shape: tuple[int, ...], *, label: str, limit: int | None = None, fo
     OSError
         If the folder has too little free space for the file.
     """
-    nbytes = int(np.prod(shape, dtype=np.int64))
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if nbytes <= (in_memory_limit() if limit is None else limit):
-        return np.zeros(shape, dtype=np.uint8)
+        return np.zeros(shape, dtype=dtype)
     folder = cache_folder() if folder is None else Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
@@ -66,7 +67,7 @@ def allocate(shape: tuple[int, ...], *, label: str, limit: int | None = None, fo
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_")[:60] or "output"
     path = folder / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}-{time.perf_counter_ns() % 10**6:06d}.npy"
     logger.info("writing a %.1f GiB result to %s", nbytes / 2**30, path)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=tuple(shape))
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
 
 
 def file_of(array: np.ndarray) -> Path | None:
@@ -90,14 +91,15 @@ def nearest_levels(full: np.ndarray, level_shapes: list[tuple[int, ...]], *, lab
     in ``level_shapes[1:]`` sampled from it at nearest pixels.
 
     Level pixel ``i`` of a level ``d`` times smaller is full pixel
-    ``round(i * d)``, napari's own placement of levels. Shapes give every axis
-    but the last (the RGB channels); strips of ``rows`` rows bound the memory.
+    ``round(i * d)``, napari's own placement of levels. Shapes give the
+    (frames..., Y, X) axes; axes of ``full`` after those (the RGB channels)
+    are kept whole. Strips of ``rows`` rows bound the memory.
     """
     levels = [full]
     try:
         for shape in level_shapes[1:]:
-            levels.append(allocate((*shape, full.shape[-1]), label=f"{label}-level{len(levels)}"))
-            picks = [np.minimum(np.round(np.arange(n) * (m / n)).astype(np.intp), m - 1) for n, m in zip(shape, full.shape[:-1])]
+            levels.append(allocate((*shape, *full.shape[len(shape) :]), label=f"{label}-level{len(levels)}", dtype=full.dtype))
+            picks = [np.minimum(np.round(np.arange(n) * (m / n)).astype(np.intp), m - 1) for n, m in zip(shape, full.shape)]
             for frame in np.ndindex(*shape[:-2]):
                 source = full[tuple(p[i] for p, i in zip(picks, frame))]
                 for r0 in range(0, shape[-2], rows):

@@ -30,6 +30,8 @@ def colorize(
     out: np.ndarray | None = None,
     extra_inputs: Mapping | None = None,
     hints=None,
+    uncertainty: bool = False,
+    uncertainty_out: np.ndarray | None = None,
     **option_keywords,
 ):
     """Colorize grayscale frames with a trained colorizer.
@@ -77,6 +79,16 @@ def colorize(
         rows of (y, x, r, g, b) for a single frame), the colour r, g, b in
         0..255 (sRGB, converted to ab). None or no rows gives the automatic
         result. A model that takes no hints refuses them.
+    uncertainty : bool
+        Also return how uncertain the model is at each pixel: the
+        normalised entropy of its predicted distribution over the ab bins
+        (0: all of it in one bin, 1: spread evenly over all of them),
+        stitched and upsampled like the chroma. Only classification models
+        predict a distribution: a regression model refuses with a
+        ValueError before any work. Not computed on a ``scheduler``; a dask
+        input is then colorized frame by frame into arrays, not lazily.
+    uncertainty_out : ndarray of float32, shape (..., Y, X), optional
+        Where to write the uncertainty (with ``uncertainty=True``).
 {options}
 
     Returns
@@ -85,6 +97,9 @@ def colorize(
         ``out`` if given. For a dask array input (and no ``scheduler`` or
         ``out``): a lazy dask array of that shape, computed frame by frame
         (progress and cancel unused).
+    uncertainty : ndarray of float32, shape (..., Y, X)
+        Only with ``uncertainty=True``, which returns ``(rgb, uncertainty)``:
+        values in [0, 1], ``uncertainty_out`` if given.
 
     Raises
     ------
@@ -101,6 +116,9 @@ def colorize(
     >>> rgb = colorize(frame, device="cpu")
     >>> rgb.shape, rgb.dtype
     ((300, 200, 3), dtype('uint8'))
+    >>> rgb, uncertainty = colorize(frame, device="cpu", uncertainty=True)
+    >>> uncertainty.shape, uncertainty.dtype, bool(0 <= uncertainty.min() <= uncertainty.max() <= 1)
+    ((300, 200), dtype('float32'), True)
     """
     # Checked first: masked arrays, tensors and lists become arrays, bad input
     # and options are refused now, not when a lazy result is computed.
@@ -110,7 +128,15 @@ def colorize(
     shape = (*image.shape, 3)
     if out is not None and (tuple(out.shape) != shape or out.dtype != np.uint8):
         raise ValueError(f"out must be a uint8 array of shape {shape}, got {out.dtype} {tuple(out.shape)}")
-    if scheduler is not None or (is_dask_array(image) and out is None):
+    if uncertainty_out is not None:
+        if not uncertainty:
+            raise ValueError("uncertainty_out is filled only with uncertainty=True")
+        if tuple(uncertainty_out.shape) != tuple(image.shape) or uncertainty_out.dtype != np.float32:
+            got = f"{uncertainty_out.dtype} {tuple(uncertainty_out.shape)}"
+            raise ValueError(f"uncertainty_out must be a float32 array of shape {tuple(image.shape)}, got {got}")
+    if uncertainty and scheduler is not None:
+        raise ValueError("uncertainty is not computed on a scheduler yet: run without one")
+    if scheduler is not None or (is_dask_array(image) and out is None and not uncertainty):
         if extra_inputs or (hints is not None and len(hints)):
             raise ValueError("extra inputs and hints are not supported for dask inputs or a scheduler yet: pass a NumPy image")
         from .cluster import colorize_lazy
@@ -120,9 +146,16 @@ def colorize(
             return result
         out[...] = result
         return out
+    rows = max(1, CHUNK_PIXELS // image.shape[-1])
+    # Asked first: the model and inputs are checked before the outputs are allocated.
+    strips = strips_of_frames(
+        image, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, hints=hints, strip_rows=rows, uncertainty=uncertainty
+    )
     out = np.empty(shape, dtype=np.uint8) if out is None else out
-    strips = strips_of_frames(image, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, hints=hints, strip_rows=max(1, CHUNK_PIXELS // image.shape[-1]))
-    return fill_from_strips(out, strips)
+    if not uncertainty:
+        return fill_from_strips(out, strips)
+    uncertainty_out = np.empty(image.shape, dtype=np.float32) if uncertainty_out is None else uncertainty_out
+    return fill_from_strips(out, strips, uncertainty_out), uncertainty_out
 
 
 colorize.__doc__ = colorize.__doc__.replace("{options}", options_docstring())

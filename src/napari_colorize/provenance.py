@@ -11,6 +11,11 @@ from .options import ColorizeOptions
 #: Key under which outputs record how they were made.
 METADATA_KEY = "napari_colorize"
 PREDICTED_NOTE = "colours are predicted by a model, not measured"
+#: What an uncertainty output holds.
+UNCERTAINTY_NOTE = (
+    "per-pixel uncertainty of the predicted colour: the normalised entropy of the model's predicted distribution "
+    "over the ab bins, 0 certain (one bin), 1 uniform over all bins"
+)
 
 
 def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, **details: Any) -> dict[str, Any]:
@@ -46,3 +51,8 @@ def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, *
         "napari_colorize_version": __version__,
         **details,
     }
+
+
+def uncertainty_details(colorizer: Colorizer) -> dict[str, Any]:
+    """What an uncertainty output adds to :func:`provenance`: what it shows and over how many bins."""
+    return {"shows": "uncertainty", "uncertainty": UNCERTAINTY_NOTE, "bins": colorizer.num_bins, "value_range": [0.0, 1.0]}

@@ -23,6 +23,7 @@ from pathlib import Path
 from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights
 from .devices import resolve_device
 from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint
+from .model_info import ModelDescription
 from .training_checkpoint import Checkpointer, state_path
 from .training_consistency import ShiftedPair
 from .training_data import ColorCrops, TrainingData
@@ -181,7 +182,9 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
         left = copy_matching_weights(colorizer, base)
         if left:
             logger.warning("%d weights are not in --init model %r and start untrained: %s", len(left), base.name, ", ".join(left))
-        colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256, **({"fresh_weights": left} if left else {})}
+        # What the init model learned from, and its terms, stay with what is made from it.
+        inherited = {k: v for k, v in ModelDescription.recorded_in(base.metadata).entries().items() if k in ("training_data", "terms")}
+        colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256, **inherited, **({"fresh_weights": left} if left else {})}
         return colorizer
     return create_colorizer(architecture=config.architecture or _FIRST_ARCHITECTURE, head=config.head, width=config.width, bins=ab_bins())
 
@@ -342,6 +345,7 @@ def train(
     init: str | Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    description: ModelDescription | None = None,
 ) -> Colorizer:
     """Train a colorizer on folders of colour images and save it.
 
@@ -364,6 +368,11 @@ def train(
         ``init`` are then not used).
     progress : bool
         Show a progress bar with the loss.
+    description : ModelDescription, optional
+        What the model is for, its domain, its training data and its terms,
+        recorded in the checkpoint and shown to users (those not given are
+        kept from the resumed run, or said from the training record: the
+        folders and image counts, which are always recorded).
 
     Returns
     -------
@@ -379,6 +388,7 @@ def train(
     torch.manual_seed(config.seed)  # before the model is built: seeds its initial weights
     state = _load_state(output, resume)
     colorizer = _build_model(config, init=init, state=state)
+    colorizer.metadata.update((description or ModelDescription()).entries())
     if state is not None:
         data = TrainingData.from_state(state)
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .color import nearest_bin, rgb_to_lab, smoothed_prior
-from .io import find_images, read_rgb
+from .io import TOP_LEVEL, find_images, group_by_subfolder, read_rgb
 
 # An image whose mean chroma (ab units) is below this counts as grayscale.
 _GRAY_CHROMA = 2.0
@@ -128,6 +128,7 @@ class TrainingData:
             "folders": [Path(f).name for f in folders],
             "images": len(scan.color_images),
             "skipped_gray_or_unreadable": scan.skipped,
+            "images_per_subfolder": images_per_subfolder(folders, scan.color_images),
         }
         return cls(scan.color_images, smoothed_prior(scan.bin_counts, bins), summary)
 
@@ -141,6 +142,41 @@ class TrainingData:
     def state_entries(self) -> dict:
         """The saved-state form (the summary plus the image paths) that :meth:`from_state` reads."""
         return {**self.summary, "_paths": [str(p) for p in self.images]}
+
+
+#: Where :func:`images_per_subfolder` counts images given as files, not folders.
+FILES_GIVEN = "(files given)"
+
+
+def images_per_subfolder(folders: Sequence[str | Path], images: Sequence[Path]) -> dict[str, dict[str, int]]:
+    """How many of ``images`` each of ``folders`` holds, per first-level subfolder.
+
+    Parameters
+    ----------
+    folders : sequence of path
+        The folders (or image files) a run was given.
+    images : sequence of Path
+        The images it used, found under ``folders``.
+
+    Returns
+    -------
+    dict
+        ``{folder name: {subfolder: count}}``, as recorded in a checkpoint;
+        images directly in a folder count under
+        :data:`napari_colorize.io.TOP_LEVEL`, and images given as files
+        under ``{FILES_GIVEN: {TOP_LEVEL: count}}``.
+    """
+    counts: dict[str, dict[str, int]] = {}
+    given_files = 0
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            given_files += sum(1 for image in images if image == folder)
+            continue
+        inside = [image for image in images if image.is_relative_to(folder)]
+        counts[folder.name] = {group: len(paths) for group, paths in group_by_subfolder(inside, folder).items()}
+    if given_files:
+        counts[FILES_GIVEN] = {TOP_LEVEL: given_files}
+    return counts
 
 
 class ColorCrops:
