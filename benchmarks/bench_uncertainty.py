@@ -1,0 +1,138 @@
+"""Does the uncertainty map mean something? Per-pixel ab error against it.
+
+For each evaluation image: drop its colour (``lightness_to_gray`` of the
+true L, as ``napari-colorize evaluate`` does), colorize it with
+``uncertainty=True`` (``normalize=(0, 1)``), and pair, at a random sample
+of pixels, the ab error of the result (Euclidean distance to the true ab)
+with the uncertainty there (the normalised entropy of the predicted
+distribution, 0 certain, 1 uniform). Reports, per folder and pooled over
+all of them, Spearman's rank correlation of the two and the mean ab error
+in each decile of uncertainty (deciles of the pooled sample); a map that
+means something has a clearly positive correlation and errors that grow
+from the first decile to the last.
+
+Run: python benchmarks/bench_uncertainty.py [MODEL ...] [--folders DIR ...]
+         [--limit N] [--pixels 4000] [--threads 1] [--output PATH]
+
+Default: the shipped classification models over ../shared/data/eval/natural/
+{kodak24, mcmaster18, bsds500-test}, eval/astro and eval/micro (each with
+its subfolders). Writes benchmarks/RESULTS_uncertainty.md (``--output``
+elsewhere; with ``--limit`` only if ``--output`` is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from napari_colorize import colorize
+from napari_colorize.color import rgb_to_lab
+from napari_colorize.evaluation import colour_truths
+from napari_colorize.io import find_images
+from napari_colorize.model import load_checkpoint
+
+HERE = Path(__file__).resolve().parent
+EVAL = HERE.parents[1] / "shared" / "data" / "eval"
+FOLDERS = ("natural/kodak24", "natural/mcmaster18", "natural/bsds500-test", "astro", "micro")
+RESULTS = HERE / "RESULTS_uncertainty.md"
+DECILES = 10
+
+
+def sample_pairs(colorizer, paths, *, pixels: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uncertainty, ab error) at ``pixels`` random pixels of each image, concatenated."""
+    rng = np.random.default_rng(seed)
+    uncertainties, errors = [], []
+    for _, truth, lab, gray in colour_truths(paths):
+        rgb, uncertainty = colorize(gray, model=colorizer, device="cpu", normalize=(0.0, 1.0), uncertainty=True)
+        error = np.linalg.norm(rgb_to_lab(rgb)[..., 1:] - lab[..., 1:], axis=-1)
+        chosen = rng.choice(error.size, size=min(pixels, error.size), replace=False)
+        uncertainties.append(uncertainty.reshape(-1)[chosen])
+        errors.append(error.reshape(-1)[chosen])
+    return np.concatenate(uncertainties), np.concatenate(errors)
+
+
+def decile_means(uncertainty: np.ndarray, error: np.ndarray, edges: np.ndarray) -> list[float]:
+    """Mean error in each uncertainty decile (``edges``: the 9 inner decile bounds)."""
+    which = np.searchsorted(edges, uncertainty, side="right")
+    return [float(error[which == d].mean()) if np.any(which == d) else float("nan") for d in range(DECILES)]
+
+
+def rows_for(name: str, uncertainty: np.ndarray, error: np.ndarray, edges: np.ndarray) -> str:
+    rho = spearmanr(uncertainty, error).statistic
+    means = " | ".join(f"{m:.1f}" for m in decile_means(uncertainty, error, edges))
+    return f"| {name} | {len(error):,} | {rho:.3f} | {float(np.median(uncertainty)):.2f} | {means} |"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="*", default=["natural"])
+    parser.add_argument("--folders", nargs="+", default=None, help="evaluation folders (default: the natural, astro and micro sets)")
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
+    parser.add_argument("--pixels", type=int, default=4000, help="pixels sampled per image")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folders = [Path(f).resolve() for f in args.folders] if args.folders else [EVAL / f for f in FOLDERS]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        print(f"skipped: evaluation folders not found: {', '.join(missing)}", file=sys.stderr)
+        folders = [f for f in folders if f.is_dir()]
+    if not folders:
+        return 0
+    started = time.perf_counter()
+    sections = []
+    for model in args.models:
+        colorizer = load_checkpoint(model)
+        colorizer.check_uncertainty()
+        samples = {}
+        for folder in folders:
+            paths = find_images([folder])[: args.limit]
+            samples[folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder] = sample_pairs(colorizer, paths, pixels=args.pixels)
+        pooled = tuple(np.concatenate(parts) for parts in zip(*samples.values()))
+        edges = np.quantile(pooled[0], np.linspace(0, 1, DECILES + 1)[1:-1])
+        header = " | ".join(f"D{d + 1}" for d in range(DECILES))
+        lines = [
+            f"### `{model}` (sha256 {colorizer.sha256[:16]})",
+            "",
+            f"Deciles of the pooled uncertainty: {', '.join(f'{e:.2f}' for e in edges)}. Cells D1–D10: mean ab error in each.",
+            "",
+            f"| folder | pixels | Spearman ρ | median uncertainty | {header} |",
+            "|---|---:|---:|---:|" + "---:|" * DECILES,
+            *(rows_for(str(name), *pair, edges) for name, pair in samples.items()),
+            rows_for("all (pooled)", *pooled, edges),
+        ]
+        sections.append("\n".join(lines))
+        print(sections[-1], flush=True)
+    minutes = (time.perf_counter() - started) / 60
+    report = "\n".join(
+        [
+            "# Uncertainty against error: is the entropy map worth looking at?",
+            "",
+            f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {minutes:.1f} min",
+            f"- Command: `python benchmarks/bench_uncertainty.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+            f"- Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
+            f"- {args.pixels} random pixels per image; folders with subfolders include them. See the docstring of benchmarks/bench_uncertainty.py.",
+            "",
+            *(section + "\n" for section in sections),
+        ]
+    )
+    output = args.output or (None if args.limit else RESULTS)
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+        print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
