@@ -7,9 +7,10 @@ of pixels, the ab error of the result (Euclidean distance to the true ab)
 with the uncertainty there (the normalised entropy of the predicted
 distribution, 0 certain, 1 uniform). Reports, per folder and pooled over
 all of them, Spearman's rank correlation of the two and the mean ab error
-in each decile of uncertainty (deciles of the pooled sample); a map that
-means something has a clearly positive correlation and errors that grow
-from the first decile to the last.
+in each decile of uncertainty (each row's own deciles, so that a folder
+whose uncertainties all lie high still fills ten cells); a map that means
+something has a clearly positive correlation and errors that grow from the
+first decile to the last.
 
 Run: python benchmarks/bench_uncertainty.py [MODEL ...] [--folders DIR ...]
          [--limit N] [--pixels 4000] [--threads 1] [--output PATH]
@@ -58,16 +59,17 @@ def sample_pairs(colorizer, paths, *, pixels: int, seed: int = 0) -> tuple[np.nd
     return np.concatenate(uncertainties), np.concatenate(errors)
 
 
-def decile_means(uncertainty: np.ndarray, error: np.ndarray, edges: np.ndarray) -> list[float]:
-    """Mean error in each uncertainty decile (``edges``: the 9 inner decile bounds)."""
-    which = np.searchsorted(edges, uncertainty, side="right")
-    return [float(error[which == d].mean()) if np.any(which == d) else float("nan") for d in range(DECILES)]
+def decile_means(uncertainty: np.ndarray, error: np.ndarray) -> list[float]:
+    """Mean error in each decile of ``uncertainty`` (ranked, so ties cannot empty a decile)."""
+    order = np.argsort(uncertainty, kind="stable")
+    return [float(part.mean()) for part in np.array_split(error[order], DECILES)]
 
 
-def rows_for(name: str, uncertainty: np.ndarray, error: np.ndarray, edges: np.ndarray) -> str:
+def rows_for(name: str, uncertainty: np.ndarray, error: np.ndarray) -> str:
     rho = spearmanr(uncertainty, error).statistic
-    means = " | ".join(f"{m:.1f}" for m in decile_means(uncertainty, error, edges))
-    return f"| {name} | {len(error):,} | {rho:.3f} | {float(np.median(uncertainty)):.2f} | {means} |"
+    means = " | ".join(f"{m:.1f}" for m in decile_means(uncertainty, error))
+    low, high = np.quantile(uncertainty, [0.1, 0.9])
+    return f"| {name} | {len(error):,} | {rho:.3f} | {low:.2f} / {float(np.median(uncertainty)):.2f} / {high:.2f} | {means} |"
 
 
 def main(argv=None) -> int:
@@ -100,17 +102,16 @@ def main(argv=None) -> int:
             paths = find_images([folder])[: args.limit]
             samples[folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder] = sample_pairs(colorizer, paths, pixels=args.pixels)
         pooled = tuple(np.concatenate(parts) for parts in zip(*samples.values()))
-        edges = np.quantile(pooled[0], np.linspace(0, 1, DECILES + 1)[1:-1])
         header = " | ".join(f"D{d + 1}" for d in range(DECILES))
         lines = [
             f"### `{model}` (sha256 {colorizer.sha256[:16]})",
             "",
-            f"Deciles of the pooled uncertainty: {', '.join(f'{e:.2f}' for e in edges)}. Cells D1–D10: mean ab error in each.",
+            "Cells D1–D10: mean ab error in each decile of the row's uncertainty, most certain first.",
             "",
-            f"| folder | pixels | Spearman ρ | median uncertainty | {header} |",
+            f"| folder | pixels | Spearman ρ | uncertainty 10th / 50th / 90th percentile | {header} |",
             "|---|---:|---:|---:|" + "---:|" * DECILES,
-            *(rows_for(str(name), *pair, edges) for name, pair in samples.items()),
-            rows_for("all (pooled)", *pooled, edges),
+            *(rows_for(str(name), *pair) for name, pair in samples.items()),
+            rows_for("all (pooled)", *pooled),
         ]
         sections.append("\n".join(lines))
         print(sections[-1], flush=True)

@@ -42,6 +42,7 @@ def test_shipped_models_are_listed():
         ("natural-regression", "regression", "colornet-v2-replicate"),
         ("natural-v1", "classification", "colornet-v1"),
         ("natural-regression-v1", "regression", "colornet-v1"),
+        ("astro", "classification", "colornet-v2-replicate"),
     ],
 )
 def test_shipped_checkpoint(name, head, architecture):
