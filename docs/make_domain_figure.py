@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from make_figure import SIDE, gray_rgb, tile  # docs/, beside this script
 from PIL import Image
 
 from napari_colorize import colorize
@@ -25,23 +26,12 @@ DATA = HERE.parents[1] / "shared" / "data"
 MODELS = ("natural", "astro")
 FRAMES = ("em-isbi2012-stack.tif", "m51.tif", "m67-palomar-dss.tif", "spitzer-irac.tif")
 HELD_OUT = "eval/astro/jwst-gallery"
-SIDE = 256
-
-
-def tile(rgb: np.ndarray, label: str) -> Image.Image:
-    from PIL import ImageDraw
-
-    image = Image.fromarray(rgb).convert("RGB").resize((SIDE, SIDE), Image.LANCZOS)
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, SIDE - 18, SIDE, SIDE], fill=(0, 0, 0))
-    draw.text((4, SIDE - 16), label, fill=(255, 255, 255))
-    return image
 
 
 def as_gray_rgb(frame: np.ndarray) -> np.ndarray:
+    """A frame as the gray picture the models are given (its own intensity range)."""
     low, high = intensity_range(frame)
-    values = np.nan_to_num(normalize_frame(frame, low, high), nan=0.0)
-    return np.repeat((np.clip(values, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=-1)
+    return gray_rgb(np.nan_to_num(normalize_frame(frame, low, high), nan=0.0))
 
 
 def main() -> None:
