@@ -15,7 +15,7 @@ first decile to the last.
 Run: python benchmarks/bench_uncertainty.py [MODEL ...] [--folders DIR ...]
          [--limit N] [--pixels 4000] [--threads 1] [--output PATH]
 
-Default: the shipped classification models over ../shared/data/eval/natural/
+Default: `natural` over ../shared/data/eval/natural/
 {kodak24, mcmaster18, bsds500-test}, eval/astro and eval/micro (each with
 its subfolders). Writes benchmarks/RESULTS_uncertainty.md (``--output``
 elsewhere; with ``--limit`` only if ``--output`` is given).

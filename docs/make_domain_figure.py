@@ -1,4 +1,4 @@
-"""Make docs/images/astro.png: the astro model beside natural on real frames.
+"""Make docs/images/astro.jpg: the astro model beside natural on real frames.
 
 Run from the repository root: python docs/make_domain_figure.py
 One row per frame of ../shared/data/gray (the EM stack's first frame, m51,
@@ -52,8 +52,8 @@ def main() -> None:
     for y, row in enumerate(rows):
         for x, image in enumerate(row):
             canvas.paste(image, (x * SIDE, y * SIDE))
-    out = HERE / "images" / "astro.png"
-    canvas.save(out, optimize=True)
+    out = HERE / "images" / "astro.jpg"
+    canvas.save(out, quality=88, optimize=True)  # photograph-like: a fifth of the PNG
     print(f"wrote {out}")
 
 
