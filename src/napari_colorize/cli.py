@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import warnings
@@ -123,6 +124,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "0 certain, 1 uniform) as a float32 .tif laid out like the output, or into a folder for several inputs "
         "(INPUT_uncertainty.tif); classification models only",
     )
+    run.add_argument(
+        "--hints",
+        type=Path,
+        metavar="CSV",
+        help="colour hints for one input: a CSV file with a header y,x,r,g,b (image pixels; colours 0-255) and, for a stack, "
+        "a frame column (the frame's index, from 0); each hint colours a small patch and steers the colours around it",
+    )
     add_option_arguments(run)
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -223,6 +231,7 @@ def _run_colorize(args) -> None:
     if many:
         _check_folder_for_many(args.output, "an output")
     jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs]
+    hints = _read_hints(args, many=many)
     uncertainty_jobs = _uncertainty_jobs(args, many=many)
     new_folders = [folder for folder in (args.output, args.uncertainty) if many and folder is not None]
     _check_jobs(jobs + uncertainty_jobs, overwrite=args.overwrite, new_folders=new_folders)
@@ -230,6 +239,8 @@ def _run_colorize(args) -> None:
     colorizer = prepare_model(options)
     if uncertainty_jobs:
         colorizer.check_uncertainty()  # a regression model has none: refused before any folder is made
+    if hints is not None:
+        colorizer.check_inputs(["hints"])
     for folder in new_folders:
         folder.mkdir(parents=True, exist_ok=True)
     device = colorizer.device
@@ -237,7 +248,7 @@ def _run_colorize(args) -> None:
     uncertainty_paths = dict(uncertainty_jobs)
     for src, dst in jobs:
         uncertainty_path = uncertainty_paths.get(src)
-        shape = _colorize_file(src, dst, args, options, uncertainty_path=uncertainty_path)
+        shape = _colorize_file(src, dst, args, options, uncertainty_path=uncertainty_path, hints=hints)
         if not args.quiet:
             also = f" and {uncertainty_path}" if uncertainty_path else ""
             print(f"{src} -> {dst}{also} ({'x'.join(map(str, shape))}, model {options.model.name}, {device})")
@@ -246,6 +257,34 @@ def _run_colorize(args) -> None:
 def _check_folder_for_many(folder: Path, what: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise CommandError(f"{folder} is a file, but several inputs need {what} folder")
+
+
+def _read_hints(args, *, many: bool):
+    """The rows of ``--hints`` and their names ("FILE line N"), or None without it."""
+    from .hints import read_hints_csv
+
+    if args.hints is None:
+        return None
+    if many:
+        raise CommandError("--hints are placed in one image's pixels: give one INPUT with them")
+    if args.scheduler:
+        raise CommandError("--hints are not used on a --scheduler yet: run without one")
+    if not args.hints.is_file():
+        raise CommandError(f"hints file not found: {args.hints}")
+    return read_hints_csv(args.hints)
+
+
+def _checked_hints(hints, shape: tuple[int, ...], src: Path, hints_file: Path):
+    """The hint rows checked against the input's shape; None without hints."""
+    from .hints import check_hints
+
+    if hints is None:
+        return None
+    rows, names = hints
+    frames = math.prod(shape[:-2])
+    if rows.shape[1] == 5 and frames > 1:
+        raise CommandError(f"{hints_file.name} has no frame column, but {src.name} has {frames} frames: add one (each hint's frame, from 0)")
+    return check_hints(rows, shape, row_names=names)
 
 
 def _uncertainty_jobs(args, *, many: bool) -> list[tuple[Path, Path]]:
@@ -300,9 +339,10 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folders: 
             raise CommandError(f"output folder {folder} is not writable")
 
 
-def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions, *, uncertainty_path: Path | None = None) -> tuple[int, ...]:
-    """Colorize one file (and write its uncertainty to ``uncertainty_path``);
-    TIFF to TIFF streams frame by frame, strip by strip."""
+def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions, *, uncertainty_path: Path | None = None, hints=None) -> tuple[int, ...]:
+    """Colorize one file (and write its uncertainty to ``uncertainty_path``),
+    with ``hints`` (rows and their names, from ``--hints``) if given; TIFF to
+    TIFF streams frame by frame, strip by strip."""
     from contextlib import nullcontext
 
     from .engine import colorize_strips
@@ -314,13 +354,19 @@ def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions, *, unce
     # Files are read as their contents say; colour is already reduced to
     # luminance by the readers, so a last axis of 3 is never taken as RGB.
     options = options.replace(rgb=False)
-    record = provenance(options, options.model, device=options.device, source_file=src.name)
-    meta = {METADATA_KEY: record}
-    uncertainty_meta = {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
     with_uncertainty = uncertainty_path is not None
     streaming = sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler
+
+    def records(shape: tuple[int, ...]):
+        """The checked hint rows, and the provenance of the output and of its uncertainty."""
+        rows = _checked_hints(hints, shape, src, args.hints)
+        used = {} if rows is None else {"hints_file": args.hints.name, "hints": rows.tolist()}
+        record = provenance(options, options.model, device=options.device, source_file=src.name, **used)
+        return rows, {METADATA_KEY: record}, {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
+
     if streaming:
         with TiffStack(src) as image:
+            rows, meta, uncertainty_meta = records(tuple(image.shape))
             if image.is_colour:
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
             bar, update = _progress_bar(args.quiet, src.name)
@@ -328,14 +374,15 @@ def _colorize_file(src: Path, dst: Path, args, options: ColorizeOptions, *, unce
             if with_uncertainty:
                 sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta)
             with bar, sink or nullcontext():
-                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty)
+                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
                 write_rgb_tiff_strips(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta)
             return (*image.shape, 3)
     image = read_image(src)
+    rows, meta, uncertainty_meta = records(tuple(image.shape))
     bar, update = _progress_bar(args.quiet, src.name)
     with bar:
-        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty)
+        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, hints=rows)
     rgb, uncertainty = result if with_uncertainty else (result, None)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
     if with_uncertainty:

@@ -6,6 +6,10 @@ other tiles."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 
 from .color import rgb_to_lab
@@ -18,7 +22,7 @@ HINT_COLUMNS = ("frame", "y", "x", "r", "g", "b")
 HINT_RADIUS = 1
 
 
-def check_hints(hints, frames_shape: tuple[int, ...]) -> np.ndarray:
+def check_hints(hints, frames_shape: tuple[int, ...], *, row_names: Sequence[str] | None = None) -> np.ndarray:
     """Hint rows as a float array (n, 6) of (frame, y, x, r, g, b).
 
     Parameters
@@ -30,6 +34,9 @@ def check_hints(hints, frames_shape: tuple[int, ...]) -> np.ndarray:
         index over the leading axes. None or no rows: no hints.
     frames_shape : tuple of int
         Shape of the grayscale input, (..., Y, X).
+    row_names : sequence of str, optional
+        What to call each row in an error (a file's line, say); default
+        "hint row N", counting from 0.
 
     Raises
     ------
@@ -60,8 +67,57 @@ def check_hints(hints, frames_shape: tuple[int, ...]) -> np.ndarray:
         elif not all(0 <= c <= 255 for c in rgb):
             problem = f"colour ({', '.join(f'{c:g}' for c in rgb)}) is not r, g, b in 0..255"
         if problem:
-            raise ValueError(f"hint row {number}: {problem}")
+            raise ValueError(f"{row_names[number] if row_names else f'hint row {number}'}: {problem}")
     return rows
+
+
+def read_hints_csv(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Hint rows from a CSV file with a header naming its columns.
+
+    Parameters
+    ----------
+    path : Path
+        Columns ``y,x,r,g,b`` in any order, and optionally ``frame`` (the
+        flat frame index of a stack; 0 when absent); y, x in image pixels,
+        r, g, b in 0..255. Blank lines are skipped.
+
+    Returns
+    -------
+    rows : ndarray, shape (n, 6) or (n, 5)
+        (frame, y, x, r, g, b), or (y, x, r, g, b) when the file has no
+        frame column; to check with :func:`check_hints` against the image.
+    row_names : list of str
+        "FILE line N" for each row, for :func:`check_hints`'s errors.
+
+    Raises
+    ------
+    ValueError
+        A missing or unknown column, or a row that is not numbers, naming its line.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        lines = [(number, row) for number, row in enumerate(csv.reader(file), start=1) if any(cell.strip() for cell in row)]
+    if not lines:
+        raise ValueError(f"{path.name} is empty: it needs a header line {','.join(HINT_COLUMNS[1:])} (and optionally frame)")
+    header = [cell.strip().lower() for cell in lines[0][1]]
+    missing = [name for name in HINT_COLUMNS[1:] if name not in header]
+    unknown = [name for name in header if name not in HINT_COLUMNS]
+    if missing or unknown or len(set(header)) != len(header):
+        problem = f"missing {', '.join(missing)}" if missing else f"unknown {', '.join(unknown)}" if unknown else "a column twice"
+        raise ValueError(f"{path.name} line {lines[0][0]}: the header must name the columns y,x,r,g,b (and optionally frame): {problem}")
+    columns = HINT_COLUMNS if "frame" in header else HINT_COLUMNS[1:]
+    order = [header.index(name) for name in columns]
+    rows, names = [], []
+    for number, cells in lines[1:]:
+        name = f"{path.name} line {number}"
+        if len(cells) != len(header):
+            raise ValueError(f"{name}: {len(cells)} values for the {len(header)} columns {','.join(header)}")
+        try:
+            rows.append([float(cells[index]) for index in order])
+        except ValueError:
+            raise ValueError(f"{name}: not all numbers: {','.join(cells)}") from None
+        names.append(name)
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(columns)), names
 
 
 def hint_ab(rows: np.ndarray) -> np.ndarray:
