@@ -41,6 +41,7 @@ from . import layer_geometry
 from . import settings as settings_store
 from .checkpoint_files import checkpoint_metadata, shipped_models
 from .devices import available_devices, describe_device
+from .hint_controls import HintControls
 from .jobs import ColorizeOutcome, ColorizeRequest, output_metadata, output_name, progress_text, run_request
 from .layer_geometry import (
     PREVIEW_WORKING_PIXELS,
@@ -55,7 +56,7 @@ from .layer_geometry import (
 from .model_info import describe_model
 from .option_controls import option_control
 from .options import ColorizeOptions, option_spec, option_specs
-from .output_layers import add_outputs, find_output
+from .output_layers import add_outputs, find_output, find_output_of
 from .provenance import METADATA_KEY, PREDICTED_NOTE
 from .settings import load_settings, save_settings, settings_file
 
@@ -145,6 +146,7 @@ class ColorizeWidget(Container):
         self._worker = None
         self._request: ColorizeRequest | None = None
         self._cancel_event = threading.Event()
+        self._preview_again = False
         self._make_controls()
         super().__init__(widgets=self._layout(), labels=True)
         self._restore_settings()
@@ -177,6 +179,9 @@ class ColorizeWidget(Container):
             orientation="horizontal",
             tooltip=_TOOLTIPS["frames"],
         )
+        self.hint_controls = HintControls(self._viewer, on_change=self._on_hints_changed)
+        self.hints_layer, self.hints_every_frame = self.hint_controls.layer, self.hint_controls.every_frame
+        self.new_hints_button = self.hint_controls.new_button
         self.keep_copies = CheckBox(label="Keep earlier results", value=False, tooltip=_TOOLTIPS["keep"])
         self.uncertainty_layer = CheckBox(label="Uncertainty layer", value=False, tooltip=_TOOLTIPS["uncertainty"])
         self.uncertainty_info = Label(label="", value="", visible=False)
@@ -196,7 +201,8 @@ class ColorizeWidget(Container):
         options = [widget for name, control in self.option_controls.items() for widget in (control, *companions.get(name, []))]
         buttons = Container(widgets=[self.run_button, self.preview_button, self.cancel_button], layout="horizontal", labels=False)
         outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
-        return [self.input_layer, self.input_info, *options, *outputs, buttons, self.progress_bar, self.status]
+        hints = self.hint_controls.widgets()
+        return [self.input_layer, self.input_info, *options, *hints, *outputs, buttons, self.progress_bar, self.status]
 
     def _connect_events(self) -> None:
         layers = self._viewer.layers
@@ -214,9 +220,10 @@ class ColorizeWidget(Container):
         self.run_button.changed.connect(self.run)
         self.preview_button.changed.connect(self.preview)
         self.cancel_button.changed.connect(self.cancel)
+        self.new_hints_button.changed.connect(self.new_hints_layer)
         if hasattr(self.native, "destroyed"):  # closing the dock stops a running worker
-            cancel_event = self._cancel_event  # not self: it may be half torn down by then
-            self.native.destroyed.connect(lambda *_: cancel_event.set())
+            cancel_event, hints = self._cancel_event, self.hint_controls  # not self: it may be half torn down by then
+            self.native.destroyed.connect(lambda *_: (cancel_event.set(), hints.close()))
 
     # ---- choices and info
 
@@ -230,6 +237,7 @@ class ColorizeWidget(Container):
     def refresh_inputs(self, *_args) -> None:
         """Re-read the layer list into the input chooser (keeps the choice if it is still there)."""
         self.input_layer.reset_choices()
+        self.hint_controls.refresh()
         self._update_input_info()
 
     def _update_input_info(self, *_args) -> None:
@@ -360,13 +368,15 @@ class ColorizeWidget(Container):
         """Request for Run: the current slice or every frame of the input layer."""
         layer = self._require_input()
         options = self.colorize_options()
-        request = layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point)
+        hints = self.hint_controls.rows(layer)
+        request = layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point, hints=hints)
         return self._with_uncertainty(request)
 
     def preview_request(self) -> ColorizeRequest | None:
         """Request for Preview: the visible part of the current slice, capped in working size."""
         layer = self._require_input()
-        request = layer_geometry.preview_request(CanvasView.of(self._viewer), layer, self.colorize_options())
+        hints = self.hint_controls.rows(layer)
+        request = layer_geometry.preview_request(CanvasView.of(self._viewer), layer, self.colorize_options(), hints=hints)
         return None if request is None else self._with_uncertainty(request)
 
     def _with_uncertainty(self, request: ColorizeRequest) -> ColorizeRequest:
@@ -393,6 +403,26 @@ class ColorizeWidget(Container):
     def preview(self) -> None:
         """Colorize the part of the current slice in view, quickly, into a preview layer."""
         self._start(self.preview_request)
+
+    def new_hints_layer(self, *_args):
+        """Add an empty hints layer over the input layer and choose it; the layer, or None if there is no input."""
+        from napari.utils.notifications import show_error
+
+        try:
+            return self.hint_controls.new_layer(self.input_layer.value)
+        except ValueError as exc:
+            show_error(f"napari-colorize: {exc}")
+            return None
+
+    def _on_hints_changed(self) -> None:
+        """Hints edited: refresh the preview, if this input has one (after the running job, if any)."""
+        layer = self.input_layer.value
+        if layer is None or find_output_of(self._viewer.layers, str(layer.unique_id), "preview") is None:
+            return
+        if self.running:
+            self._preview_again = True
+        else:
+            self.preview()
 
     def cancel(self) -> None:
         """Ask the running worker to stop; it does so before its next batch of tiles."""
@@ -460,6 +490,9 @@ class ColorizeWidget(Container):
         self._worker = None
         self._request = None
         self._set_running(False)
+        if self._preview_again:  # hints changed while it ran
+            self._preview_again = False
+            self.preview()
 
     def _set_running(self, running: bool) -> None:
         for control in (self.run_button, self.preview_button):

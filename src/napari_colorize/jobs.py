@@ -59,6 +59,9 @@ class ColorizeRequest:
         the output gets the same levels.
     uncertainty : bool
         Also compute the model's per-pixel uncertainty, for a second layer.
+    hints : ndarray, optional
+        Colour hints, (frame, y, x, r, g, b) rows in the pixels of the
+        selected part (see :func:`napari_colorize.layer_geometry.request_hints`).
     """
 
     data: Any
@@ -73,6 +76,7 @@ class ColorizeRequest:
     notes: dict = field(default_factory=dict)
     level_shapes: list | None = None
     uncertainty: bool = False
+    hints: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -190,6 +194,7 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
             out=out,
             uncertainty=request.uncertainty,
             uncertainty_out=uncertain,
+            hints=request.hints,
         )
         rgb = with_levels(out, request.layer_name)
         uncertainty = with_levels(uncertain, uncertainty_label) if uncertain is not None else None

@@ -181,19 +181,83 @@ def _level_factors(layer, level: int) -> np.ndarray:
     return np.asarray(layer.downsample_factors[level], dtype=float)[: layer.ndim]
 
 
+def request_hints(rows: np.ndarray, index: tuple, factors: np.ndarray, frames_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Hint rows of the full-resolution image, in the pixels of a request.
+
+    Parameters
+    ----------
+    rows : ndarray, shape (n, 6)
+        (frame, y, x, r, g, b): frame the flat index over ``frames_shape``,
+        y, x full-resolution pixels.
+    index : tuple of slice
+        The request's slices of the level read.
+    factors : ndarray
+        Full-resolution pixels per pixel of that level, per axis.
+    frames_shape : tuple of int
+        The image's leading (frame) axes.
+
+    Returns
+    -------
+    request_rows : ndarray, shape (m, 6)
+        The rows that fall on the request's frames and region, with the
+        frame a flat index over the request's frames and y, x its pixels.
+    kept : ndarray, shape (m, 6)
+        The same hints as given, to record.
+    """
+    if len(rows) == 0:
+        return np.zeros((0, 6)), np.zeros((0, 6))
+    leading = np.zeros((len(rows), 0), dtype=int)
+    if frames_shape:
+        leading = np.array(np.unravel_index(rows[:, 0].astype(int), frames_shape)).T
+    request_leading = []
+    keep = np.ones(len(rows), dtype=bool)
+    for axis, part in enumerate(index[:-2]):
+        step = part.step or 1
+        position = (leading[:, axis] / factors[axis] - part.start) / step
+        keep &= (position == np.round(position)) & (position >= 0) & (position < len(range(part.start, part.stop, step)))
+        request_leading.append(np.round(position).astype(int))
+    pixels = []
+    for axis, part in zip((-2, -1), index[-2:]):
+        step = part.step or 1
+        position = (rows[:, 3 + axis] / factors[axis] - part.start) / step
+        size = len(range(part.start, part.stop, step))
+        keep &= (position >= -0.5) & (position < size - 0.5)
+        pixels.append(np.clip(position, 0, size - 1))
+    request_shape = tuple(len(range(p.start, p.stop, p.step or 1)) for p in index[:-2])
+    frame = np.ravel_multi_index(tuple(np.array(request_leading)[:, keep]), request_shape) if request_shape else np.zeros(int(keep.sum()))
+    request_rows = np.column_stack([frame, pixels[0][keep], pixels[1][keep], rows[keep, 3:]])
+    return request_rows, rows[keep]
+
+
 def make_request(
-    layer, index: tuple, *, kind: str, frames: str, options: ColorizeOptions, notes: dict | None = None, level: int = 0
+    layer,
+    index: tuple,
+    *,
+    kind: str,
+    frames: str,
+    options: ColorizeOptions,
+    notes: dict | None = None,
+    level: int = 0,
+    hints: np.ndarray | None = None,
 ) -> ColorizeRequest:
     """A request on ``index`` (slices, possibly strided) of pyramid level
-    ``level`` of ``layer`` (0: full resolution).
+    ``level`` of ``layer`` (0: full resolution), with the colour ``hints``
+    (full-resolution rows, see :func:`request_hints`) that fall on it.
 
     The output is placed on the pixels it was read from: the offset of the
     first one goes into the translate, the level's downsampling and the
     slices' steps into the scale. A full-resolution result of a multiscale
-    layer gets the same levels as its input.
+    layer gets the same levels as its input. The hints used are recorded in
+    the notes (``hints``, in the image's full-resolution pixels).
     """
     data = layer.data[level] if layer.multiscale else layer.data
     factors = _level_factors(layer, level)
+    notes = dict(notes or {})
+    request_rows = None
+    if hints is not None and len(hints):
+        frames_shape = full_resolution(layer).shape[: layer.ndim - 2]
+        request_rows, kept = request_hints(np.asarray(hints, dtype=float), index, factors, frames_shape)
+        notes["hints"] = kept.tolist()
     placement = placement_kwargs(layer, [s.start * f for s, f in zip(index, factors)])
     steps = np.array([s.step or 1 for s in index], dtype=float)
     placement["scale"] = tuple(np.asarray(placement["scale"], dtype=float) * factors * steps)
@@ -212,24 +276,26 @@ def make_request(
         layer_id=str(layer.unique_id),
         placement=placement,
         frames=frames,
-        notes=dict(notes or {}),
+        notes=notes,
         level_shapes=level_shapes,
+        hints=request_rows,
     )
 
 
-def result_request(layer, options: ColorizeOptions, *, frames: str, world_point) -> ColorizeRequest:
+def result_request(layer, options: ColorizeOptions, *, frames: str, world_point, hints: np.ndarray | None = None) -> ColorizeRequest:
     """Request for Run: the frame shown at ``world_point`` (``frames='current'``)
-    or every frame (``frames='all'``) of ``layer``, at full resolution."""
+    or every frame (``frames='all'``) of ``layer``, at full resolution, with
+    the ``hints`` on it (rows of :func:`request_hints`)."""
     if frames not in ("current", "all"):
         raise ValueError(f"frames must be 'current' or 'all', got {frames!r}")
     shape = full_resolution(layer).shape[: layer.ndim]
     leading = frame_slices(layer, world_point) if frames == "current" else tuple(slice(0, n) for n in shape[:-2])
     index = (*leading, slice(0, shape[-2]), slice(0, shape[-1]))
-    return make_request(layer, index, kind="result", frames=frames, options=options)
+    return make_request(layer, index, kind="result", frames=frames, options=options, hints=hints)
 
 
 def preview_request(
-    view: CanvasView, layer, options: ColorizeOptions, *, working_pixels: int = PREVIEW_WORKING_PIXELS
+    view: CanvasView, layer, options: ColorizeOptions, *, working_pixels: int = PREVIEW_WORKING_PIXELS, hints: np.ndarray | None = None
 ) -> ColorizeRequest | None:
     """Request for Preview: the part of the current frame in ``view``, capped
     at about ``working_pixels`` working pixels; None when the layer is out of view.
@@ -260,4 +326,6 @@ def preview_request(
         index = (*index[:-2], *(slice(s.start, s.stop, step) for s in index[-2:]))
         capped = min(1.0, capped * step)
         notes["preview_step"] = step
-    return make_request(layer, index, kind="preview", frames="current", options=options.replace(scale=capped), notes=notes, level=level)
+    return make_request(
+        layer, index, kind="preview", frames="current", options=options.replace(scale=capped), notes=notes, level=level, hints=hints
+    )

@@ -31,9 +31,15 @@ def shows_uncertainty(layer) -> bool:
 def find_output(layers, request: ColorizeRequest, *, uncertainty: bool = False):
     """The earlier output of the same kind for the same input layer, if any:
     its colour layer, or with ``uncertainty`` its uncertainty layer."""
+    return find_output_of(layers, request.layer_id, request.kind, uncertainty=uncertainty)
+
+
+def find_output_of(layers, layer_id: str, kind: str, *, uncertainty: bool = False):
+    """The output of ``kind`` ('result' or 'preview') made from the input
+    layer with unique id ``layer_id``, if any (its uncertainty layer with ``uncertainty``)."""
     for layer in layers:
         made = layer.metadata.get(METADATA_KEY) if isinstance(layer.metadata, dict) else None
-        same_request = made and made.get("source_layer_id") == request.layer_id and made.get("kind") == request.kind
+        same_request = made and made.get("source_layer_id") == layer_id and made.get("kind") == kind
         if same_request and shows_uncertainty(layer) == uncertainty:
             return layer
     return None
