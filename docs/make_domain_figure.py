@@ -38,7 +38,7 @@ def as_gray_rgb(frame: np.ndarray) -> np.ndarray:
 
 def held_out_row(folder: Path, models: tuple[str, ...]) -> list:
     """A held-out colour image as gray, colorized by each model, and its true colours."""
-    truth_path = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[0]
+    truth_path = min(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     truth = np.asarray(Image.open(truth_path).convert("RGB"))
     gray = lightness_to_gray(rgb_to_lab(truth)[..., 0])
     row = [tile(as_gray_rgb(gray), f"{truth_path.name} (gray)")]

@@ -104,3 +104,28 @@ def training_folder(tmp_path_factory):
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     (folder / "notes.txt").write_text("not an image")
     return folder
+
+
+@pytest.fixture
+def private_settings(tmp_path, monkeypatch):
+    """Keep the widget's remembered settings, and the models trained in
+    napari, in a temporary folder, never the user's."""
+    from napari_colorize import checkpoint_files, settings
+
+    path = tmp_path / "config" / "widget.json"
+    monkeypatch.setattr(settings, "settings_file", lambda: path)
+    monkeypatch.setattr(checkpoint_files, "user_models_dir", lambda: tmp_path / "user-models")
+    return path
+
+
+@pytest.fixture
+def viewer(make_napari_viewer_proxy):
+    return make_napari_viewer_proxy()
+
+
+@pytest.fixture
+def widget(viewer):
+    """The Colorize dock widget, opened the way napari opens it: from the plugin manifest."""
+    _dock, plugin_widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
+    plugin_widget.device.value = "cpu"
+    return plugin_widget

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("napari")
 
-from napari_colorize import __version__, colorize, settings
+from napari_colorize import __version__, colorize
 from napari_colorize._widget import CHECKPOINT_FILE_CHOICE, METADATA_KEY, PREVIEW_WORKING_PIXELS, ColorizeWidget
 from napari_colorize.color import to_luminance
 
@@ -24,25 +24,7 @@ from helpers import recording_dask
 RUN_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture(autouse=True)
-def private_settings(tmp_path, monkeypatch):
-    """Keep remembered settings in a temporary folder, never the user's config."""
-    path = tmp_path / "config" / "widget.json"
-    monkeypatch.setattr(settings, "settings_file", lambda: path)
-    return path
-
-
-@pytest.fixture
-def viewer(make_napari_viewer_proxy):
-    return make_napari_viewer_proxy()
-
-
-@pytest.fixture
-def widget(viewer) -> ColorizeWidget:
-    """The dock widget, opened the way napari opens it: from the plugin manifest."""
-    _dock, plugin_widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
-    plugin_widget.device.value = "cpu"
-    return plugin_widget
+pytestmark = pytest.mark.usefixtures("private_settings")
 
 
 @pytest.fixture

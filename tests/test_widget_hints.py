@@ -8,13 +8,15 @@ import pytest
 
 pytest.importorskip("napari")
 
-from test_widget import RUN_TIMEOUT_MS, outputs, private_settings, run_and_wait, smooth_image, viewer, widget  # noqa: F401  (fixtures)
+from test_widget import RUN_TIMEOUT_MS, outputs, run_and_wait, smooth_image
 
 from napari_colorize import colorize
 from napari_colorize._widget import METADATA_KEY
 from napari_colorize.color import rgb_to_lab
 from napari_colorize.hint_points import image_hint_rows
 from napari_colorize.layer_geometry import request_hints
+
+pytestmark = pytest.mark.usefixtures("private_settings")
 
 BLUE = np.array([40, 60, 220])
 

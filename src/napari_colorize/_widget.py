@@ -39,56 +39,24 @@ from magicgui.widgets import (
 
 from . import layer_geometry
 from . import settings as settings_store
-from .checkpoint_files import checkpoint_metadata, shipped_models
+from .checkpoint_files import checkpoint_metadata, shipped_models, user_models
 from .devices import available_devices, describe_device
 from .hint_controls import HintControls
-from .jobs import ColorizeOutcome, ColorizeRequest, output_metadata, output_name, progress_text, run_request
-from .layer_geometry import (
-    PREVIEW_WORKING_PIXELS,
-    CanvasView,
-    current_frame_index,
-    full_resolution,
-    lazy_data,
-    placement_kwargs,
-    preview_level,
-    visible_region,
-)
+from .jobs import ColorizeOutcome, ColorizeRequest, progress_text, run_request
+from .layer_geometry import PREVIEW_WORKING_PIXELS, CanvasView, full_resolution
 from .model_info import describe_model
 from .option_controls import option_control
 from .options import ColorizeOptions, option_spec, option_specs
 from .output_layers import add_outputs, find_output, find_output_of
 from .provenance import METADATA_KEY, PREDICTED_NOTE
-from .settings import load_settings, save_settings, settings_file
+from .settings import save_settings
+from .train_widget import user_model_saved
 
 if TYPE_CHECKING:
     import napari
     from magicgui.widgets.bases import ValueWidget
 
-__all__ = [
-    "CHECKPOINT_FILE_CHOICE",
-    "METADATA_KEY",
-    "PREDICTED_NOTE",
-    "PREVIEW_WORKING_PIXELS",
-    "CanvasView",
-    "ColorizeOutcome",
-    "ColorizeRequest",
-    "ColorizeWidget",
-    "available_devices",
-    "current_frame_index",
-    "describe_device",
-    "is_colorizable",
-    "is_colorize_output",
-    "lazy_data",
-    "load_settings",
-    "output_metadata",
-    "output_name",
-    "placement_kwargs",
-    "preview_level",
-    "run_request",
-    "save_settings",
-    "settings_file",
-    "visible_region",
-]
+__all__ = ["CHECKPOINT_FILE_CHOICE", "METADATA_KEY", "PREDICTED_NOTE", "PREVIEW_WORKING_PIXELS", "ColorizeWidget", "is_colorizable", "is_colorize_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +131,7 @@ class ColorizeWidget(Container):
         self.input_layer = ComboBox(label="Input layer", choices=self._input_choices, nullable=False, tooltip=_TOOLTIPS["input"])
         self.input_info = Label(label="", value="")
         # Choices that depend on this machine; every other detail comes from the option's spec.
-        machine_choices = {"model": [*shipped_models(), CHECKPOINT_FILE_CHOICE], "device": available_devices()}
+        machine_choices = {"model": self._model_choices, "device": available_devices()}
         self.option_controls: dict[str, ValueWidget] = {}
         for spec in option_specs():
             if spec.in_widget:
@@ -221,11 +189,17 @@ class ColorizeWidget(Container):
         self.preview_button.changed.connect(self.preview)
         self.cancel_button.changed.connect(self.cancel)
         self.new_hints_button.changed.connect(self.new_hints_layer)
+        user_model_saved.connect(self.model.reset_choices)  # a model trained in napari joins the chooser
         if hasattr(self.native, "destroyed"):  # closing the dock stops a running worker
-            cancel_event, hints = self._cancel_event, self.hint_controls  # not self: it may be half torn down by then
-            self.native.destroyed.connect(lambda *_: (cancel_event.set(), hints.close()))
+            cancel_event, hints, models = self._cancel_event, self.hint_controls, self.model  # not self: it may be half torn down by then
+            self.native.destroyed.connect(lambda *_: (cancel_event.set(), hints.close(), user_model_saved.disconnect(models.reset_choices)))
 
     # ---- choices and info
+
+    @staticmethod
+    def _model_choices(_widget=None) -> list[str]:
+        """The shipped models, those trained in napari (Train colorizer), and the file choice."""
+        return [*shipped_models(), *user_models(), CHECKPOINT_FILE_CHOICE]
 
     def _input_choices(self, _widget=None) -> list[tuple[str, Any]]:
         return [(layer.name, layer) for layer in reversed(self._viewer.layers) if is_colorizable(layer)]

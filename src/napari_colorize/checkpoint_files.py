@@ -38,6 +38,25 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "models"
 
 
+def user_models_dir() -> Path:
+    """Folder of the models a user trained in napari (the Train colorizer widget), in the user data folder."""
+    try:
+        from platformdirs import user_data_dir
+
+        folder = Path(user_data_dir("napari-colorize", appauthor=False))
+    except ImportError:  # platformdirs comes with napari; this is a fallback
+        folder = Path.home() / ".local" / "share" / "napari-colorize"
+    return folder / "models"
+
+
+def user_models() -> list[str]:
+    """Names of the models in :func:`user_models_dir`, sorted; shipped names are left out."""
+    folder = user_models_dir()
+    shipped = set(shipped_models())
+    names = sorted(p.stem for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+    return [name for name in names if name not in shipped]
+
+
 def shipped_models() -> list[str]:
     """Names of the shipped models, the default first."""
     folder = shipped_models_dir()
@@ -46,7 +65,8 @@ def shipped_models() -> list[str]:
 
 
 def resolve_model_path(model: str | Path) -> Path:
-    """Path of a shipped model name or a checkpoint file."""
+    """Path of a shipped model name, a model trained in napari (see
+    :func:`user_models_dir`) or a checkpoint file."""
     candidate = Path(model)
     if candidate.suffix == ".safetensors" or candidate.exists() or len(candidate.parts) > 1:
         if candidate.is_dir():
@@ -55,10 +75,13 @@ def resolve_model_path(model: str | Path) -> Path:
             raise CheckpointError(f"checkpoint file not found: {candidate}")
         return candidate
     shipped = shipped_models_dir() / f"{model}.safetensors"
-    if not shipped.is_file():
-        names = ", ".join(shipped_models()) or "none installed"
-        raise CheckpointError(f"unknown model {str(model)!r}: give a .safetensors file or one of: {names}")
-    return shipped
+    if shipped.is_file():
+        return shipped
+    trained = user_models_dir() / f"{model}.safetensors"
+    if trained.is_file():
+        return trained
+    names = ", ".join(shipped_models() + user_models()) or "none installed"
+    raise CheckpointError(f"unknown model {str(model)!r}: give a .safetensors file or one of: {names}")
 
 
 def check_not_pickle(path: str) -> None:

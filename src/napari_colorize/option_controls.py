@@ -4,6 +4,7 @@ default all come from the :class:`~napari_colorize.options.OptionSpec`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
@@ -14,11 +15,12 @@ if TYPE_CHECKING:
     from magicgui.widgets.bases import ValueWidget
 
 
-def option_control(spec: OptionSpec, choices: list | None = None) -> ValueWidget:
+def option_control(spec: OptionSpec, choices: list | Callable | None = None) -> ValueWidget:
     """The control of one option, with its label, tooltip, limits and default from ``spec``.
 
-    ``choices`` replaces the spec's own (for what depends on this machine:
-    the models shipped, the devices present). Options with choices get a
+    ``choices`` (a list, or a callable that magicgui asks again on
+    ``reset_choices``) replaces the spec's own (for what depends on this
+    machine: the models shipped or trained here, the devices present). Options with choices get a
     chooser, numbers a spin box over ``spec.gui_range``.
 
     Raises

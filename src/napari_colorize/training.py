@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,39 @@ logger = logging.getLogger(__name__)
 
 # States saved before checkpoints could name another architecture are of the first one.
 _FIRST_ARCHITECTURE = "colornet-v1"
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a training run stands, after a step.
+
+    Attributes
+    ----------
+    step, steps : int
+        Steps done (counting those before a resumption) and the budget.
+    loss : float or None
+        The smoothed loss so far.
+    elapsed_s, time_limit_s : float
+        Training time so far and its limit (inf without one).
+    """
+
+    step: int
+    steps: int
+    loss: float | None
+    elapsed_s: float
+    time_limit_s: float
+
+    @property
+    def remaining_s(self) -> float:
+        """Seconds left: to the time limit, or to the step budget at the speed so far, whichever comes first."""
+        by_steps = (self.steps - self.step) * self.elapsed_s / max(1, self.step)
+        return max(0.0, min(self.time_limit_s - self.elapsed_s, by_steps))
+
+    @property
+    def fraction(self) -> float:
+        """How much of the run is done, 0..1."""
+        by_time = self.elapsed_s / self.time_limit_s if math.isfinite(self.time_limit_s) and self.time_limit_s > 0 else 0.0
+        return min(1.0, max(self.step / max(1, self.steps), by_time))
 
 
 @dataclass
@@ -259,9 +292,12 @@ def _train_loop(
     step: int,
     progress: bool,
     smoothed_loss: float | None = None,
+    on_step: Callable[[TrainingProgress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> tuple[int, float | None]:
-    """Optimiser steps until ``config.steps`` or the time limit, saving when due;
-    ``smoothed_loss`` is the loss a resumed run had reached.
+    """Optimiser steps until ``config.steps``, the time limit or ``cancel()``,
+    saving when due and telling ``on_step`` after each; ``smoothed_loss`` is
+    the loss a resumed run had reached.
 
     Returns
     -------
@@ -282,7 +318,7 @@ def _train_loop(
         for batch in loader:
             batch, *views = batch if isinstance(batch, (list, tuple)) else (batch,)
             elapsed = checkpointer.elapsed()
-            if step >= config.steps or elapsed >= time_limit:
+            if step >= config.steps or elapsed >= time_limit or (cancel is not None and cancel()):
                 break
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(config, step, elapsed) * group.get("lr_scale", 1.0)  # states saved before lr_scale have none
@@ -333,6 +369,8 @@ def _train_loop(
             bar.update(1)
             if checkpointer.due():
                 checkpointer.save(step, smoothed_loss, final=False)
+            if on_step is not None:
+                on_step(TrainingProgress(step, config.steps, smoothed_loss, checkpointer.elapsed(), time_limit))
     return step, smoothed_loss
 
 
@@ -346,6 +384,8 @@ def train(
     resume: bool = False,
     progress: bool = True,
     description: ModelDescription | None = None,
+    on_step: Callable[[TrainingProgress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> Colorizer:
     """Train a colorizer on folders of colour images and save it.
 
@@ -373,6 +413,11 @@ def train(
         recorded in the checkpoint and shown to users (those not given are
         kept from the resumed run, or said from the training record: the
         folders and image counts, which are always recorded).
+    on_step : callable(TrainingProgress), optional
+        Called after each optimiser step (in the training thread).
+    cancel : callable() -> bool, optional
+        Polled before each step: True ends the run there, and the model as
+        it is then is saved and returned, as at a time limit.
 
     Returns
     -------
@@ -412,7 +457,17 @@ def train(
     # A resumed run that stops at once (its budget already spent) still records the loss it had reached.
     resumed_loss = json.loads(state["metadata"]).get("training", {}).get("final_loss") if state is not None else None
     step, loss = _train_loop(
-        colorizer, loader, optimizer, loss_fn, config, checkpointer, step=first_step, progress=progress, smoothed_loss=resumed_loss
+        colorizer,
+        loader,
+        optimizer,
+        loss_fn,
+        config,
+        checkpointer,
+        step=first_step,
+        progress=progress,
+        smoothed_loss=resumed_loss,
+        on_step=on_step,
+        cancel=cancel,
     )
     checkpointer.save(step, loss, final=True)
     colorizer.network.eval()
