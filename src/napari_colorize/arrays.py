@@ -120,6 +120,17 @@ def readable_frame(frame):
     return frame
 
 
+def has_finite_pixel(frame) -> bool:
+    """Whether a frame has any finite value: integer frames always do; a
+    float frame is looked at on a strided sample first, and whole (if it is
+    in memory) only when the sample finds none."""
+    if np.dtype(frame.dtype).kind not in "fc":
+        return True
+    if strided_sample(frame, limit=4096).size:
+        return True
+    return isinstance(frame, np.ndarray) and bool(np.isfinite(frame).any())
+
+
 def strided_sample(values, *, limit: int) -> np.ndarray:
     """Up to about ``limit`` evenly spaced finite values, as float64.
 

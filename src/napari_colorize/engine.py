@@ -14,12 +14,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .arrays import frame_indices, grayscale_frames, readable_frame
+from .arrays import frame_indices, grayscale_frames, has_finite_pixel, readable_frame
 from .chroma_upsampling import guided_ab, strip_bounds
 from .color import gray_to_lightness
 from .context import frame_context, stack_context
@@ -378,6 +379,9 @@ def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: Color
     shared = stack_context(colorizer, image, ranges) if uses_context and options.context == "stack" else None
     for number, index in enumerate(frame_indices(leading)):
         frame = readable_frame(image[index])
+        if not has_finite_pixel(frame):
+            where = f"frame {number}" + (f" (index {tuple(int(i) for i in index)})" if len(index) > 1 else "")
+            warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
         low, high = ranges.of(frame)
         per_frame = {}
         if uses_context:
