@@ -614,8 +614,8 @@ def test_uncertainty_layer_sits_exactly_on_the_result(qtbot, viewer, widget, pri
 
 def test_a_preview_gets_its_own_uncertainty_layer_on_the_preview(qtbot, viewer, widget):
     viewer.add_image(smooth_image((400, 500)), name="big", scale=(0.5, 0.5), translate=(7.0, -3.0))
-    viewer.camera.center = (60.0, 80.0)
-    viewer.camera.zoom = 8.0
+    viewer.scene.camera.center = (60.0, 80.0)
+    viewer.scene.camera.zoom = 8.0
     widget.uncertainty_layer.value = True
     run_and_wait(qtbot, widget, "preview")
 
