@@ -480,3 +480,9 @@ def test_non_ascii_paths_in_a_subprocess(tmp_path):
     assert result.returncode == 0, result.stderr
     with Image.open(dst) as im:
         assert im.size == (40, 30) and "napari_colorize" in im.text
+
+
+def test_python_dash_m_is_the_command():
+    done = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "natural"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("natural")

@@ -94,12 +94,13 @@ def assert_same_world_position(output, source, output_points, source_points):
 # ---------------------------------------------------------------- opening and choices
 
 
-def test_widget_opens_from_manifest_and_sits_in_the_filter_menu(viewer, widget):
+def test_widget_opens_from_manifest_and_sits_in_the_visualize_menu(viewer, widget):
     import npe2
 
     assert isinstance(widget, ColorizeWidget)
     manifest = npe2.PluginManager.instance().get_manifest("napari-colorize")
-    commands = {item.command for item in manifest.contributions.menus["napari/layers/filter"]}
+    # napari's menu guidance: Layers > Visualize makes a view of a layer without changing its data
+    commands = {item.command for item in manifest.contributions.menus["napari/layers/visualize"]}
     assert "napari-colorize.make_colorize_widget" in commands
     assert widget.run_button.enabled and not widget.cancel_button.enabled
 

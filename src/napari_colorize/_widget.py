@@ -40,6 +40,7 @@ from magicgui.widgets import (
 from . import layer_geometry
 from . import settings as settings_store
 from .checkpoint_files import checkpoint_metadata, shipped_models, user_models
+from .compare_view import CompareView
 from .devices import available_devices, describe_device
 from .hint_controls import HintControls
 from .jobs import ColorizeOutcome, ColorizeRequest, progress_text, run_request
@@ -68,6 +69,7 @@ _TOOLTIPS = {
     "checkpoint": "A napari-colorize .safetensors checkpoint (see `napari-colorize train`).",
     "frames": "Colorize only the frame shown now, or every frame of the stack.",
     "keep": "Keep earlier results as separate layers instead of replacing them.",
+    "compare": "Show the input and its result side by side (napari's grid, one camera), and back.",
     "preview": "Colorize just the part of the current slice in view, at a reduced working resolution if it is large.",
     "uncertainty": "Also add a layer showing how unsure the model is at each pixel: the normalised entropy of its predicted "
     "colour distribution, 0 (dark) certain, 1 (bright) spread evenly over all colours. Classification models only.",
@@ -115,6 +117,7 @@ class ColorizeWidget(Container):
         self._request: ColorizeRequest | None = None
         self._cancel_event = threading.Event()
         self._preview_again = False
+        self._comparison: CompareView | None = None
         self._make_controls()
         super().__init__(widgets=self._layout(), labels=True)
         self._restore_settings()
@@ -156,6 +159,7 @@ class ColorizeWidget(Container):
         self.run_button = PushButton(text="Run")
         self.preview_button = PushButton(text="Preview view", tooltip=_TOOLTIPS["preview"])
         self.cancel_button = PushButton(text="Cancel")
+        self.compare_button = PushButton(text="Compare", tooltip=_TOOLTIPS["compare"])
         self.progress_bar = ProgressBar(label="Progress", value=0, min=0, max=1)
         self.status = Label(label="", value="Ready. " + PREDICTED_NOTE.capitalize() + ".")
         for label in (self.input_info, self.model_info, self.device_info, self.uncertainty_info, self.status):
@@ -167,7 +171,9 @@ class ColorizeWidget(Container):
         followed by its companion (the checkpoint file after the model chooser...)."""
         companions = {"model": [self.checkpoint, self.model_info], "device": [self.device_info]}
         options = [widget for name, control in self.option_controls.items() for widget in (control, *companions.get(name, []))]
-        buttons = Container(widgets=[self.run_button, self.preview_button, self.cancel_button], layout="horizontal", labels=False)
+        buttons = Container(
+            widgets=[self.run_button, self.preview_button, self.cancel_button, self.compare_button], layout="horizontal", labels=False
+        )
         outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
         hints = self.hint_controls.widgets()
         return [self.input_layer, self.input_info, *options, *hints, *outputs, buttons, self.progress_bar, self.status]
@@ -188,6 +194,7 @@ class ColorizeWidget(Container):
         self.run_button.changed.connect(self.run)
         self.preview_button.changed.connect(self.preview)
         self.cancel_button.changed.connect(self.cancel)
+        self.compare_button.changed.connect(self.compare)
         self.new_hints_button.changed.connect(self.new_hints_layer)
         user_model_saved.connect(self.model.reset_choices)  # a model trained in napari joins the chooser
         if hasattr(self.native, "destroyed"):  # closing the dock stops a running worker
@@ -388,6 +395,23 @@ class ColorizeWidget(Container):
             show_error(f"napari-colorize: {exc}")
             return None
 
+    def compare(self, *_args) -> None:
+        """Show the input and its result (or preview) side by side; pressed again, put the view back."""
+        from napari.utils.notifications import show_info
+
+        if self._comparison is not None:
+            self._comparison.restore(self._viewer)
+            self._comparison, self.compare_button.text = None, "Compare"
+            return
+        layer = self.input_layer.value
+        layer_id = str(layer.unique_id) if layer is not None else ""
+        result = find_output_of(self._viewer.layers, layer_id, "result") or find_output_of(self._viewer.layers, layer_id, "preview")
+        if result is None:
+            show_info("napari-colorize: nothing to compare yet: Run or Preview view first.")
+            return
+        self._comparison = CompareView.show(self._viewer, layer, result)
+        self.compare_button.text = "Back"
+
     def _on_hints_changed(self) -> None:
         """Hints edited: refresh the preview, if this input has one (after the running job, if any)."""
         layer = self.input_layer.value
@@ -424,6 +448,7 @@ class ColorizeWidget(Container):
         save_settings(self.settings())
         self._request = request
         self._cancel_event.clear()
+        self.progress_bar.value = 0
         self._worker = create_worker(
             run_request, request, progress=ensure_main_thread(self._show_progress), cancel=self._cancel_event.is_set
         )
@@ -447,14 +472,15 @@ class ColorizeWidget(Container):
 
         request = self._request
         if outcome.cancelled:
-            self.status.value = "Cancelled: no layer was added."
+            self.status.value, self.progress_bar.value = "Cancelled: no layer was added.", 0
             show_info("napari-colorize: cancelled.")
         elif outcome.error is not None:
             message = f"{type(outcome.error).__name__}: {outcome.error}"
-            self.status.value = f"Failed. {message}"
+            self.status.value, self.progress_bar.value = f"Failed. {message}", 0
             show_error(f"napari-colorize could not colorize {request.layer_name!r}: {message}")
         else:
             layer = self.add_output(request, outcome)
+            self.progress_bar.value = self.progress_bar.max  # a finished run shows 100 %
             stored = f" Too large for memory: kept in {outcome.stored_in}." if outcome.stored_in else ""
             self.status.value = (
                 f"Done in {outcome.seconds:.1f} s on {outcome.device}: {layer.name!r}.{stored} {PREDICTED_NOTE.capitalize()}."
@@ -472,8 +498,6 @@ class ColorizeWidget(Container):
         for control in (self.run_button, self.preview_button):
             control.enabled = not running
         self.cancel_button.enabled = running
-        if not running:
-            self.progress_bar.value = 0
 
     # ---- output
 

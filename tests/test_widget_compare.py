@@ -1,0 +1,39 @@
+"""The widget's Compare button (input and result side by side, and back) and
+its progress bar at the end of a run (under Xvfb, on CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from test_widget import outputs, run_and_wait, smooth_image
+
+pytestmark = pytest.mark.usefixtures("private_settings")
+
+
+def test_compare_shows_input_and_result_side_by_side_and_back(qtbot, viewer, widget, monkeypatch):
+    import napari.utils.notifications as notes
+
+    shown = []
+    monkeypatch.setattr(notes, "show_info", shown.append)
+    other = viewer.add_image(np.zeros((8, 8)), name="other")
+    source = viewer.add_image(smooth_image((40, 48)), name="em")
+    viewer.add_image(np.ones((8, 8)), name="hidden", visible=False)
+    widget.input_layer.value = source
+    widget.compare()
+    assert "nothing to compare yet" in shown[0] and not viewer.grid.enabled
+    run_and_wait(qtbot, widget)
+    assert widget.progress_bar.value == widget.progress_bar.max, "a finished run shows 100 %"
+    (result,) = outputs(viewer)
+    order = [layer.name for layer in viewer.layers]
+    widget.compare()
+    assert viewer.grid.enabled and tuple(viewer.grid.shape) == (1, 2)
+    assert [layer.name for layer in viewer.layers if layer.visible] == ["em", "em colorized"]
+    assert [layer.name for layer in viewer.layers][-2:] == ["em", "em colorized"]
+    assert widget.compare_button.text == "Back"
+    widget.compare()
+    assert not viewer.grid.enabled and widget.compare_button.text == "Compare"
+    assert [layer.name for layer in viewer.layers] == order
+    assert other.visible and result.visible and not viewer.layers["hidden"].visible
