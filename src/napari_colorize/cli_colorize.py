@@ -196,6 +196,7 @@ def _colorize_file(
     from contextlib import nullcontext
 
     from .engine import colorize_strips
+    from .physical import read_physical
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
     from .pipeline import colorize
     from .provenance import METADATA_KEY, provenance, uncertainty_details
@@ -208,6 +209,9 @@ def _colorize_file(
     streaming = sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler and not stack_of
     name = f"the stack of {len(stack_of)} inputs" if stack_of else src.name
     source = {"source_files": [path.name for path in stack_of]} if stack_of else {"source_file": src.name}
+    # The input's pixel size and axes go to a TIFF output, in the input's convention.
+    physical = read_physical(src) if sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not stack_of else None
+    source.update({"physical_scale": physical.record()} if physical is not None else {})
 
     def records(shape: tuple[int, ...]):
         """The checked hint rows, and the provenance of the output and of its uncertainty."""
@@ -228,7 +232,7 @@ def _colorize_file(
             with bar, sink or nullcontext():
                 strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
-                write_rgb_tiff_strips(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta)
+                write_rgb_tiff_strips(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)
             return (*image.shape, 3)
     image = _read_stack(stack_of) if stack_of else read_image(src)
     rows, meta, uncertainty_meta = records(tuple(image.shape))
@@ -236,7 +240,7 @@ def _colorize_file(
     with bar:
         result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, hints=rows)
     rgb, uncertainty = result if with_uncertainty else (result, None)
-    write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta)
+    write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta, physical=physical)
     if with_uncertainty:
         write_uncertainty(uncertainty_path, uncertainty, overwrite=args.overwrite, metadata=uncertainty_meta)
     return rgb.shape

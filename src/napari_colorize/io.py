@@ -17,6 +17,7 @@ import numpy as np
 
 from .color import to_luminance
 from .formats import PICTURE_SUFFIXES, SUFFIXES, TIFF_SUFFIXES, ImageFileError, check_suffix, format_of, sniff_format
+from .physical import PhysicalScale
 from .tiff import TiffStack, read_tiff
 
 __all__ = [
@@ -207,8 +208,23 @@ def output_path_for(input_path: Path, output: Path, *, many: bool, shows: str = 
     return output
 
 
-def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, metadata: dict | None = None) -> Path:
-    """Write uint8 RGB (..., Y, X, 3): TIFF keeps the frame axes, PNG/JPEG take one frame.
+def _tiff_options(shape: tuple[int, ...], metadata: dict | None, physical: PhysicalScale | None) -> dict:
+    """tifffile.imwrite keywords for an RGB TIFF of ``shape``: our metadata in
+    tifffile's JSON description, or, with ``physical``, the input's convention
+    (ImageJ or OME with its physical sizes, or resolution tags) carrying it."""
+    if physical is None:
+        # tifffile's JSON description records the shape (so that frame axes
+        # beyond the first survive a round trip) and our metadata.
+        return {"metadata": dict(metadata or {}), "compression": "zlib"}
+    options = physical.writer_options(tuple(shape), dict(metadata or {}))
+    return options if options.get("imagej") else {**options, "compression": "zlib"}  # ImageJ reads uncompressed hyperstacks
+
+
+def write_rgb(
+    path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, metadata: dict | None = None, physical: PhysicalScale | None = None
+) -> Path:
+    """Write uint8 RGB (..., Y, X, 3): TIFF keeps the frame axes (and, with
+    ``physical``, the input's pixel size in its convention), PNG/JPEG take one frame.
 
     Raises
     ------
@@ -226,16 +242,7 @@ def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, met
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            # tifffile's JSON description records the shape (so that frame
-            # axes beyond the first survive a round trip) and our metadata.
-            tifffile.imwrite(
-                tmp,
-                rgb,
-                photometric="rgb",
-                compression="zlib",
-                bigtiff=rgb.nbytes > 2**31,
-                metadata=dict(metadata or {}),
-            )
+            tifffile.imwrite(tmp, rgb, photometric="rgb", bigtiff=rgb.nbytes > 2**31, **_tiff_options(rgb.shape, metadata, physical))
         else:
             import json
 
@@ -269,8 +276,11 @@ def write_rgb(path: str | Path, rgb: np.ndarray, *, overwrite: bool = False, met
 TIFF_TILE = 256
 
 
-def write_rgb_tiff_strips(path: str | Path, shape: tuple[int, ...], strips, *, overwrite: bool = False, metadata: dict | None = None) -> Path:
-    """Stream uint8 RGB of ``shape`` (..., Y, X, 3) into a tiled TIFF.
+def write_rgb_tiff_strips(
+    path: str | Path, shape: tuple[int, ...], strips, *, overwrite: bool = False, metadata: dict | None = None, physical: PhysicalScale | None = None
+) -> Path:
+    """Stream uint8 RGB of ``shape`` (..., Y, X, 3) into a tiled TIFF (an
+    ImageJ hyperstack in strips, with ``physical`` from an ImageJ input).
 
     ``strips`` yields ``(frame_index, row_start, row_stop, rgb_rows)`` in
     order with ``TIFF_TILE`` rows per strip (fewer at a frame's end), as
@@ -298,19 +308,13 @@ def write_rgb_tiff_strips(path: str | Path, shape: tuple[int, ...], strips, *, o
                 yield tile
 
     tmp = path.with_name(f".{path.name}.partial{path.suffix}")
+    options = _tiff_options(shape, metadata, physical)
+    # ImageJ reads strips, not tiles: uncompressed strips of t rows, as bytes.
+    layout = {"rowsperstrip": t} if options.get("imagej") else {"tile": (t, t)}
+    data = (rgb.tobytes() for *_, rgb in strips) if options.get("imagej") else tiles()
     try:
         nbytes = int(np.prod(shape, dtype=np.int64))
-        tifffile.imwrite(
-            tmp,
-            data=tiles(),
-            shape=tuple(shape),
-            dtype=np.uint8,
-            photometric="rgb",
-            tile=(t, t),
-            compression="zlib",
-            bigtiff=nbytes > 2**31,
-            metadata=dict(metadata or {}),
-        )
+        tifffile.imwrite(tmp, data=data, shape=tuple(shape), dtype=np.uint8, photometric="rgb", bigtiff=nbytes > 2**31, **layout, **options)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
