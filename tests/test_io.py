@@ -24,8 +24,8 @@ from napari_colorize.io import find_images, read_image, read_rgb, write_rgb_tiff
     [
         ("empty.tif", b"", "empty"),
         ("empty.png", b"", "empty"),
-        ("noise.tif", bytes(range(256)) * 8, "not a TIFF, PNG or JPEG"),
-        ("text.png", b"hello, I am not a picture", "not a TIFF, PNG or JPEG"),
+        ("noise.tif", bytes(range(256)) * 8, "not a TIFF, PNG, JPEG or FITS"),
+        ("text.png", b"hello, I am not a picture", "not a TIFF, PNG, JPEG or FITS"),
         ("folder.tif", None, "folder"),
     ],
 )

@@ -78,7 +78,7 @@ def _check_stack_paths(args) -> None:
     if args.output.suffix.lower() not in TIFF_SUFFIXES:
         raise CommandError(f"--stack writes one stack: name the output .tif or .tiff, got {args.output}")
     for src in args.inputs:
-        check_suffix(src)
+        check_suffix(src, reading=True)
         sniff_format(src)
         if args.output.exists() and os.path.samefile(src, args.output):
             raise CommandError(f"output {args.output} is the input {src}: choose another name")
@@ -160,7 +160,7 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folders: 
 
     targets: dict[Path, Path] = {}
     for src, dst in jobs:
-        check_suffix(src)
+        check_suffix(src, reading=True)
         check_suffix(dst)
         sniff_format(src)  # exists, is a file, readable, an image format
         resolved = dst.resolve()
@@ -196,6 +196,7 @@ def _colorize_file(
     from contextlib import nullcontext
 
     from .engine import colorize_strips
+    from .fits import read_fits
     from .physical import read_physical
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
     from .pipeline import colorize
@@ -212,6 +213,7 @@ def _colorize_file(
     # The input's pixel size and axes go to a TIFF output, in the input's convention.
     physical = read_physical(src) if sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not stack_of else None
     source.update({"physical_scale": physical.record()} if physical is not None else {})
+    source.update({"fits_header": read_fits(src)[1]} if not stack_of and sniff_format(src) == "fits" else {})  # its WCS still holds
 
     def records(shape: tuple[int, ...]):
         """The checked hint rows, and the provenance of the output and of its uncertainty."""

@@ -9,6 +9,8 @@ from pathlib import Path
 
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 PICTURE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
+#: Telescope frames: read, never written (the output is an RGB image).
+FITS_SUFFIXES = frozenset({".fits", ".fit", ".fts"})
 SUFFIXES = TIFF_SUFFIXES | PICTURE_SUFFIXES
 
 
@@ -25,12 +27,13 @@ _MAGIC = (
     (b"MM\0+", "tiff"),
     (b"\x89PNG\r\n\x1a\n", "png"),
     (b"\xff\xd8\xff", "jpeg"),
+    (b"SIMPLE  ", "fits"),
 )
-_KIND_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+_KIND_OF_SUFFIX = {".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".fits": "fits", ".fit": "fits", ".fts": "fits"}
 
 
 def sniff_format(path: str | Path) -> str:
-    """'tiff', 'png' or 'jpeg', from the first bytes of the file.
+    """'tiff', 'png', 'jpeg' or 'fits', from the first bytes of the file.
 
     Raises
     ------
@@ -52,7 +55,7 @@ def sniff_format(path: str | Path) -> str:
     for magic, kind in _MAGIC:
         if head.startswith(magic):
             return kind
-    raise ImageFileError(f"{path}: cannot read image: not a TIFF, PNG or JPEG file (it starts with {head!r})")
+    raise ImageFileError(f"{path}: cannot read image: not a TIFF, PNG, JPEG or FITS file (it starts with {head!r})")
 
 
 def format_of(path: Path) -> str:
@@ -64,9 +67,15 @@ def format_of(path: Path) -> str:
     return kind
 
 
-def check_suffix(path: Path) -> str:
-    """The lower-case suffix of ``path`` if we read or write that kind of file, else ImageFileError."""
+def check_suffix(path: Path, *, reading: bool = False) -> str:
+    """The lower-case suffix of ``path`` if we write that kind of file (with
+    ``reading``: read it; FITS is read only), else ImageFileError."""
     suffix = path.suffix.lower()
+    if reading and suffix in FITS_SUFFIXES:
+        return suffix
+    if suffix in FITS_SUFFIXES:
+        raise ImageFileError(f"{path}: FITS is read, not written (the result is an RGB image): use .tif, .tiff, .png, .jpg or .jpeg")
     if suffix not in SUFFIXES:
-        raise ImageFileError(f"{path}: unsupported file type {suffix or '(none)'}; use .tif, .tiff, .png, .jpg or .jpeg")
+        also = ", or .fits to read" if reading else ""
+        raise ImageFileError(f"{path}: unsupported file type {suffix or '(none)'}; use .tif, .tiff, .png, .jpg or .jpeg{also}")
     return suffix

@@ -17,6 +17,7 @@ import numpy as np
 
 from .color import to_luminance
 from .formats import PICTURE_SUFFIXES, SUFFIXES, TIFF_SUFFIXES, ImageFileError, check_suffix, format_of, sniff_format
+from .fits import read_fits
 from .physical import PhysicalScale
 from .tiff import TiffStack, read_tiff
 
@@ -42,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read a grayscale image or stack: (Y, X) or (frames..., Y, X).
+    """Read a grayscale image or stack: (Y, X) or (frames..., Y, X), from a
+    TIFF, PNG, JPEG or FITS file.
 
     Files are read as what their contents are (a PNG named .tif is read as a
     PNG, with a warning). Multi-page TIFFs become stacks; colour files are
@@ -57,8 +59,10 @@ def read_image(path: str | Path) -> np.ndarray:
         For a missing, unsupported, corrupted or truncated file.
     """
     path = Path(path)
-    check_suffix(path)
+    check_suffix(path, reading=True)
     kind = format_of(path)
+    if kind == "fits":
+        return read_fits(path)[0]
     try:
         if kind == "tiff":
             data, is_colour = read_tiff(path)
