@@ -19,6 +19,7 @@ and recording it :mod:`napari_colorize.jobs`, remembered settings
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -66,6 +67,7 @@ CHECKPOINT_FILE_CHOICE = "checkpoint file..."
 
 _TOOLTIPS = {
     "input": "Grayscale image layer to colorize. RGB layers are offered too: their luminance is used.",
+    "every_selected": "Run colorizes every image layer selected in the layer list, one after another, instead of the input layer.",
     "checkpoint": "A napari-colorize .safetensors checkpoint (see `napari-colorize train`).",
     "frames": "Colorize only the frame shown now, or every frame of the stack.",
     "keep": "Keep earlier results as separate layers instead of replacing them.",
@@ -118,6 +120,7 @@ class ColorizeWidget(Container):
         self._cancel_event = threading.Event()
         self._preview_again = False
         self._comparison: CompareView | None = None
+        self._queue: list[Callable[[], ColorizeRequest]] = []  # Run on every selected layer: those still to do
         self._make_controls()
         super().__init__(widgets=self._layout(), labels=True)
         self._restore_settings()
@@ -133,6 +136,7 @@ class ColorizeWidget(Container):
     def _make_controls(self) -> None:
         self.input_layer = ComboBox(label="Input layer", choices=self._input_choices, nullable=False, tooltip=_TOOLTIPS["input"])
         self.input_info = Label(label="", value="")
+        self.every_selected = CheckBox(label="Every selected layer", value=False, tooltip=_TOOLTIPS["every_selected"])
         # Choices that depend on this machine; every other detail comes from the option's spec.
         machine_choices = {"model": self._model_choices, "device": available_devices()}
         self.option_controls: dict[str, ValueWidget] = {}
@@ -176,7 +180,7 @@ class ColorizeWidget(Container):
         )
         outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
         hints = self.hint_controls.widgets()
-        return [self.input_layer, self.input_info, *options, *hints, *outputs, buttons, self.progress_bar, self.status]
+        return [self.input_layer, self.input_info, self.every_selected, *options, *hints, *outputs, buttons, self.progress_bar, self.status]
 
     def _connect_events(self) -> None:
         layers = self._viewer.layers
@@ -264,71 +268,35 @@ class ColorizeWidget(Container):
 
     # ---- settings
 
-    def _remembered_controls(self) -> dict[str, ValueWidget]:
-        """The controls whose values are remembered, by setting name."""
-        return {
-            **self.option_controls,
-            "checkpoint": self.checkpoint,
-            "frames": self.frames,
-            "keep_copies": self.keep_copies,
-            "uncertainty_layer": self.uncertainty_layer,
-        }
-
-    def _setting_checks(self) -> dict[str, settings_store.Check]:
-        """How a remembered value is checked before it is applied, by setting name."""
-        checks = {}
+    def _remembered(self) -> settings_store.RememberedControls:
+        """The controls whose values are remembered, and how each remembered value is checked."""
+        flags = {"keep_copies": self.keep_copies, "uncertainty_layer": self.uncertainty_layer, "every_selected": self.every_selected}
+        controls = {**self.option_controls, "checkpoint": self.checkpoint, "frames": self.frames, **flags}
+        checks = {name: settings_store.check_flag for name in flags}
         for name, control in self.option_controls.items():
-            offered = getattr(control, "choices", None)
-            validate = option_spec(name).validate
+            offered, validate = getattr(control, "choices", None), option_spec(name).validate
             checks[name] = settings_store.chained(validate, settings_store.check_choice(offered)) if offered is not None else validate
-        checks["checkpoint"] = settings_store.check_checkpoint_path
-        checks["frames"] = settings_store.check_choice(self.frames.choices)
-        checks["keep_copies"] = settings_store.check_flag
-        checks["uncertainty_layer"] = settings_store.check_flag
-        return checks
+        checks.update(checkpoint=settings_store.check_checkpoint_path, frames=settings_store.check_choice(self.frames.choices))
+        return settings_store.RememberedControls(controls, checks)
 
     def settings(self) -> dict[str, Any]:
         """The current choices, as remembered between runs and sessions."""
-        values = {name: control.value for name, control in self._remembered_controls().items()}
-        checkpoint = str(values["checkpoint"] or "")
-        values["checkpoint"] = "" if checkpoint == "." else checkpoint  # '.' is an empty file chooser
-        return values
+        return self._remembered().values()
 
     def apply_settings(self, settings: Mapping[str, Any]) -> list[str]:
-        """Restore remembered choices, each checked first.
-
-        Returns
-        -------
-        list of str
-            One line per value that was not applied: of the wrong type,
-            outside an option's limits, not offered here (a GPU that is gone),
-            a checkpoint file that no longer exists. Unknown names are skipped.
-        """
-        values, problems = settings_store.check_settings(settings, self._setting_checks())
-        controls = self._remembered_controls()
-        for name, value in values.items():
-            if name == "checkpoint" and not value:
-                continue  # an empty file chooser would take '' as the current folder
-            try:
-                controls[name].value = value
-            except (ValueError, TypeError) as exc:  # e.g. within the option's limits but not the spin box's
-                problems.append(settings_store.name_problem(name, exc))
-        return problems
+        """Restore remembered choices, each checked first; one line per value
+        not applied: of the wrong type, outside an option's limits, not offered
+        here (a GPU that is gone), a checkpoint file that no longer exists."""
+        return self._remembered().apply(settings)
 
     def _restore_settings(self) -> None:
         """Apply the remembered settings; tell the user about any that were ignored."""
         from napari.utils.notifications import show_info
 
-        settings, problems = settings_store.read_settings()
-        problems += self.apply_settings(settings)
+        problems = self._remembered().restore()
         if problems:
             where = settings_store.settings_file()
-            message = (
-                f"napari-colorize ignored remembered settings it cannot use (in {where}) and kept the defaults for them: "
-                + "; ".join(problems)
-            )
-            logger.warning(message)
-            show_info(message)
+            show_info(f"napari-colorize ignored remembered settings it cannot use (in {where}) and kept the defaults for them: " + "; ".join(problems))
 
     # ---- building a request
 
@@ -345,9 +313,9 @@ class ColorizeWidget(Container):
         values = {name: control.value for name, control in self.option_controls.items()}
         return ColorizeOptions(**{**values, "model": self._model_source()})
 
-    def result_request(self) -> ColorizeRequest:
-        """Request for Run: the current slice or every frame of the input layer."""
-        layer = self._require_input()
+    def result_request(self, layer=None) -> ColorizeRequest:
+        """Request for Run: the current slice or every frame of ``layer`` (default: the input layer)."""
+        layer = layer if layer is not None else self._require_input()
         options = self.colorize_options()
         hints = self.hint_controls.rows(layer)
         request = layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point, hints=hints)
@@ -378,8 +346,20 @@ class ColorizeWidget(Container):
         return self._worker is not None
 
     def run(self) -> None:
-        """Colorize the input layer (current slice or every frame) in a worker thread."""
-        self._start(self.result_request)
+        """Colorize the input layer, or every selected image layer one after
+        another (current slice or every frame), in a worker thread."""
+        if not self.every_selected.value:
+            self._start(self.result_request)
+            return
+        from napari.utils.notifications import show_error
+
+        layers = [layer for layer in self._viewer.layers if layer in self._viewer.layers.selection and is_colorizable(layer)]
+        if not layers:
+            show_error("napari-colorize: select one or more grayscale image layers in the layer list (or untick Every selected layer)")
+            return
+        if not self.running:
+            self._queue = [functools.partial(self.result_request, layer) for layer in layers[1:]]
+        self._start(functools.partial(self.result_request, layers[0]))
 
     def preview(self) -> None:
         """Colorize the part of the current slice in view, quickly, into a preview layer."""
@@ -425,6 +405,7 @@ class ColorizeWidget(Container):
     def cancel(self) -> None:
         """Ask the running worker to stop; it does so before its next batch of tiles."""
         if self.running:
+            self._queue.clear()
             self._cancel_event.set()
             self.status.value = "Cancelling..."
 
@@ -490,7 +471,9 @@ class ColorizeWidget(Container):
         self._worker = None
         self._request = None
         self._set_running(False)
-        if self._preview_again:  # hints changed while it ran
+        if self._queue:  # Run on every selected layer: the next one
+            self._start(self._queue.pop(0))
+        elif self._preview_again:  # hints changed while it ran
             self._preview_again = False
             self.preview()
 

@@ -166,3 +166,48 @@ def chained(*checks: Check) -> Check:
         return value
 
     return check
+
+
+class RememberedControls:
+    """Widget controls whose values are remembered between sessions, each
+    with the check a remembered value must pass before it is applied.
+
+    Parameters
+    ----------
+    controls : mapping of str to control
+        By setting name; a control has a ``value``.
+    checks : mapping of str to Check
+        By setting name.
+    """
+
+    def __init__(self, controls: Mapping[str, Any], checks: Mapping[str, Check]):
+        self.controls, self.checks = dict(controls), dict(checks)
+
+    def values(self) -> dict[str, Any]:
+        """The current choices ('' for an empty file chooser, which says '.')."""
+        values = {name: control.value for name, control in self.controls.items()}
+        for name, value in values.items():
+            if hasattr(value, "parts"):  # a path from a file chooser
+                values[name] = "" if str(value) in ("", ".") else str(value)
+        return values
+
+    def apply(self, settings: Mapping[str, Any]) -> list[str]:
+        """Apply remembered choices, each checked first; one line per value
+        not applied (unknown names are skipped)."""
+        values, problems = check_settings(settings, self.checks)
+        for name, value in values.items():
+            if value == "" and hasattr(self.controls[name].value, "parts"):
+                continue  # an empty file chooser would take '' as the current folder
+            try:
+                self.controls[name].value = value
+            except (ValueError, TypeError) as exc:  # e.g. within the option's limits but not the spin box's
+                problems.append(name_problem(name, exc))
+        return problems
+
+    def restore(self) -> list[str]:
+        """Apply the settings file; returns the lines about values it could not use (also logged)."""
+        settings, problems = read_settings()
+        problems += self.apply(settings)
+        if problems:
+            logger.warning("napari-colorize ignored remembered settings in %s: %s", settings_file(), "; ".join(problems))
+        return problems
