@@ -110,7 +110,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         required=True,
-        help="output file (.tif keeps frame axes; .png/.jpg one frame), or a folder for several inputs",
+        help="output file (.tif keeps frame axes; .png/.jpg one frame; .ome.zarr a multiscale OME-Zarr), or a folder for several inputs",
     )
     run.add_argument(
         "--uncertainty",

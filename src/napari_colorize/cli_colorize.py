@@ -8,11 +8,13 @@ uncertainty file are handled here. The arguments are built in
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
 from pathlib import Path
 
+from .ome_zarr_out import is_zarr_path
 from .options import ColorizeOptions
 
 
@@ -41,6 +43,9 @@ def run_colorize(args, options: ColorizeOptions) -> None:
 
     stacked = bool(getattr(args, "stack", False))
     many = len(args.inputs) > 1 and not stacked
+    if is_zarr_path(args.output) and (many or args.scheduler):
+        why = "several inputs go to a folder (or give --stack)" if many else "--scheduler writes TIFF, PNG or JPEG"
+        raise CommandError(f"an OME-Zarr output holds one result: {why}")
     if many:
         _check_folder_for_many(args.output, "an output")
     if stacked:
@@ -75,8 +80,8 @@ def _check_stack_paths(args) -> None:
     """``--stack``: one TIFF out, and no input that is the output (each one read before any work)."""
     from .io import TIFF_SUFFIXES, check_suffix, sniff_format
 
-    if args.output.suffix.lower() not in TIFF_SUFFIXES:
-        raise CommandError(f"--stack writes one stack: name the output .tif or .tiff, got {args.output}")
+    if args.output.suffix.lower() not in TIFF_SUFFIXES and not is_zarr_path(args.output):
+        raise CommandError(f"--stack writes one stack: name the output .tif, .tiff or .ome.zarr, got {args.output}")
     for src in args.inputs:
         check_suffix(src, reading=True)
         sniff_format(src)
@@ -161,7 +166,8 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folders: 
     targets: dict[Path, Path] = {}
     for src, dst in jobs:
         check_suffix(src, reading=True)
-        check_suffix(dst)
+        if not is_zarr_path(dst):
+            check_suffix(dst)
         sniff_format(src)  # exists, is a file, readable, an image format
         resolved = dst.resolve()
         if resolved == src.resolve() or (dst.exists() and os.path.samefile(src, dst)):
@@ -172,7 +178,7 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folders: 
                 raise CommandError(f"the output and the uncertainty of {src} would both be written to {dst}")
             raise CommandError(f"inputs {first} and {src} would both be written to {dst}")
         targets[resolved] = src
-        if dst.is_dir():
+        if dst.is_dir() and not is_zarr_path(dst):
             raise CommandError(f"output {dst} is a folder")
         if dst.exists() and not overwrite:
             raise CommandError(f"{dst} exists; pass --overwrite to replace it")
@@ -197,6 +203,7 @@ def _colorize_file(
 
     from .engine import colorize_strips
     from .fits import read_fits
+    from .ome_zarr_out import write_rgb_ome_zarr_strips
     from .physical import read_physical
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
     from .pipeline import colorize
@@ -207,11 +214,14 @@ def _colorize_file(
     # luminance by the readers, so a last axis of 3 is never taken as RGB.
     options = options.replace(rgb=False)
     with_uncertainty = uncertainty_path is not None
-    streaming = sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not args.scheduler and not stack_of
+    tiff_in = sniff_format(src) == "tiff" and not stack_of
+    to_zarr = is_zarr_path(dst)
+    # TIFF to TIFF, and anything to OME-Zarr, stream strip by strip (from a TIFF, page by page too).
+    streaming = not args.scheduler and (to_zarr or (tiff_in and dst.suffix.lower() in TIFF_SUFFIXES))
     name = f"the stack of {len(stack_of)} inputs" if stack_of else src.name
     source = {"source_files": [path.name for path in stack_of]} if stack_of else {"source_file": src.name}
-    # The input's pixel size and axes go to a TIFF output, in the input's convention.
-    physical = read_physical(src) if sniff_format(src) == "tiff" and dst.suffix.lower() in TIFF_SUFFIXES and not stack_of else None
+    # The input's pixel size and axes go to a TIFF or OME-Zarr output, in the input's convention.
+    physical = read_physical(src) if tiff_in and (to_zarr or dst.suffix.lower() in TIFF_SUFFIXES) else None
     source.update({"physical_scale": physical.record()} if physical is not None else {})
     source.update({"fits_header": read_fits(src)[1]} if not stack_of and sniff_format(src) == "fits" else {})  # its WCS still holds
 
@@ -223,18 +233,20 @@ def _colorize_file(
         return rows, {METADATA_KEY: record}, {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
 
     if streaming:
-        with TiffStack(src) as image:
+        opened = TiffStack(src) if tiff_in else nullcontext(_read_stack(stack_of) if stack_of else read_image(src))
+        with opened as image:
             rows, meta, uncertainty_meta = records(tuple(image.shape))
-            if image.is_colour:
+            if getattr(image, "is_colour", False):
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
-            bar, update = progress_bar(args.quiet, src.name)
+            bar, update = progress_bar(args.quiet, name)
             sink = None
             if with_uncertainty:
                 sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta)
             with bar, sink or nullcontext():
                 strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
-                write_rgb_tiff_strips(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)
+                write = functools.partial(write_rgb_ome_zarr_strips, name=Path(name).stem) if to_zarr else write_rgb_tiff_strips
+                write(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)
             return (*image.shape, 3)
     image = _read_stack(stack_of) if stack_of else read_image(src)
     rows, meta, uncertainty_meta = records(tuple(image.shape))

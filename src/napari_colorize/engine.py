@@ -412,7 +412,8 @@ def fill_from_strips(out: np.ndarray, strips, uncertainty_out: np.ndarray | None
     """Write the strips of :func:`colorize_strips` into ``out`` (..., Y, X, 3),
     and, for strips that carry it, their uncertainty into ``uncertainty_out`` (..., Y, X)."""
     for index, r0, r1, rgb, *uncertain in strips:
-        out[index][r0:r1] = rgb
+        # One index, not out[index][r0:r1]: a zarr (or h5py) array returns a copy for out[index].
+        out[(*index, slice(r0, r1))] = rgb
         if uncertain and uncertainty_out is not None:
-            uncertainty_out[index][r0:r1] = uncertain[0]
+            uncertainty_out[(*index, slice(r0, r1))] = uncertain[0]
     return out

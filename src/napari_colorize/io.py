@@ -18,6 +18,7 @@ import numpy as np
 from .color import to_luminance
 from .formats import PICTURE_SUFFIXES, SUFFIXES, TIFF_SUFFIXES, ImageFileError, check_suffix, format_of, sniff_format
 from .fits import read_fits
+from .ome_zarr_out import ZARR_SUFFIX
 from .physical import PhysicalScale
 from .tiff import TiffStack, read_tiff
 
@@ -207,7 +208,7 @@ def output_path_for(input_path: Path, output: Path, *, many: bool, shows: str = 
     ``<input stem>_<shows>.tif`` in the folder ``output`` when several inputs
     are given (``shows``: 'colorized' for the RGB, 'uncertainty' for the
     uncertainty)."""
-    if many or output.is_dir():
+    if many or (output.is_dir() and output.suffix.lower() != ZARR_SUFFIX):  # an existing OME-Zarr is a file to replace
         return output / f"{input_path.stem}_{shows}.tif"
     return output
 

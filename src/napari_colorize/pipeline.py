@@ -65,9 +65,9 @@ def colorize(
         the calling process, since CPU kernels round differently with other
         thread counts: on the same hardware the result is bit-identical to
         the single-process run.
-    out : ndarray of uint8, shape (..., Y, X, 3), optional
-        Where to write the result (a memory map, say, for a result larger
-        than memory). With ``out``, a lazy input is read and colorized frame
+    out : array of uint8, shape (..., Y, X, 3), optional
+        Where to write the result (a memory map or a zarr array, say, for a
+        result larger than memory). With ``out``, a lazy input is read and colorized frame
         by frame into it, not returned lazily.
     extra_inputs : mapping of str to array_like, optional
         Inputs the model takes besides the lightness (see
