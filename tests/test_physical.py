@@ -35,6 +35,21 @@ def test_an_imagej_hyperstack_gives_an_imagej_hyperstack(capsys, tmp_path):
     assert read_physical(dst) == read_physical(src)
 
 
+@pytest.mark.parametrize("convention", ["imagej", "ome"])
+def test_the_uncertainty_tiff_keeps_the_scale_too(capsys, tmp_path, convention):
+    src = tmp_path / "in.tif"
+    if convention == "imagej":
+        tifffile.imwrite(src, STACK, imagej=True, resolution=(4.0, 4.0), metadata={"axes": "ZYX", "spacing": 0.5, "unit": "micron"})
+    else:
+        tifffile.imwrite(src, STACK, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3, "PhysicalSizeZ": 2.0})
+    uncertainty = tmp_path / "uncertainty.tif"
+    colorize_file(capsys, tmp_path, src, "--uncertainty", uncertainty)
+    kept = read_physical(uncertainty)
+    assert kept == read_physical(src) and kept.convention == convention
+    values = tifffile.imread(uncertainty)
+    assert values.shape == STACK.shape and values.dtype == np.float32 and 0 <= values.min() <= values.max() <= 1
+
+
 def test_an_ome_tiff_gives_an_ome_tiff(capsys, tmp_path):
     src = tmp_path / "in.ome.tif"
     physical = {"PhysicalSizeX": 0.1, "PhysicalSizeY": 0.2, "PhysicalSizeXUnit": "nm", "PhysicalSizeYUnit": "nm", "TimeIncrement": 2.0}

@@ -241,7 +241,7 @@ def _colorize_file(
             bar, update = progress_bar(args.quiet, name)
             sink = None
             if with_uncertainty:
-                sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta)
+                sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta, physical=physical)
             with bar, sink or nullcontext():
                 strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
@@ -256,5 +256,5 @@ def _colorize_file(
     rgb, uncertainty = result if with_uncertainty else (result, None)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta, physical=physical)
     if with_uncertainty:
-        write_uncertainty(uncertainty_path, uncertainty, overwrite=args.overwrite, metadata=uncertainty_meta)
+        write_uncertainty(uncertainty_path, uncertainty, overwrite=args.overwrite, metadata=uncertainty_meta, physical=physical)
     return rgb.shape

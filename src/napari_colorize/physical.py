@@ -62,13 +62,15 @@ class PhysicalScale:
         entries.update({k: v for k, v in (("spacing", self.spacing), ("frame_interval", self.frame_interval)) if v is not None})
         return entries
 
-    def writer_options(self, shape: tuple[int, ...], provenance: dict) -> dict[str, Any]:
-        """Keyword arguments of ``tifffile.imwrite`` for an RGB output of
-        ``shape`` (..., Y, X, 3) in this convention, carrying ``provenance``."""
+    def writer_options(self, shape: tuple[int, ...], provenance: dict, *, rgb: bool = True) -> dict[str, Any]:
+        """Keyword arguments of ``tifffile.imwrite`` for an output of
+        ``shape`` in this convention, carrying ``provenance``: RGB (..., Y,
+        X, 3), or with ``rgb=False`` one value per pixel (..., Y, X)."""
         text = json.dumps(provenance)
         resolution = (1.0 / self.pixel_size[1], 1.0 / self.pixel_size[0])
-        axes = self.axes + "S" if len(self.axes) == len(shape) - 1 else ""
-        if self.convention == "imagej" and axes and set(axes[:-3]) <= set("TZC"):
+        samples = "S" if rgb else ""
+        axes = self.axes + samples if len(self.axes) == len(shape) - len(samples) else ""
+        if self.convention == "imagej" and axes and set(axes[: len(axes) - 2 - len(samples)]) <= set("TZC"):
             metadata = {"axes": axes, "unit": self.unit, "Info": text, "Properties": {"napari_colorize": text}}
             metadata.update({k: v for k, v in (("spacing", self.spacing), ("finterval", self.frame_interval)) if v is not None})
             return {"imagej": True, "resolution": resolution, "metadata": metadata}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .formats import TIFF_SUFFIXES, ImageFileError, check_suffix
+from .physical import PhysicalScale
 
 
 class UncertaintyTiff:
@@ -55,7 +56,9 @@ class UncertaintyTiff:
     [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]
     """
 
-    def __init__(self, path: str | Path, shape: tuple[int, ...], *, overwrite: bool = False, metadata: dict | None = None):
+    def __init__(
+        self, path: str | Path, shape: tuple[int, ...], *, overwrite: bool = False, metadata: dict | None = None, physical: PhysicalScale | None = None
+    ):
         self.path = Path(path)
         if check_suffix(self.path) not in TIFF_SUFFIXES:
             raise ImageFileError(f"{self.path}: the uncertainty is written as a float32 TIFF: name it .tif or .tiff")
@@ -63,6 +66,7 @@ class UncertaintyTiff:
             raise FileExistsError(f"{self.path} exists; pass --overwrite to replace it")
         self.shape = tuple(int(n) for n in shape)
         self.metadata = dict(metadata or {})
+        self.physical = physical
         self._partial = self.path.with_name(f".{self.path.name}.partial{self.path.suffix}")
         self._values = None
 
@@ -76,7 +80,8 @@ class UncertaintyTiff:
             dtype=np.float32,
             photometric="minisblack",
             bigtiff=nbytes > 2**31,
-            metadata=self.metadata,
+            # The input's pixel size in its convention (ImageJ, OME, resolution tags), like the RGB output.
+            **(self.physical.writer_options(self.shape, self.metadata, rgb=False) if self.physical else {"metadata": self.metadata}),
         )
         return self
 
@@ -109,10 +114,12 @@ class UncertaintyTiff:
             self._partial.unlink(missing_ok=True)
 
 
-def write_uncertainty(path: str | Path, uncertainty: np.ndarray, *, overwrite: bool = False, metadata: dict | None = None) -> Path:
+def write_uncertainty(
+    path: str | Path, uncertainty: np.ndarray, *, overwrite: bool = False, metadata: dict | None = None, physical: PhysicalScale | None = None
+) -> Path:
     """Write a whole uncertainty array (..., Y, X) as a float32 TIFF (see :class:`UncertaintyTiff`)."""
     uncertainty = np.asarray(uncertainty, dtype=np.float32)
-    with UncertaintyTiff(path, uncertainty.shape, overwrite=overwrite, metadata=metadata) as sink:
+    with UncertaintyTiff(path, uncertainty.shape, overwrite=overwrite, metadata=metadata, physical=physical) as sink:
         for index in np.ndindex(*uncertainty.shape[:-2]):
             sink.write(index, 0, uncertainty.shape[-2], uncertainty[index])
     return Path(path)
