@@ -2,9 +2,10 @@
 per frame as a stack grows.
 
 Run: python benchmarks/bench_streaming.py [--huge-side 16384] [--frames 10 100]
+         [--outputs tif ome.zarr]
 
 Each case runs `napari-colorize colorize IN.tif -o OUT.tif` (the huge frame
-at --scale 1 and 0.5) in a fresh
+at --scale 1 and 0.5, into each output format of --outputs) in a fresh
 subprocess on an uncompressed uint16 TIFF made here (memory-mapped input),
 and reports wall time and the child's peak RSS (ru_maxrss). Peak RSS counts
 the input pages the process touched, so "above input" subtracts the input's
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--side", type=int, default=512, help="frame side of the stacks")
     parser.add_argument("--huge-scales", type=float, nargs="+", default=[1.0, 0.5], help="--scale values for the huge frame")
+    parser.add_argument("--outputs", nargs="+", default=["tif"], help="output formats of the huge frame: tif, ome.zarr")
     args = parser.parse_args()
     print(f"napari-colorize CLI streaming benchmark, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
@@ -82,12 +84,13 @@ def main() -> None:
         if args.huge_side:
             src = tmp / "huge.tif"
             size = _make_tiff(src, (args.huge_side, args.huge_side))
-            for scale in args.huge_scales:
-                seconds, peak = _run_cli(src, tmp / "huge-out.tif", "--scale", str(scale))
-                print(
-                    f"frame {args.huge_side}^2 uint16 ({size / 2**20:.0f} MB), --scale {scale:g}: {seconds:.1f} s, peak RSS {peak:.0f} MB, "
-                    f"{peak - size / 2**20:.0f} MB above the input's size (target <= 3072)"
-                )
+            for output in args.outputs:
+                for scale in args.huge_scales:
+                    seconds, peak = _run_cli(src, tmp / f"huge-out.{output}", "--scale", str(scale))
+                    print(
+                        f"frame {args.huge_side}^2 uint16 ({size / 2**20:.0f} MB) -> .{output}, --scale {scale:g}: {seconds:.1f} s, "
+                        f"peak RSS {peak:.0f} MB, {peak - size / 2**20:.0f} MB above the input's size (target <= 3072)"
+                    )
 
 if __name__ == "__main__":
     main()
