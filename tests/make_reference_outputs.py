@@ -34,6 +34,7 @@ CASES = [
     ("m51.tif", "astro", {}),
     ("m67-palomar-dss.tif", "astro", {}),
     ("spitzer-irac.tif", "astro", {}),
+    ("m51.tif", "stained-microscopy", {}),
     # the first generation, kept: its outputs are those recorded for "natural" before v2 shipped
     ("em-isbi2012-stack.tif", "natural-v1", {}),
     ("m67-palomar-dss.tif", "natural-regression-v1", {"normalize": "stack", "overlap": 48}),

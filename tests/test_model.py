@@ -43,6 +43,7 @@ def test_shipped_models_are_listed():
         ("natural-v1", "classification", "colornet-v1"),
         ("natural-regression-v1", "regression", "colornet-v1"),
         ("astro", "classification", "colornet-v2-replicate"),
+        ("stained-microscopy", "classification", "colornet-v2-replicate"),
     ],
 )
 def test_shipped_checkpoint(name, head, architecture):
