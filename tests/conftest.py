@@ -129,3 +129,16 @@ def widget(viewer):
     _dock, plugin_widget = viewer.window.add_plugin_dock_widget("napari-colorize", "Colorize")
     plugin_widget.device.value = "cpu"
     return plugin_widget
+
+
+@pytest.fixture
+def gray_png(tmp_path):
+    """A 50 x 64 grayscale PNG with smooth structure, and its pixels."""
+    import numpy as np
+    from helpers import smooth_frame
+    from PIL import Image
+
+    frame = smooth_frame((50, 64), seed=7, low=0, high=255).round().astype(np.uint8)
+    path = tmp_path / "gray.png"
+    Image.fromarray(frame, "L").save(path)
+    return path, frame

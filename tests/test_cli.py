@@ -30,14 +30,6 @@ def stack_tif(tmp_path):
     return path, stack
 
 
-@pytest.fixture
-def gray_png(tmp_path):
-    frame = smooth_frame((50, 64), seed=7, low=0, high=255).round().astype(np.uint8)
-    path = tmp_path / "gray.png"
-    Image.fromarray(frame, "L").save(path)
-    return path, frame
-
-
 # --------------------------------------------------------------------------
 # colorize
 # --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tifffile
 from helpers import assert_refused, run, smooth_frame, write_tiff
-from PIL import Image
 
 from napari_colorize import colorize
 from napari_colorize.color import rgb_to_lab
@@ -18,21 +17,13 @@ from napari_colorize.hints import read_hints_csv
 BLUE = (40, 60, 220)
 
 
-@pytest.fixture
-def frame_png(tmp_path):
-    frame = smooth_frame((64, 80), seed=3, low=0, high=255).round().astype(np.uint8)
-    path = tmp_path / "frame.png"
-    Image.fromarray(frame, "L").save(path)
-    return path, frame
-
-
 def write_csv(path, text):
     path.write_text(text, encoding="utf-8")
     return path
 
 
-def test_hints_from_a_file_colour_their_neighbourhood_and_are_recorded(capsys, tmp_path, frame_png, natural):
-    src, frame = frame_png
+def test_hints_from_a_file_colour_their_neighbourhood_and_are_recorded(capsys, tmp_path, gray_png, natural):
+    src, frame = gray_png
     hints = write_csv(tmp_path / "hints.csv", "x,y,r,g,b\n20,30,{},{},{}\n".format(*BLUE))
     dst = tmp_path / "out.tif"
     code, _, err = run(capsys, "colorize", src, "-o", dst, "--hints", hints, "--device", "cpu", "-q")
@@ -74,20 +65,20 @@ def test_a_stack_takes_hints_by_frame_and_needs_the_frame_column(capsys, tmp_pat
         ("y,x,r,g,b,colour\n", "unknown colour"),
         ("y,x,r,g,b\n1,2,3,4,5\n1,2,3,4\n", "hints.csv line 3: 4 values for the 5 columns y,x,r,g,b"),
         ("y,x,r,g,b\n\n1,2,red,4,5\n", "hints.csv line 3: not all numbers: 1,2,red,4,5"),
-        ("y,x,r,g,b\n1,2,3,4,5\n100,2,3,4,5\n", "hints.csv line 3: (y, x) = (100, 2) is outside the 64 x 80 frame"),
+        ("y,x,r,g,b\n1,2,3,4,5\n100,2,3,4,5\n", "hints.csv line 3: (y, x) = (100, 2) is outside the 50 x 64 frame"),
         ("y,x,r,g,b\n1,2,3,4,300\n", "hints.csv line 2: colour (3, 4, 300) is not r, g, b in 0..255"),
     ],
 )
-def test_bad_hint_files_are_refused_naming_the_line(capsys, tmp_path, frame_png, text, message):
-    src, _ = frame_png
+def test_bad_hint_files_are_refused_naming_the_line(capsys, tmp_path, gray_png, text, message):
+    src, _ = gray_png
     hints = write_csv(tmp_path / "hints.csv", text)
     dst = tmp_path / "out.png"
     code, _, err = run(capsys, "colorize", src, "-o", dst, "--hints", hints, "--device", "cpu")
     assert_refused(code, err, message, output=dst)
 
 
-def test_hints_are_refused_where_they_cannot_apply(capsys, tmp_path, frame_png):
-    src, _ = frame_png
+def test_hints_are_refused_where_they_cannot_apply(capsys, tmp_path, gray_png):
+    src, _ = gray_png
     hints = write_csv(tmp_path / "hints.csv", "y,x,r,g,b\n1,2,3,4,5\n")
     code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "v1.png", "--hints", hints, "--model", "natural-v1", "--device", "cpu")
     assert_refused(code, err, "cannot use hints", output=tmp_path / "v1.png")
