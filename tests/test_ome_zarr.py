@@ -29,6 +29,7 @@ def test_a_stack_streams_into_a_multiscale_ome_zarr(capsys, tmp_path, imagej_sta
     code, out, err = run(capsys, "colorize", imagej_stack, "-o", dst, "--device", "cpu")
     assert code == 0, err
     assert "em.ome.zarr" in out and "2x300x520x3" in out
+    assert "warning" not in err
     group = zarr.open_group(str(dst), mode="r")
     attrs = group.attrs.asdict()
     multiscales = attrs.get("ome", attrs)["multiscales"][0]

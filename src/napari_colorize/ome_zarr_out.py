@@ -87,8 +87,13 @@ def write_rgb_ome_zarr_strips(
     name : str
         The image's name in the metadata.
     """
+    import warnings
+
     import zarr
-    from ome_zarr.writer import write_multiscales_metadata
+
+    with warnings.catch_warnings():  # ome-zarr's module defaults build its own deprecated Scaler: not the user's concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ome_zarr.writer import write_multiscales_metadata
 
     path = Path(path)
     if path.exists() and not overwrite:
