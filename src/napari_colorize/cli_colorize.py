@@ -202,7 +202,7 @@ def _colorize_file(
     from contextlib import nullcontext
 
     from .engine import colorize_strips
-    from .fits import read_fits
+    from .fits import read_fits_header
     from .ome_zarr_out import write_rgb_ome_zarr_strips
     from .physical import read_physical
     from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
@@ -223,7 +223,7 @@ def _colorize_file(
     # The input's pixel size and axes go to a TIFF or OME-Zarr output, in the input's convention.
     physical = read_physical(src) if tiff_in and (to_zarr or dst.suffix.lower() in TIFF_SUFFIXES) else None
     source.update({"physical_scale": physical.record()} if physical is not None else {})
-    source.update({"fits_header": read_fits(src)[1]} if not stack_of and sniff_format(src) == "fits" else {})  # its WCS still holds
+    source.update({"fits_header": read_fits_header(src)} if not stack_of and sniff_format(src) == "fits" else {})  # its WCS still holds
 
     def records(shape: tuple[int, ...]):
         """The checked hint rows, and the provenance of the output and of its uncertainty."""

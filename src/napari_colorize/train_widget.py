@@ -139,7 +139,7 @@ class TrainWidget(Container):
             show_info("napari-colorize is already training: wait for it or press Cancel.")
             return
         layers = list(self.references.value)
-        # Only the displayed level of a pyramid: references are a few images, not slides.
+        # The coarsest level of a pyramid: references are a few images of a kind, not whole slides.
         images = [np.asarray(layer.data[-1] if layer.multiscale else layer.data) for layer in layers]
         images = [image[(0,) * (image.ndim - 3)] if image.ndim > 3 else image for image in images]  # a stack's first frame
         self._cancel_event.clear()
