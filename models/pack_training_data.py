@@ -6,7 +6,9 @@ imagenet-sample, bsds500, curban100 and csun_hays80 resized to a long side of
 256 (JPEG quality 90, 4:4:4), and the first 45 Tiny ImageNet images of each of
 its 202 classes as they are (10,474 files, 49 MB).
 
-Run from the repository root: python models/pack_training_data.py [SRC] [DST]
+Run from the repository root: python models/pack_training_data.py [SRC] [DST] [LONG_SIDE]
+(LONG_SIDE 512 gives the pack of the runs that train crop consistency, whose
+cut-outs need images several times larger than the 128 px crop.)
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ TINY_PER_CLASS = 45
 LONG_SIDE = 256
 
 
-def main(src: str = "../shared/data/train/natural", dst: str = ".train_pack") -> None:
+def main(src: str = "../shared/data/train/natural", dst: str = ".train_pack", long_side: str = str(LONG_SIDE)) -> None:
     src_dir, dst_dir = Path(src), Path(dst)
     count = 0
     for name in LARGE:
@@ -32,7 +34,7 @@ def main(src: str = "../shared/data/train/natural", dst: str = ".train_pack") ->
             if path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".tif", ".tiff"}:
                 continue
             image = Image.open(path).convert("RGB")
-            image.thumbnail((LONG_SIDE, LONG_SIDE), Image.LANCZOS)
+            image.thumbnail((int(long_side), int(long_side)), Image.LANCZOS)
             image.save(out / f"{path.stem}.jpg", quality=90, subsampling=0)
             count += 1
     for folder in sorted((src_dir / "tinyimagenet").iterdir()):
