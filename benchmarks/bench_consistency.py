@@ -162,11 +162,15 @@ def banding(ab: np.ndarray, frame: np.ndarray, tile: int) -> str:
 
 
 def hint_cells(colorizer, paths, counts, max_side) -> dict[str, str]:
-    """Table cells of :func:`hint_scores`, plus the PSNR gain of k = 10 over k = 0."""
+    """Table cells of :func:`hint_scores` (PSNR / rebalanced AuC / mean ab change
+    far from every hint), plus the PSNR gain of k = 10 over k = 0."""
     scores = hint_scores(colorizer, paths, counts, max_side=max_side)
-    cells = {f"k={k}": f"{p:.2f} dB / {auc:.1f} %" for k, (p, auc) in scores.items()}
+    cells = {
+        f"k={k}": f"{s.psnr:.2f} dB / {s.auc_rebalanced:.1f} %" + ("" if np.isnan(s.far_change) else f" / far {s.far_change:.2f}")
+        for k, s in scores.items()
+    }
     if 0 in scores and 10 in scores:
-        cells["gain"] = f"{scores[10][0] - scores[0][0]:+.2f} dB"
+        cells["gain"] = f"{scores[10].psnr - scores[0].psnr:+.2f} dB"
     return cells
 
 

@@ -56,19 +56,19 @@ def main(argv=None) -> int:
         with torch.no_grad():
             bias.copy_(learned + torch.tensor([near, far]))
         scores = hint_scores(colorizer, paths, COUNTS)
-        psnr_with = (scores[1][0] + scores[10][0]) / 2
+        psnr_with = (scores[1].psnr + scores[10].psnr) / 2
         # Ten hints must not cost rare colours; the learned gain is always a candidate.
-        allowed = scores[10][1] >= scores[0][1] or near == far == 0.0
+        allowed = scores[10].auc_rebalanced >= scores[0].auc_rebalanced or near == far == 0.0
         candidates.append(
             {
                 "near": near,
                 "far": far,
-                "scores": {str(k): [round(v, 3) for v in s] for k, s in scores.items()},
+                "scores": {str(k): [round(v, 3) for v in s[:2]] for k, s in scores.items()},
                 "allowed": allowed,
                 "objective": round(psnr_with, 3),
             }
         )
-        print(f"near +{near:g} far +{far:g}: " + ", ".join(f"k={k} {p:.2f} dB / {a:.1f} %" for k, (p, a) in scores.items()) + ("" if allowed else "  (AuC with 10 hints below k=0: refused)"), flush=True)
+        print(f"near +{near:g} far +{far:g}: " + ", ".join(f"k={k} {s.psnr:.2f} dB / {s.auc_rebalanced:.1f} %" for k, s in scores.items()) + ("" if allowed else "  (AuC with 10 hints below k=0: refused)"), flush=True)
     best = max((c for c in candidates if c["allowed"]), key=lambda c: c["objective"])
     with torch.no_grad():
         bias.copy_(learned + torch.tensor([best["near"], best["far"]]))

@@ -61,8 +61,22 @@ def test_evaluate(colour_folder, tmp_path):
 def test_hint_scores_without_hints_are_the_evaluation_s_and_true_hints_help(colour_folder, natural):
     scores = hint_scores(natural, find_images([colour_folder]), (0, 20))
     model = evaluate(["natural"], colour_folder, device="cpu")[1]
-    assert scores[0] == (pytest.approx(model.psnr), pytest.approx(model.auc_rebalanced))
-    assert scores[20][0] > scores[0][0]  # twenty true colours bring the colours closer to the truth
+    assert (scores[0].psnr, scores[0].auc_rebalanced) == (pytest.approx(model.psnr), pytest.approx(model.auc_rebalanced))
+    assert np.isnan(scores[0].far_change)
+    assert scores[20].psnr > scores[0].psnr  # twenty true colours bring the colours closer to the truth
+
+
+def test_hint_scores_measure_the_change_far_from_every_hint(natural, tmp_path):
+    from PIL import Image
+
+    from napari_colorize.evaluation import FAR_FROM_HINTS
+
+    rng = np.random.default_rng(0)
+    photo = (rng.random((4, 5, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "wide.png"
+    Image.fromarray(photo).resize((3 * FAR_FROM_HINTS + 40, 3 * FAR_FROM_HINTS), Image.BICUBIC).save(path)
+    scores = hint_scores(natural, [path], (0, 1, 5))
+    assert 0.0 <= scores[1].far_change < 50.0 and 0.0 <= scores[5].far_change < 50.0
 
 
 # --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -103,8 +104,23 @@ def colour_truths(paths, *, skip_unreadable: bool = True, max_side: int | None =
         yield path, truth, lab, lightness_to_gray(lab[..., 0])
 
 
-def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device: str = "cpu") -> dict[int, tuple[float, float]]:
-    """Mean PSNR (dB) and rebalanced AuC (%) with k colour hints from the truth, per k.
+#: Pixels farther than this (image pixels) from every hint are "far from the hints".
+FAR_FROM_HINTS = 64
+
+
+class HintScore(NamedTuple):
+    """Scores with k hints: mean PSNR (dB), rebalanced AuC (%), and the mean
+    ab distance (ab units) to the automatic result over the pixels farther
+    than :data:`FAR_FROM_HINTS` from every hint, all images pooled (NaN for
+    k = 0, or when no pixel is that far)."""
+
+    psnr: float
+    auc_rebalanced: float
+    far_change: float
+
+
+def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device: str = "cpu") -> dict[int, HintScore]:
+    """Scores with k colour hints from the truth, per k (see :class:`HintScore`).
 
     Each image's lightness gray is colorized with ``normalize=(0, 1)`` (as
     :func:`evaluate` does) and, as hints, the true colour at the first k of
@@ -122,20 +138,42 @@ def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device
     max_side : int, optional
         Shrink larger images first.
     """
+    from scipy.ndimage import distance_transform_edt
+
     bins = ab_bins()
     cmfs = {k: ABErrorCMF(bins) for k in counts}
     psnrs = {k: [] for k in counts}
+    far = {k: [0.0, 0] for k in counts}  # sum of ab changes, pixels
     for index, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False, max_side=max_side)):
         if truth is None:
             continue
         flat = np.random.default_rng(index).choice(gray.size, size=max(counts), replace=False)
         ys, xs = np.unravel_index(flat, gray.shape)
         rows = np.column_stack([ys, xs, truth[ys, xs]]).astype(np.float64)
-        for k in counts:
+        automatic = None
+        for k in sorted(counts):
             result = colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0), hints=rows[:k])
-            cmfs[k].add(lab[..., 1:], rgb_to_lab(result)[..., 1:])
+            ab = rgb_to_lab(result)[..., 1:]
+            cmfs[k].add(lab[..., 1:], ab)
             psnrs[k].append(psnr(truth, result))
-    return {k: (float(np.mean([p for p in psnrs[k] if np.isfinite(p)])), cmfs[k].auc(rebalanced=True)) for k in counts}
+            if k == 0:
+                automatic = ab
+                continue
+            if automatic is None:
+                automatic = rgb_to_lab(colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0)))[..., 1:]
+            unhinted = np.ones(gray.shape, dtype=bool)
+            unhinted[ys[:k], xs[:k]] = False
+            distant = distance_transform_edt(unhinted) > FAR_FROM_HINTS
+            far[k][0] += float(np.linalg.norm(ab - automatic, axis=-1)[distant].sum())
+            far[k][1] += int(distant.sum())
+    return {
+        k: HintScore(
+            float(np.mean([p for p in psnrs[k] if np.isfinite(p)])),
+            cmfs[k].auc(rebalanced=True),
+            far[k][0] / far[k][1] if far[k][1] else float("nan"),
+        )
+        for k in counts
+    }
 
 
 def evaluate(
