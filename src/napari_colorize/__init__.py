@@ -1,12 +1,12 @@
 """napari-colorize: predicted colour for grayscale scientific images.
 
-The core (``colorize``, ``train``, ``evaluate``) runs without napari; the
+The core (``colorize``, ``lightness``, ``train``, ``evaluate``) runs without napari; the
 napari dock widget and the ``napari-colorize`` command line are thin faces
 over it. Colours are predicted by a model, not measured.
 
 Layout, imports running one way: colour science and tiling (``color``,
 ``tiling``, ``metrics``) -> inputs (``arrays``, ``normalization``,
-``devices``) -> models (``architectures``: a registry of network families
+``restoration``, ``devices``) -> models (``architectures``: a registry of network families
 with their tile size, output stride and inputs; ``model``: the
 ``Colorizer`` and its checkpoints) -> ``options`` (every option declared
 once) and ``provenance`` -> the work (``engine``, ``pipeline``, ``cluster``)
@@ -24,6 +24,6 @@ except PackageNotFoundError:  # running from a source tree
 
 from .engine import ColorizeCancelled
 from .options import ColorizeOptions
-from .pipeline import colorize
+from .pipeline import colorize, lightness
 
-__all__ = ["ColorizeCancelled", "ColorizeOptions", "__version__", "colorize"]
+__all__ = ["ColorizeCancelled", "ColorizeOptions", "__version__", "colorize", "lightness"]

@@ -49,8 +49,9 @@ from .layer_geometry import PREVIEW_WORKING_PIXELS, CanvasView, full_resolution
 from .model_info import describe_model
 from .option_controls import option_control
 from .options import ColorizeOptions, option_spec, option_specs
-from .output_layers import add_outputs, find_output, find_output_of
+from .output_layers import add_outputs, find_output, find_output_of, is_colorizable, is_colorize_output
 from .provenance import METADATA_KEY, PREDICTED_NOTE
+from .restore_controls import RestoreControls
 from .settings import save_settings
 from .train_widget import user_model_saved
 
@@ -76,24 +77,6 @@ _TOOLTIPS = {
     "uncertainty": "Also add a layer showing how unsure the model is at each pixel: the normalised entropy of its predicted "
     "colour distribution, 0 (dark) certain, 1 (bright) spread evenly over all colours. Classification models only.",
 }
-
-
-def is_colorize_output(layer) -> bool:
-    """True for layers this plugin made."""
-    return isinstance(getattr(layer, "metadata", None), dict) and METADATA_KEY in layer.metadata
-
-
-def is_colorizable(layer) -> bool:
-    """True for Image layers the widget can take: grayscale, or RGB (as luminance).
-
-    Labels, Points, Shapes... are not Image layers; complex-valued images and
-    this plugin's own outputs are left out too.
-    """
-    from napari.layers import Image
-
-    if not isinstance(layer, Image) or is_colorize_output(layer):
-        return False
-    return np.dtype(layer.dtype).kind in "biuf"
 
 
 class ColorizeWidget(Container):
@@ -144,6 +127,9 @@ class ColorizeWidget(Container):
             if spec.in_widget:
                 self.option_controls[spec.name] = option_control(spec, machine_choices.get(spec.name))
                 setattr(self, spec.name, self.option_controls[spec.name])
+        grouped = {spec.name for spec in option_specs() if spec.group}
+        restore = {name: control for name, control in self.option_controls.items() if name in grouped}
+        self.restore_controls = RestoreControls(self._viewer, restore, self.current_frame_request)
         self.checkpoint = FileEdit(label="Checkpoint", mode="r", filter="*.safetensors", tooltip=_TOOLTIPS["checkpoint"])
         self.model_info = Label(label="", value="")
         self.device_info = Label(label="", value="")
@@ -174,13 +160,15 @@ class ColorizeWidget(Container):
         """The controls top to bottom: options in their declared order, each
         followed by its companion (the checkpoint file after the model chooser...)."""
         companions = {"model": [self.checkpoint, self.model_info], "device": [self.device_info]}
-        options = [widget for name, control in self.option_controls.items() for widget in (control, *companions.get(name, []))]
+        main = {name: control for name, control in self.option_controls.items() if name not in self.restore_controls.names}
+        options = [widget for name, control in main.items() for widget in (control, *companions.get(name, []))]
         buttons = Container(
             widgets=[self.run_button, self.preview_button, self.cancel_button, self.compare_button], layout="horizontal", labels=False
         )
         outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
         hints = self.hint_controls.widgets()
-        return [self.input_layer, self.input_info, self.every_selected, *options, *hints, *outputs, buttons, self.progress_bar, self.status]
+        restore = self.restore_controls.widgets()
+        return [self.input_layer, self.input_info, self.every_selected, *options, *hints, *restore, *outputs, buttons, self.progress_bar, self.status]
 
     def _connect_events(self) -> None:
         layers = self._viewer.layers
@@ -274,8 +262,9 @@ class ColorizeWidget(Container):
         controls = {**self.option_controls, "checkpoint": self.checkpoint, "frames": self.frames, **flags}
         checks = {name: settings_store.check_flag for name in flags}
         for name, control in self.option_controls.items():
-            offered, validate = getattr(control, "choices", None), option_spec(name).validate
-            checks[name] = settings_store.chained(validate, settings_store.check_choice(offered)) if offered is not None else validate
+            offered, spec = getattr(control, "choices", None), option_spec(name)
+            choice = settings_store.check_subset if spec.multiple else settings_store.check_choice
+            checks[name] = settings_store.chained(spec.validate, choice(offered)) if offered is not None else spec.validate
         checks.update(checkpoint=settings_store.check_checkpoint_path, frames=settings_store.check_choice(self.frames.choices))
         return settings_store.RememberedControls(controls, checks)
 
@@ -320,6 +309,10 @@ class ColorizeWidget(Container):
         hints = self.hint_controls.rows(layer)
         request = layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point, hints=hints)
         return self._with_uncertainty(request)
+
+    def current_frame_request(self) -> ColorizeRequest:
+        """The input layer's current frame with the widget's options (for the restored lightness)."""
+        return layer_geometry.result_request(self._require_input(), self.colorize_options(), frames="current", world_point=self._viewer.dims.point)
 
     def preview_request(self) -> ColorizeRequest | None:
         """Request for Preview: the visible part of the current slice, capped in working size."""

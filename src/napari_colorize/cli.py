@@ -63,9 +63,11 @@ def add_option_arguments(parser: argparse.ArgumentParser, names: list[str] | Non
             group.add_argument(
                 "--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="explicit intensity range mapped to black..white"
             )
+        elif spec.multiple:
+            parser.add_argument(flag, type=_argument_type(spec), default=spec.default, metavar=",".join(spec.choices), help=_help(spec))
         elif spec.kind is tuple:
             parser.add_argument(flag, nargs=len(spec.default), type=float, default=spec.default, metavar=("LOW", "HIGH"), help=_help(spec))
-        elif spec.choices is not None:
+        elif spec.choices is not None and not spec.other_values:
             parser.add_argument(flag, choices=spec.choices, default=spec.default, help=_help(spec))
         else:
             parser.add_argument(flag, type=_argument_type(spec), default=spec.default, help=_help(spec))

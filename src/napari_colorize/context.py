@@ -34,9 +34,11 @@ def frame_context(colorizer, frame, low: float, high: float):
     return colorizer.encode_context(frame_view(colorizer, frame, low, high))
 
 
-def stack_context(colorizer, image, ranges, *, frames: int = STACK_CONTEXT_FRAMES):
+def stack_context(colorizer, image, prepare, *, frames: int = STACK_CONTEXT_FRAMES):
     """One descriptor (1, D) for a whole stack: the mean over up to ``frames``
-    evenly spaced frames, each seen with its own intensity range."""
+    evenly spaced frames, each as ``prepare(frame)`` gives it: ``(values, low,
+    high)``, its intensity range (and restoration, see
+    :class:`napari_colorize.restoration.PreparedFrames`)."""
     indices = list(frame_indices(tuple(image.shape[:-2])))
     count = min(frames, len(indices))
     chosen = [indices[int(i)] for i in np.linspace(0, len(indices) - 1, count)] if count > 1 else indices[:1]
@@ -45,5 +47,5 @@ def stack_context(colorizer, image, ranges, *, frames: int = STACK_CONTEXT_FRAME
     descriptors = []
     for index in chosen:
         frame = readable_frame(image[index])
-        descriptors.append(frame_context(colorizer, frame, *ranges.of(frame)))
+        descriptors.append(frame_context(colorizer, *prepare(frame)))
     return torch.cat(descriptors).mean(dim=0, keepdim=True)

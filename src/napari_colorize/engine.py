@@ -1,8 +1,9 @@
 """The colorization engine: checked frames in, RGB strips out.
 
 Data flows one way: frame -> normalise (whole frame, never per tile) ->
-resample to working size -> tiles -> batched model -> ab (annealed mean) ->
-stitched ab (taper-weighted) -> upsampled ab -> Lab with the input's own L ->
+restore (only when asked) -> resample to working size -> tiles -> batched model -> ab (annealed mean) ->
+stitched ab (taper-weighted) -> upsampled ab -> Lab with the input's own L
+(the restored one with restoration) ->
 sRGB, yielded strip by strip so that writers can stream. When asked, the
 normalised entropy of each predicted distribution (the model's uncertainty)
 travels beside the ab: stitched, upsampled bilinearly, and yielded with the
@@ -29,6 +30,7 @@ from .hints import check_hints, hint_map
 from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
+from .restoration import PreparedFrames
 from .tiling import Stitcher, TileGrid
 
 if TYPE_CHECKING:
@@ -351,11 +353,11 @@ def strips_of_frames(
     predict = Predictor(
         colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision, uncertainty=uncertainty
     )
-    ranges = range_for(image, options.normalize, options.percentiles)
-    return _strips(image, extras, hint_rows, predict, ranges, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
+    prepare = PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
+    return _strips(image, extras, hint_rows, predict, prepare, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
 
 
-def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple]:
+def _strips(image, extras, hint_rows, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple]:
     """The work of :func:`colorize_strips`, frame by frame, on checked inputs
     (with the uncertainty rows when ``predict`` carries them)."""
     colorizer = predict.colorizer
@@ -376,13 +378,13 @@ def _strips(image, extras, hint_rows, predict: Predictor, ranges, options: Color
             progress(done, total)
 
     uses_context = "context" in colorizer.frame_inputs
-    shared = stack_context(colorizer, image, ranges) if uses_context and options.context == "stack" else None
+    shared = stack_context(colorizer, image, prepare) if uses_context and options.context == "stack" else None
     for number, index in enumerate(frame_indices(leading)):
         frame = readable_frame(image[index])
         if not has_finite_pixel(frame):
             where = f"frame {number}" + (f" (index {tuple(int(i) for i in index)})" if len(index) > 1 else "")
             warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
-        low, high = ranges.of(frame)
+        frame, low, high = prepare(frame)  # restored (and normalised to 0..1) when asked
         per_frame = {}
         if uses_context:
             per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)

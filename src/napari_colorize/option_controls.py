@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, FloatSpinBox, SpinBox
+from magicgui.widgets import ComboBox, FloatSpinBox, Select, SpinBox
 
 from .options import OptionSpec
 
@@ -21,7 +21,7 @@ def option_control(spec: OptionSpec, choices: list | Callable | None = None) -> 
     ``choices`` (a list, or a callable that magicgui asks again on
     ``reset_choices``) replaces the spec's own (for what depends on this
     machine: the models shipped or trained here, the devices present). Options with choices get a
-    chooser, numbers a spin box over ``spec.gui_range``.
+    chooser (a multiple selection for ``spec.multiple``), numbers a spin box over ``spec.gui_range``.
 
     Raises
     ------
@@ -31,6 +31,8 @@ def option_control(spec: OptionSpec, choices: list | Callable | None = None) -> 
     common = {"label": spec.label, "tooltip": spec.help[:1].upper() + spec.help[1:] + ".", "value": spec.default}
     if choices is None and spec.choices is not None:
         choices = list(zip(spec.choice_labels or [str(c) for c in spec.choices], spec.choices))
+    if choices is not None and spec.multiple:
+        return Select(choices=choices, allow_multiple=True, **{**common, "value": list(spec.default)})
     if choices is not None:
         return ComboBox(choices=choices, **common)
     if spec.kind in (int, float) and spec.gui_range is not None:

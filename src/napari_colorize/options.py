@@ -24,6 +24,7 @@ from .color import DEFAULT_TEMPERATURE
 from .devices import check_device_name
 from .model import Colorizer
 from .normalization import DEFAULT_PERCENTILES, Normalize, check_normalize, check_percentiles
+from .restoration import DENOISERS, STEPS, Restoration, check_noise_sigma, check_steps
 
 DEFAULT_OVERLAP = 32
 DEFAULT_BATCH_SIZE = 8
@@ -60,6 +61,14 @@ class OptionSpec:
     explicit_range : bool
         The option also takes an explicit (low, high) (``--range`` on the
         command line).
+    other_values : bool
+        Besides ``choices``, ``check`` accepts other values (a number, say):
+        the widget offers the choices, the command line and Python take any.
+    multiple : bool
+        The value is a tuple of any of ``choices`` (comma-separated on the
+        command line, a multiple selection in the widget).
+    group : str
+        The widget shows the option in this titled group, not among the main ones.
     """
 
     name: str
@@ -77,6 +86,9 @@ class OptionSpec:
     in_widget: bool = True
     in_cli: bool = True
     explicit_range: bool = False
+    other_values: bool = False
+    multiple: bool = False
+    group: str = ""
 
     def validate(self, value):
         """``value`` checked and normalised (e.g. 1 -> 1.0 for a float), or a ValueError."""
@@ -94,13 +106,16 @@ class OptionSpec:
                 raise ValueError(f"{self.name} must be {'>' if self.exclusive_minimum else '>='} {low:g}, got {value!r}")
             if self.maximum is not None and value > self.maximum:
                 raise ValueError(f"{self.name} must be <= {self.maximum:g}, got {value!r}")
-        elif self.choices is not None and not self.explicit_range and value not in self.choices:
+        elif self.choices is not None and not (self.explicit_range or self.other_values or self.multiple) and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         return self.check(value) if self.check is not None else value
 
     def describe(self) -> str:
         """The help line with the default, as ``--help`` shows it."""
-        default = " ".join(map(str, self.default)) if isinstance(self.default, tuple) else self.default
+        if self.multiple:
+            default = ",".join(self.default) or "none"
+        else:
+            default = " ".join(map(str, self.default)) if isinstance(self.default, tuple) else self.default
         return f"{self.help} (default {default})"
 
 
@@ -204,6 +219,67 @@ class ColorizeOptions:
         choice_labels=("bilinear", "guided by the lightness"),
         help="how the 1/4-resolution chroma reaches full resolution: bilinear, or refined by a guided filter on the image's lightness (for natural: rebalanced AuC +0.04 to +0.32, PSNR +0.12 to +0.20 dB, 3 to 4 percent less colourful, about 20 percent more time)",
     )
+    restore: tuple[str, ...] = option(
+        (),
+        label="Restore",
+        choices=STEPS,
+        multiple=True,
+        check=check_steps,
+        group="Restore",
+        help="restore the lightness before colour (off by default: the input's own lightness is kept): hot-pixels (isolated spikes: hot pixels, cosmic rays), "
+        "denoise, clahe (local contrast); they run in that order",
+    )
+    denoiser: str = option(
+        "wavelet",
+        label="Denoiser",
+        choices=DENOISERS,
+        choice_labels=("wavelet (fast)", "total variation", "non-local means (slow)"),
+        group="Restore",
+        help="scikit-image denoiser of the denoise step: wavelet (sym4, BayesShrink), tv (total variation, Chambolle) or nl-means (non-local means: best on texture, several times slower)",
+    )
+    denoise_strength: float = option(
+        1.0,
+        label="Denoise strength",
+        kind=float,
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=10.0,
+        gui_range=(0.1, 5.0, 0.1),
+        group="Restore",
+        help="multiplies the noise level the denoiser removes: above 1 smoother, below 1 gentler",
+    )
+    noise_sigma: str | float = option(
+        "frame",
+        label="Noise level from",
+        choices=("frame", "stack"),
+        choice_labels=("each frame", "whole stack"),
+        other_values=True,
+        check=check_noise_sigma,
+        group="Restore",
+        help="noise level of the denoise step: estimated on each frame (skimage estimate_sigma), once for the stack (median of a few frames, so frames are denoised alike), "
+        "or given as a number (a fraction of the intensity range, e.g. 0.02)",
+    )
+    hot_pixel_threshold: float = option(
+        5.0,
+        label="Hot-pixel threshold",
+        kind=float,
+        minimum=1.0,
+        maximum=100.0,
+        gui_range=(1.0, 50.0, 0.5),
+        group="Restore",
+        help="how far a pixel must rise above (or fall below) all 8 neighbours to be removed, in units of the largest of the noise level, 1 percent of the range and the neighbours' spread",
+    )
+    clahe_clip: float = option(
+        0.01,
+        label="CLAHE clip limit",
+        kind=float,
+        minimum=0.0,
+        exclusive_minimum=True,
+        maximum=1.0,
+        gui_range=(0.001, 1.0, 0.005),
+        group="Restore",
+        help="clip limit of the local contrast step (skimage equalize_adapthist): higher is stronger contrast",
+    )
     percentiles: tuple[float, float] = option(
         DEFAULT_PERCENTILES,
         label="Percentiles",
@@ -257,6 +333,18 @@ class ColorizeOptions:
     def replace(self, **changes) -> ColorizeOptions:
         """A copy with ``changes``, validated."""
         return type(self).from_keywords(self, **changes)
+
+    @property
+    def restoration(self) -> Restoration:
+        """The restoration these options ask for (inactive unless ``restore`` names a step)."""
+        return Restoration(
+            steps=self.restore,
+            denoiser=self.denoiser,
+            strength=self.denoise_strength,
+            noise_sigma=self.noise_sigma,
+            hot_pixel_threshold=self.hot_pixel_threshold,
+            clahe_clip=self.clahe_clip,
+        )
 
     def parameters(self) -> dict[str, Any]:
         """The options as JSON-ready values, for provenance (the model is recorded apart)."""

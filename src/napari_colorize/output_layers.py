@@ -3,7 +3,8 @@ model's uncertainty beside it.
 
 Each is an Image layer placed exactly over the input pixels it was made
 from (the request's placement: scale, translate, rotate, shear, affine,
-units) and records in its metadata how it was made. A rerun replaces the
+units) and records in its metadata how it was made, so it is never
+offered as an input itself (:func:`is_colorizable`). A rerun replaces the
 earlier layer of the same kind and content in its place, keeping its
 visibility, opacity and blending, unless copies are kept.
 """
@@ -11,6 +12,8 @@ visibility, opacity and blending, unless copies are kept.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .jobs import ColorizeOutcome, ColorizeRequest, output_metadata, output_name
 from .provenance import METADATA_KEY
@@ -89,12 +92,12 @@ def add_outputs(viewer: napari.viewer.Viewer, request: ColorizeRequest, outcome:
         made.append((uncertainty_layer(request, outcome), True))
     for layer, uncertainty in made:
         earlier = None if keep_copies else find_output(viewer.layers, request, uncertainty=uncertainty)
-        _put(viewer, layer, earlier)
+        replace_layer(viewer, layer, earlier)
     return made[0][0]
 
 
-def _put(viewer, layer, earlier) -> None:
-    """Add ``layer``, or put it where ``earlier`` was, as it was shown."""
+def replace_layer(viewer, layer, earlier) -> None:
+    """Add ``layer``, or, when ``earlier`` is a layer, put it where that was, as it was shown."""
     if earlier is None:
         viewer.add_layer(layer)
         return
@@ -102,3 +105,21 @@ def _put(viewer, layer, earlier) -> None:
     layer.visible, layer.opacity, layer.blending = earlier.visible, earlier.opacity, earlier.blending
     viewer.layers.remove(earlier)
     viewer.layers.insert(position, layer)
+
+
+def is_colorize_output(layer) -> bool:
+    """True for layers this plugin made."""
+    return isinstance(getattr(layer, "metadata", None), dict) and METADATA_KEY in layer.metadata
+
+
+def is_colorizable(layer) -> bool:
+    """True for Image layers the widget can take: grayscale, or RGB (as luminance).
+
+    Labels, Points, Shapes... are not Image layers; complex-valued images and
+    this plugin's own outputs are left out too.
+    """
+    from napari.layers import Image
+
+    if not isinstance(layer, Image) or is_colorize_output(layer):
+        return False
+    return np.dtype(layer.dtype).kind in "biuf"

@@ -12,12 +12,15 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .arrays import grayscale_frames, is_dask_array
+from .arrays import frame_indices, grayscale_frames, is_dask_array, readable_frame
+from .color import gray_to_lightness
 from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips, strips_of_frames
+from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
+from .restoration import PreparedFrames
 
 # colorize_strips is re-exported: it lived here before the engine had a module of its own.
-__all__ = ["ColorizeCancelled", "colorize", "colorize_strips"]
+__all__ = ["ColorizeCancelled", "colorize", "colorize_strips", "lightness"]
 
 
 def colorize(
@@ -32,6 +35,7 @@ def colorize(
     hints=None,
     uncertainty: bool = False,
     uncertainty_out: np.ndarray | None = None,
+    lightness_only: bool = False,
     **option_keywords,
 ):
     """Colorize grayscale frames with a trained colorizer.
@@ -89,6 +93,10 @@ def colorize(
         input is then colorized frame by frame into arrays, not lazily.
     uncertainty_out : ndarray of float32, shape (..., Y, X), optional
         Where to write the uncertainty (with ``uncertainty=True``).
+    lightness_only : bool
+        Return only the lightness the colours would sit on, with no model
+        run: the input's own, or the restored one when ``restore`` names
+        steps, to compare the two (see :func:`lightness`).
 {options}
 
     Returns
@@ -100,6 +108,8 @@ def colorize(
     uncertainty : ndarray of float32, shape (..., Y, X)
         Only with ``uncertainty=True``, which returns ``(rgb, uncertainty)``:
         values in [0, 1], ``uncertainty_out`` if given.
+    lightness : ndarray of float32, shape (..., Y, X)
+        Only with ``lightness_only=True``, instead of the rgb: L* in 0..100.
 
     Raises
     ------
@@ -123,6 +133,8 @@ def colorize(
     # Checked first: masked arrays, tensors and lists become arrays, bad input
     # and options are refused now, not when a lazy result is computed.
     options = ColorizeOptions.from_keywords(options, **option_keywords)
+    if lightness_only:
+        return lightness(image, options=options)
     image = grayscale_frames(image, rgb=options.rgb)
     options = options.replace(rgb=False)  # luminance taken: never guess again
     shape = (*image.shape, 3)
@@ -159,3 +171,42 @@ def colorize(
 
 
 colorize.__doc__ = colorize.__doc__.replace("{options}", options_docstring())
+
+
+def lightness(image, *, options: ColorizeOptions | None = None, **option_keywords) -> np.ndarray:
+    """The lightness a colorization composes its output on, with no model run.
+
+    The input's own lightness (its intensities mapped to black..white as
+    ``normalize`` says), or, when the ``restore`` option names steps, the
+    restored one: what the network would see and the result would keep.
+    Takes the options of :func:`colorize`; those of the model are unused.
+
+    Parameters
+    ----------
+    image : array_like, shape (..., Y, X)
+        As for :func:`colorize` (read whole: a lazy input is computed).
+    options : ColorizeOptions, optional
+
+    Returns
+    -------
+    ndarray of float32, shape (..., Y, X)
+        CIE L* in 0..100.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_colorize import lightness
+    >>> frame = np.random.default_rng(0).normal(100, 10, (64, 64))
+    >>> own = lightness(frame)
+    >>> smooth = lightness(frame, restore="denoise")
+    >>> bool(smooth.std() < own.std())
+    True
+    """
+    options = ColorizeOptions.from_keywords(options, **option_keywords)
+    frames = grayscale_frames(image, rgb=options.rgb)
+    prepare = PreparedFrames(frames, range_for(frames, options.normalize, options.percentiles), options.restoration)
+    out = np.empty(frames.shape, dtype=np.float32)
+    for index in frame_indices(tuple(frames.shape[:-2])):
+        values, low, high = prepare(readable_frame(frames[index]))
+        out[index] = gray_to_lightness(normalize_frame(values, low, high))
+    return out

@@ -36,7 +36,8 @@ def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, *
     -------
     dict
         JSON-ready: the note that colours are predicted, the model, every
-        parameter, the device and the package version, then ``details``.
+        parameter, the device and the package version, what restoration ran
+        (only when one did), then ``details``.
     """
     from . import __version__
 
@@ -49,6 +50,7 @@ def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, *
         "parameters": options.parameters(),
         "device_used": str(device),
         "napari_colorize_version": __version__,
+        **({"restoration": options.restoration.describe()} if options.restoration.active else {}),
         **details,
     }
 

@@ -146,6 +146,16 @@ def check_choice(choices) -> Check:
     return check
 
 
+def check_subset(choices) -> Check:
+    """A check accepting any number of ``choices`` (what a multiple selection offers here), as a list."""
+    single = check_choice(choices)
+
+    def check(values):
+        return [single(value) for value in values]
+
+    return check
+
+
 def check_checkpoint_path(value) -> str:
     """A remembered checkpoint path: '' (none chosen) or an existing file, else a TypeError or ValueError."""
     if not isinstance(value, str):
