@@ -25,6 +25,17 @@ def test_dask_stack_normalisation_matches(stack, natural):
     np.testing.assert_array_equal(lazy.compute(), expected)
 
 
+def test_dask_restoration_with_a_stack_noise_level_matches(stack, natural):
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(stack.astype(np.float32), (0, 4, 4))
+    sigmas = np.array([5.0, 20.0, 40.0], dtype=np.float32)[:, None, None]  # frames unlike: their noise levels differ
+    noisy = smooth + np.random.default_rng(0).normal(0, 1, stack.shape).astype(np.float32) * sigmas
+    keywords = {"model": natural, "device": "cpu", "restore": "denoise", "noise_sigma": "stack"}
+    expected = colorize(noisy, **keywords)
+    np.testing.assert_array_equal(colorize(da.from_array(noisy, chunks=(1, 64, 64)), **keywords).compute(), expected)
+
+
 def test_local_cluster_matches_single_process(stack, reference):
     distributed = pytest.importorskip("distributed")
     # Threads in this process: same torch settings, so bit-identical output.

@@ -18,8 +18,9 @@ from .arrays import is_dask_array
 from .checkpoint_files import resolve_model_path
 from .engine import fill_from_strips, strips_of_frames
 from .model import Colorizer
-from .normalization import stack_range
+from .normalization import range_for, stack_range
 from .options import ColorizeOptions
+from .restoration import stack_noise
 
 
 def as_frame_blocks(image):
@@ -61,6 +62,8 @@ def colorize_lazy(image, options: ColorizeOptions, *, scheduler=None):
     if options.normalize == "stack":
         whole = stack_range(image, percentiles=options.percentiles)
         options = options.replace(normalize=(whole.low, whole.high))
+    if "denoise" in options.restore and options.noise_sigma == "stack":  # blocks are single frames: give them the stack's level
+        options = options.replace(noise_sigma=stack_noise(image, range_for(image, options.normalize, options.percentiles)))
     import torch
 
     blocks = as_frame_blocks(image)
