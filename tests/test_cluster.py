@@ -25,6 +25,13 @@ def test_dask_stack_normalisation_matches(stack, natural):
     np.testing.assert_array_equal(lazy.compute(), expected)
 
 
+def test_dask_stack_context_is_the_whole_stack_s(stack, natural):
+    unlike = stack * np.array([0.2, 1.0, 3.0], dtype=np.float32)[:, None, None] + np.linspace(0, 3000, stack.shape[-1], dtype=np.float32)
+    expected = colorize(unlike, model=natural, device="cpu", context="stack", normalize="stack")
+    lazy = colorize(da.from_array(unlike, chunks=(1, 150, 230)), model=natural, device="cpu", context="stack", normalize="stack")
+    np.testing.assert_array_equal(lazy.compute(), expected)
+
+
 def test_dask_restoration_with_a_stack_noise_level_matches(stack, natural):
     from scipy.ndimage import gaussian_filter
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .arrays import is_dask_array
 from .checkpoint_files import resolve_model_path
-from .engine import fill_from_strips, strips_of_frames
+from .engine import fill_from_strips, strips_of_frames, whole_stack_context
 from .model import Colorizer
 from .normalization import range_for, stack_range
 from .options import ColorizeOptions
@@ -32,8 +32,8 @@ def as_frame_blocks(image):
     return image.rechunk((1,) * (image.ndim - 2) + (-1, -1))
 
 
-def colorize_block(block: np.ndarray, *, options: ColorizeOptions, torch_threads: int) -> np.ndarray:
-    """Colorize one block (whole frames) in this process."""
+def colorize_block(block: np.ndarray, *, options: ColorizeOptions, torch_threads: int, stack_context_of=None) -> np.ndarray:
+    """Colorize one block (whole frames) in this process (with the whole stack's context, when given)."""
     import torch
 
     if torch.get_num_threads() != torch_threads:
@@ -42,7 +42,7 @@ def colorize_block(block: np.ndarray, *, options: ColorizeOptions, torch_threads
         torch.set_num_threads(torch_threads)
     block = np.asarray(block)  # frames of an input checked when the graph was built
     out = np.empty((*block.shape, 3), dtype=np.uint8)
-    return fill_from_strips(out, strips_of_frames(block, options))
+    return fill_from_strips(out, strips_of_frames(block, options, stack_context_of=stack_context_of))
 
 
 def colorize_lazy(image, options: ColorizeOptions, *, scheduler=None):
@@ -66,6 +66,7 @@ def colorize_lazy(image, options: ColorizeOptions, *, scheduler=None):
         options = options.replace(noise_sigma=stack_noise(image, range_for(image, options.normalize, options.percentiles)))
     import torch
 
+    shared = whole_stack_context(image, options)  # blocks are single frames: give them the stack's context
     blocks = as_frame_blocks(image)
     result = blocks.map_blocks(
         colorize_block,
@@ -74,6 +75,7 @@ def colorize_lazy(image, options: ColorizeOptions, *, scheduler=None):
         chunks=blocks.chunks + ((3,),),
         options=options,
         torch_threads=torch.get_num_threads(),
+        stack_context_of=shared,
     )
     if scheduler is None:
         return result

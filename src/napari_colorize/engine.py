@@ -335,11 +335,15 @@ def strips_of_frames(
     hints=None,
     strip_rows: int = 256,
     uncertainty: bool = False,
+    stack_context_of: np.ndarray | None = None,
 ) -> Iterator[tuple]:
     """:func:`colorize_strips` of frames already checked by
     :func:`napari_colorize.arrays.grayscale_frames` (so an input is checked
     once, wherever it enters); the model and extra inputs are checked here,
-    before the first strip is asked for."""
+    before the first strip is asked for. ``stack_context_of`` is the stack
+    context (1, D) of the whole stack these frames are part of, for
+    ``context="stack"`` when they are only some of its frames (a block of a
+    lazy run)."""
     colorizer = prepare_model(options)
     if uncertainty:
         colorizer.check_uncertainty()
@@ -354,10 +358,24 @@ def strips_of_frames(
         colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision, uncertainty=uncertainty
     )
     prepare = PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
-    return _strips(image, extras, hint_rows, predict, prepare, options, progress=progress, cancel=cancel, rows=max(1, int(strip_rows)))
+    rows = max(1, int(strip_rows))
+    return _strips(image, extras, hint_rows, predict, prepare, options, progress=progress, cancel=cancel, rows=rows, shared=stack_context_of)
 
 
-def _strips(image, extras, hint_rows, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows) -> Iterator[tuple]:
+def whole_stack_context(image, options: ColorizeOptions) -> np.ndarray | None:
+    """The stack context (1, D) of checked frames ``image`` under ``options``
+    (see :func:`napari_colorize.context.stack_context`), or None when the
+    model takes no context or ``options.context`` is not 'stack'."""
+    colorizer = prepare_model(options)
+    if "context" not in colorizer.frame_inputs or options.context != "stack":
+        return None
+    prepare = PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
+    return stack_context(colorizer, image, prepare).cpu().numpy()
+
+
+def _strips(
+    image, extras, hint_rows, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows, shared=None
+) -> Iterator[tuple]:
     """The work of :func:`colorize_strips`, frame by frame, on checked inputs
     (with the uncertainty rows when ``predict`` carries them)."""
     colorizer = predict.colorizer
@@ -378,7 +396,12 @@ def _strips(image, extras, hint_rows, predict: Predictor, prepare: PreparedFrame
             progress(done, total)
 
     uses_context = "context" in colorizer.frame_inputs
-    shared = stack_context(colorizer, image, prepare) if uses_context and options.context == "stack" else None
+    if uses_context and options.context == "stack":
+        import torch
+
+        shared = stack_context(colorizer, image, prepare) if shared is None else torch.as_tensor(shared, device=colorizer.device)
+    else:
+        shared = None
     for number, index in enumerate(frame_indices(leading)):
         frame = readable_frame(image[index])
         if not has_finite_pixel(frame):
