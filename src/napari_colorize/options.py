@@ -24,7 +24,16 @@ from .color import DEFAULT_TEMPERATURE
 from .devices import check_device_name
 from .model import Colorizer
 from .normalization import DEFAULT_PERCENTILES, Normalize, check_normalize, check_percentiles
-from .restoration import DENOISERS, STEPS, Restoration, check_noise_sigma, check_steps
+from .restoration import (
+    DEFAULT_CLAHE_CLIP,
+    DEFAULT_DENOISER,
+    DEFAULT_HOT_PIXEL_THRESHOLD,
+    DENOISERS,
+    STEPS,
+    Restoration,
+    check_noise_sigma,
+    check_steps,
+)
 
 DEFAULT_OVERLAP = 32
 DEFAULT_BATCH_SIZE = 8
@@ -230,7 +239,7 @@ class ColorizeOptions:
         "denoise, clahe (local contrast); they run in that order",
     )
     denoiser: str = option(
-        "wavelet",
+        DEFAULT_DENOISER,
         label="Denoiser",
         choices=DENOISERS,
         choice_labels=("wavelet (fast)", "total variation", "non-local means (slow)"),
@@ -260,7 +269,7 @@ class ColorizeOptions:
         "or given as a number (a fraction of the intensity range, e.g. 0.02)",
     )
     hot_pixel_threshold: float = option(
-        5.0,
+        DEFAULT_HOT_PIXEL_THRESHOLD,
         label="Hot-pixel threshold",
         kind=float,
         minimum=1.0,
@@ -270,7 +279,7 @@ class ColorizeOptions:
         help="how far a pixel must rise above (or fall below) all 8 neighbours to be removed, in units of the largest of the noise level, 1 percent of the range and the neighbours' spread",
     )
     clahe_clip: float = option(
-        0.01,
+        DEFAULT_CLAHE_CLIP,
         label="CLAHE clip limit",
         kind=float,
         minimum=0.0,

@@ -21,6 +21,10 @@ from .arrays import frame_indices, readable_frame
 STEPS = ("hot-pixels", "denoise", "clahe")
 #: scikit-image denoisers offered by the "denoise" step.
 DENOISERS = ("wavelet", "tv", "nl-means")
+#: Defaults of the restoration options (declared as options in :mod:`napari_colorize.options`).
+DEFAULT_DENOISER = "wavelet"
+DEFAULT_HOT_PIXEL_THRESHOLD = 5.0
+DEFAULT_CLAHE_CLIP = 0.01
 #: Side of the median filter that hot pixels and cosmic-ray hits are measured against.
 HOT_PIXEL_WINDOW = 3
 #: Smallest step (fraction of the range) a spike is measured in: an 8-bit level is 0.004.
@@ -86,11 +90,11 @@ class Restoration:
     """
 
     steps: tuple[str, ...] = ()
-    denoiser: str = "wavelet"
+    denoiser: str = DEFAULT_DENOISER
     strength: float = 1.0
     noise_sigma: str | float = "frame"
-    hot_pixel_threshold: float = 5.0
-    clahe_clip: float = 0.01
+    hot_pixel_threshold: float = DEFAULT_HOT_PIXEL_THRESHOLD
+    clahe_clip: float = DEFAULT_CLAHE_CLIP
 
     @property
     def active(self) -> bool:
