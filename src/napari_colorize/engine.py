@@ -357,7 +357,7 @@ def strips_of_frames(
     predict = Predictor(
         colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision, uncertainty=uncertainty
     )
-    prepare = PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
+    prepare = prepared_frames(image, options)
     rows = max(1, int(strip_rows))
     return _strips(image, extras, hint_rows, predict, prepare, options, progress=progress, cancel=cancel, rows=rows, shared=stack_context_of)
 
@@ -366,11 +366,18 @@ def whole_stack_context(image, options: ColorizeOptions) -> np.ndarray | None:
     """The stack context (1, D) of checked frames ``image`` under ``options``
     (see :func:`napari_colorize.context.stack_context`), or None when the
     model takes no context or ``options.context`` is not 'stack'."""
-    colorizer = prepare_model(options)
-    if "context" not in colorizer.frame_inputs or options.context != "stack":
+    if options.context != "stack":  # asked first: no model is loaded for nothing
         return None
-    prepare = PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
-    return stack_context(colorizer, image, prepare).cpu().numpy()
+    colorizer = prepare_model(options)
+    if "context" not in colorizer.frame_inputs:
+        return None
+    return stack_context(colorizer, image, prepared_frames(image, options)).cpu().numpy()
+
+
+def prepared_frames(image, options: ColorizeOptions) -> PreparedFrames:
+    """The frames of checked ``image`` as the network sees them under
+    ``options``: each with its intensity range, restored when asked."""
+    return PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
 
 
 def _strips(

@@ -14,10 +14,9 @@ import numpy as np
 
 from .arrays import frame_indices, grayscale_frames, is_dask_array, readable_frame
 from .color import gray_to_lightness
-from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips, strips_of_frames
-from .normalization import normalize_frame, range_for
+from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips, prepared_frames, strips_of_frames
+from .normalization import normalize_frame
 from .options import ColorizeOptions, options_docstring
-from .restoration import PreparedFrames
 
 # colorize_strips is re-exported: it lived here before the engine had a module of its own.
 __all__ = ["ColorizeCancelled", "colorize", "colorize_strips", "lightness"]
@@ -204,7 +203,7 @@ def lightness(image, *, options: ColorizeOptions | None = None, **option_keyword
     """
     options = ColorizeOptions.from_keywords(options, **option_keywords)
     frames = grayscale_frames(image, rgb=options.rgb)
-    prepare = PreparedFrames(frames, range_for(frames, options.normalize, options.percentiles), options.restoration)
+    prepare = prepared_frames(frames, options)
     out = np.empty(frames.shape, dtype=np.float32)
     for index in frame_indices(tuple(frames.shape[:-2])):
         values, low, high = prepare(readable_frame(frames[index]))
