@@ -105,6 +105,19 @@ def test_widget_opens_from_manifest_and_sits_in_the_visualize_menu(viewer, widge
     assert widget.run_button.enabled and not widget.cancel_button.enabled
 
 
+def test_the_widget_runs_on_the_qt_binding_asked_for(widget):
+    """tox's qt5 and qt6 environments name a binding; the widget must run on
+    that one, not on another that happens to be installed beside it."""
+    import os
+
+    import qtpy
+
+    asked = os.environ.get("QT_API")
+    if not asked:
+        pytest.skip("no QT_API named")
+    assert qtpy.API_NAME.lower() == asked.lower()
+
+
 def test_only_image_layers_are_offered(viewer, widget):
     gray = viewer.add_image(smooth_image((40, 50)), name="gray")
     rgb = viewer.add_image(np.zeros((40, 50, 3), np.uint8), name="rgb", rgb=True)

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("napari")
 
 from test_widget import outputs, run_and_wait, smooth_image
+from napari_colorize.compare_view import grid_of
 
 pytestmark = pytest.mark.usefixtures("private_settings")
 
@@ -24,18 +25,18 @@ def test_compare_shows_input_and_result_side_by_side_and_back(qtbot, viewer, wid
     viewer.add_image(np.ones((8, 8)), name="hidden", visible=False)
     widget.input_layer.value = source
     widget.compare()
-    assert "nothing to compare yet" in shown[0] and not viewer.grid.enabled
+    assert "nothing to compare yet" in shown[0] and not grid_of(viewer).enabled
     run_and_wait(qtbot, widget)
     assert widget.progress_bar.value == widget.progress_bar.max, "a finished run shows 100 %"
     (result,) = outputs(viewer)
     order = [layer.name for layer in viewer.layers]
     widget.compare()
-    assert viewer.grid.enabled and tuple(viewer.grid.shape) == (1, 2)
+    assert grid_of(viewer).enabled and tuple(grid_of(viewer).shape) == (1, 2)
     assert [layer.name for layer in viewer.layers if layer.visible] == ["em", "em colorized"]
     assert [layer.name for layer in viewer.layers][-2:] == ["em", "em colorized"]
     assert widget.compare_button.text == "Back"
     widget.compare()
-    assert not viewer.grid.enabled and widget.compare_button.text == "Compare"
+    assert not grid_of(viewer).enabled and widget.compare_button.text == "Compare"
     assert [layer.name for layer in viewer.layers] == order
     assert other.visible and result.visible and not viewer.layers["hidden"].visible
 

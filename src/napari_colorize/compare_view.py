@@ -11,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def grid_of(viewer):
+    """The viewer's grid settings: ``viewer.canvas.grid`` since napari 0.9
+    (``viewer.grid`` is deprecated there), ``viewer.grid`` before."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
+
+
 @dataclass
 class CompareView:
     """What a side-by-side comparison changed, to put it back."""
@@ -22,7 +29,7 @@ class CompareView:
     @classmethod
     def show(cls, viewer, source, result) -> CompareView:
         """Show ``source`` and ``result`` side by side; returns how to undo it."""
-        grid = viewer.grid
+        grid = grid_of(viewer)
         saved = cls(
             grid={"enabled": grid.enabled, "shape": tuple(grid.shape), "stride": grid.stride},
             order=list(viewer.layers),
@@ -43,5 +50,5 @@ class CompareView:
             viewer.layers.move(viewer.layers.index(layer), position)
         for layer in viewer.layers:
             layer.visible = self.visible.get(id(layer), layer.visible)
-        grid = viewer.grid
+        grid = grid_of(viewer)
         grid.stride, grid.shape, grid.enabled = self.grid["stride"], self.grid["shape"], self.grid["enabled"]
