@@ -162,3 +162,30 @@ def assert_refused(code, err, *fragments, output=None):
     if output is not None:
         assert not output.exists()
         assert not list(output.parent.glob(".*partial*"))
+
+
+def models_script(name: str):
+    """One of the scripts in models/ (``models/<name>.py``), imported as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "models" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def random_checkpoint(path, seed: int, *, architecture: str = "colornet-v2", std: float = 1.0, metadata: dict | None = None):
+    """A small (width 8) checkpoint at ``path`` whose every weight is random,
+    the zero-started branches too, so that every tensor differs between seeds."""
+    import torch
+
+    from napari_colorize.model import create_colorizer, save_checkpoint
+
+    torch.manual_seed(seed)
+    colorizer = create_colorizer(architecture=architecture, width=8)
+    with torch.no_grad():
+        for value in colorizer.network.parameters():
+            value.normal_(std=std)
+    save_checkpoint(colorizer, path, extra_metadata=metadata)
+    return path

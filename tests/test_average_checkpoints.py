@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import models_script, random_checkpoint
 
-from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
-
-SCRIPT = Path(__file__).resolve().parents[1] / "models" / "average_checkpoints.py"
+from napari_colorize.model import load_checkpoint
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("average_checkpoints", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return models_script("average_checkpoints")
 
 
 def saved(path, seed, architecture="colornet-v2"):
-    torch.manual_seed(seed)
-    colorizer = create_colorizer(architecture=architecture, width=8)
-    with torch.no_grad():
-        for value in colorizer.network.parameters():
-            value.normal_()  # zero-started branches too, so every tensor differs
-    save_checkpoint(colorizer, path, extra_metadata={"training": {"steps": 100 * seed}})
-    return path
+    return random_checkpoint(path, seed, architecture=architecture, metadata={"training": {"steps": 100 * seed}})
 
 
 def test_the_output_holds_the_mean_of_the_weights_and_names_its_sources(script, tmp_path):

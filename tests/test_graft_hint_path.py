@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import models_script, random_checkpoint
 
 from napari_colorize.colornet import HINT_CHANNELS
-from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
-
-SCRIPT = Path(__file__).resolve().parents[1] / "models" / "graft_hint_path.py"
+from napari_colorize.model import load_checkpoint
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("graft_hint_path", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return models_script("graft_hint_path")
 
 
 def saved(path, seed, architecture="colornet-v2-replicate"):
-    torch.manual_seed(seed)
-    colorizer = create_colorizer(architecture=architecture, width=8)
-    with torch.no_grad():
-        for value in colorizer.network.parameters():
-            value.normal_(std=0.3)  # zero-started branches too, so every tensor differs
-    save_checkpoint(colorizer, path)
-    return path
+    return random_checkpoint(path, seed, architecture=architecture, std=0.3)
 
 
 def outputs(path, hints):
