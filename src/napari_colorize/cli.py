@@ -183,6 +183,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHT",
         help="with --shift-consistency, also penalise the difference of the decoded colours (annealed means) of the two windows, not only of their distributions (classification; default 0: off)",
     )
+    train.add_argument(
+        "--cut-out-context",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the crops (0 to 1) whose frame context is a random cut-out of the image instead of the whole image, as when a crop is colorized alone (context-taking networks; default 0)",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -231,6 +238,7 @@ def _run_train(args) -> None:
         fresh_lr_scale=args.fresh_lr_scale,
         shift_consistency=args.shift_consistency,
         decoded_consistency=args.decoded_consistency,
+        cut_out_context=args.cut_out_context,
     )
     if args.workers is not None:
         config.workers = args.workers

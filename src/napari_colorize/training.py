@@ -27,7 +27,7 @@ from .model_info import ModelDescription
 from .training_checkpoint import Checkpointer, state_path
 from .training_consistency import ShiftedPair
 from .training_data import ColorCrops, TrainingData
-from .training_inputs import network_inputs
+from .training_inputs import context_views, network_inputs
 from .training_loss import Loss, lab_of, split_lab
 
 logger = logging.getLogger(__name__)
@@ -125,6 +125,13 @@ class TrainConfig:
         only) is also charged on the difference of the two windows' decoded
         colours, the annealed means the user sees, beside the divergence of
         their distributions; 0 charges the divergence alone.
+    cut_out_context : float
+        Share of the crops (0 to 1) whose context, for a network that takes
+        the frame's context, is a random cut-out of the image around or
+        inside the crop rather than the whole image, as when a user
+        colorizes a crop: the network learns to colour a structure from the
+        structure, not from what the rest of the frame happens to hold. 0
+        always gives the whole image's.
     """
 
     head: str = "classification"
@@ -147,6 +154,7 @@ class TrainConfig:
     fresh_lr_scale: float = 1.0
     shift_consistency: float = 0.0
     decoded_consistency: float = 0.0
+    cut_out_context: float = 0.0
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -176,6 +184,8 @@ def _check_options(config: TrainConfig, output: Path) -> None:
         raise ValueError(f"decoded consistency is a weight >= 0, got {config.decoded_consistency}")
     if config.decoded_consistency and (not config.shift_consistency or config.head != "classification"):
         raise ValueError("decoded consistency needs --shift-consistency and a classification head")
+    if not 0 <= config.cut_out_context <= 1:
+        raise ValueError(f"cut-out context is a share of the crops, 0 to 1, got {config.cut_out_context}")
     if config.shift_consistency and config.crop_size < 64:
         raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
 
@@ -332,7 +342,7 @@ def _train_loop(
                     inputs = network_inputs(
                         colorizer,
                         lab,
-                        views_lightness[0] if views_lightness else None,
+                        context_views(views_lightness, config.cut_out_context, generator=hints_generator),
                         generator=hints_generator,
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
@@ -448,7 +458,7 @@ def train(
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
     loader = _make_loader(
-        data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=bool(config.shift_consistency)
+        data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=bool(config.shift_consistency or config.cut_out_context)
     )
 
     checkpointer = Checkpointer(

@@ -70,3 +70,17 @@ def network_inputs(colorizer, lab, views, *, generator, fraction: float, max_hin
     if "context" in names:
         inputs["context"] = colorizer.network.encode_context(views)
     return inputs
+
+
+def context_views(views_lightness, share: float, *, generator):
+    """The context view of each crop: the whole image's (``views_lightness[0]``),
+    or for ``share`` of them, drawn at random, the cut-out's (``views_lightness[1]``)."""
+    import torch
+
+    if not views_lightness:
+        return None
+    whole = views_lightness[0]
+    if not share or len(views_lightness) < 2:
+        return whole
+    chosen = torch.rand(whole.shape[0], generator=generator) < share
+    return torch.where(chosen.to(whole.device)[:, None, None, None], views_lightness[1], whole)
