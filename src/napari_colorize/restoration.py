@@ -246,10 +246,9 @@ def remove_hot_pixels(values: np.ndarray, *, threshold: float) -> np.ndarray:
     # The median only where it replaces a pixel: a whole-frame median filter costs half the step.
     rows, columns = np.nonzero(spikes)
     padded = np.pad(values, HOT_PIXEL_WINDOW // 2, mode="edge")
-    offsets = np.arange(HOT_PIXEL_WINDOW)
-    neighbourhoods = padded[rows[:, None, None] + offsets[None, :, None], columns[:, None, None] + offsets[None, None, :]]
+    neighbourhoods = np.lib.stride_tricks.sliding_window_view(padded, (HOT_PIXEL_WINDOW, HOT_PIXEL_WINDOW))[rows, columns]
     out = values.copy()
-    out[rows, columns] = np.median(neighbourhoods.reshape(len(rows), -1), axis=1)
+    out[rows, columns] = np.median(neighbourhoods, axis=(1, 2))
     return out
 
 

@@ -457,9 +457,9 @@ def train(
     first_step, elapsed_before = (int(state["step"]), float(state["elapsed"])) if state is not None else (0, 0.0)
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
-    loader = _make_loader(
-        data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=bool(config.shift_consistency or config.cut_out_context)
-    )
+    # Views of random cut-outs: for the shifted window's context, or for the main loss's.
+    region_views = bool(config.shift_consistency or config.cut_out_context)
+    loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
 
     checkpointer = Checkpointer(
         output, colorizer=colorizer, optimizer=optimizer, config=config, data=data, device=torch_device, elapsed_before=elapsed_before
