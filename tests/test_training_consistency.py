@@ -7,7 +7,7 @@ import torch
 
 from napari_colorize.model import load_checkpoint
 from napari_colorize.training import TrainConfig, train
-from napari_colorize.training_consistency import MAX_NOISE, MAX_SHIFT, ShiftedPair
+from napari_colorize.training_consistency import MAX_NOISE, MAX_SHIFT, MIN_NOISE_SPREAD, ShiftedPair, context_disagreement
 
 FAST = {"batch_size": 4, "crop_size": 64, "workers": 0, "width": 8, "learning_rate": 1e-2}
 
@@ -82,10 +82,32 @@ def test_pairs_are_shifted_by_any_whole_input_pixels_and_noise_is_bounded():
     small = [ShiftedPair.draw(64, 4, generator=generator) for _ in range(50)]
     assert all(p.side == 48 and max(p.dy, p.dx) <= 16 for p in small)  # still two thirds in common
     lightness = torch.full((4, 1, 32, 32), 50.0)
-    lightness[:, :, :16] = 30.0  # standard deviation 10
+    lightness[:, :, :16] = 10.0  # standard deviation 20
     noisy = pairs[0].add_noise(lightness, generator=generator)
     assert torch.equal(noisy[:2], lightness[:2]) and not torch.equal(noisy[2:], lightness[2:])
-    assert (noisy[2:] - lightness[2:]).abs().max() < 10 * MAX_NOISE * 6
+    assert (noisy[2:] - lightness[2:]).abs().max() < 20 * MAX_NOISE * 6
+
+
+def test_a_flat_window_gets_the_noise_of_a_contrasty_frame():
+    generator = torch.Generator().manual_seed(3)
+    pair = ShiftedPair(side=32, dy=4, dx=0, stride=4)
+    flat = torch.full((64, 1, 32, 32), 50.0)  # sky: no contrast of its own
+    noise = pair.add_noise(flat, generator=generator)[32:] - 50.0
+    spread = noise.flatten(1).std(dim=1)
+    assert spread.max() <= MAX_NOISE * MIN_NOISE_SPREAD * 1.1
+    assert spread.mean() > 0.3 * MAX_NOISE * MIN_NOISE_SPREAD  # levels are uniform in 0..MAX_NOISE
+
+
+def test_the_context_penalty_trains_the_context_path_alone_and_is_zero_when_the_contexts_agree():
+    path = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    whole = torch.rand(4, 8, requires_grad=True)
+    cut_out = torch.rand(4, 8, requires_grad=True)
+    assert float(context_disagreement(path, whole, whole)) == pytest.approx(0.0)
+    penalty = context_disagreement(path, whole, cut_out)
+    assert penalty > 0
+    penalty.backward()
+    assert whole.grad is None and cut_out.grad is None  # the descriptors (the encoder) do not learn from it
+    assert path[0].weight.grad is not None and path[0].weight.grad.abs().sum() > 0
 
 
 def test_the_second_windows_take_the_cut_out_context_and_the_first_the_whole_frame_s():
@@ -105,6 +127,14 @@ def test_a_run_with_shift_consistency_trains_and_records_it(training_folder, tmp
     assert loaded.metadata["training"]["config"]["shift_consistency"] == 1.0
 
 
+def test_a_run_with_the_context_penalty_trains_and_records_it(training_folder, tmp_path):
+    config = TrainConfig(steps=2, architecture="colornet-v2", context_consistency=1.0, **FAST)
+    train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
+    assert load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]["config"]["context_consistency"] == 1.0
+    with pytest.raises(ValueError, match="takes the frame's context"):
+        train([training_folder], output=tmp_path / "v1.safetensors", config=TrainConfig(steps=2, architecture="colornet-v1", context_consistency=1.0, **FAST), device="cpu", progress=False)
+
+
 def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, tmp_path):
     config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, decoded_consistency=0.5, **FAST)
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
@@ -119,6 +149,7 @@ def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, t
         ({"decoded_consistency": 1.0}, "needs --shift-consistency"),
         ({"shift_consistency": 1.0, "decoded_consistency": 1.0, "head": "regression"}, "classification head"),
         ({"shift_consistency": 1.0, "decoded_consistency": -0.5}, "a weight >= 0"),
+        ({"context_consistency": -1.0}, "a weight >= 0"),
     ],
 )
 def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):

@@ -190,6 +190,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of the crops (0 to 1) whose frame context is a random cut-out of the image instead of the whole image, as when a crop is colorized alone (context-taking networks; default 0)",
     )
+    train.add_argument(
+        "--context-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="penalise the frame-context path for answering a random cut-out of an image differently from the whole image, so a crop colorized alone keeps its frame's colours (context-taking networks; default 0: off)",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -239,6 +246,7 @@ def _run_train(args) -> None:
         shift_consistency=args.shift_consistency,
         decoded_consistency=args.decoded_consistency,
         cut_out_context=args.cut_out_context,
+        context_consistency=args.context_consistency,
     )
     if args.workers is not None:
         config.workers = args.workers

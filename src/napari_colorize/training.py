@@ -25,7 +25,7 @@ from .devices import resolve_device
 from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint
 from .model_info import ModelDescription
 from .training_checkpoint import Checkpointer, state_path
-from .training_consistency import ShiftedPair
+from .training_consistency import ShiftedPair, context_disagreement
 from .training_data import ColorCrops, TrainingData
 from .training_inputs import context_views, network_inputs
 from .training_loss import Loss, lab_of, split_lab
@@ -132,6 +132,12 @@ class TrainConfig:
         colorizes a crop: the network learns to colour a structure from the
         structure, not from what the rest of the frame happens to hold. 0
         always gives the whole image's.
+    context_consistency : float
+        Weight of the penalty for the frame-context path answering a random
+        cut-out of the image differently from the whole image (see
+        :func:`napari_colorize.training_consistency.context_disagreement`),
+        so that a crop colorized alone gets the context its frame would give;
+        0 for none. Networks that take the frame's context only.
     """
 
     head: str = "classification"
@@ -155,6 +161,7 @@ class TrainConfig:
     shift_consistency: float = 0.0
     decoded_consistency: float = 0.0
     cut_out_context: float = 0.0
+    context_consistency: float = 0.0
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -186,6 +193,8 @@ def _check_options(config: TrainConfig, output: Path) -> None:
         raise ValueError("decoded consistency needs --shift-consistency and a classification head")
     if not 0 <= config.cut_out_context <= 1:
         raise ValueError(f"cut-out context is a share of the crops, 0 to 1, got {config.cut_out_context}")
+    if not config.context_consistency >= 0:
+        raise ValueError(f"context consistency is a weight >= 0, got {config.context_consistency}")
     if config.shift_consistency and config.crop_size < 64:
         raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
 
@@ -350,17 +359,24 @@ def _train_loop(
             pair = (
                 ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
             )
+            cut_out = None
+            if len(views_lightness) > 1 and (pair is not None or config.context_consistency):
+                with autocast:
+                    cut_out = {"context": network.encode_context(views_lightness[1])}
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
+            context_penalty = 0.0
+            if config.context_consistency and cut_out is not None:
+                with autocast:
+                    whole = network.encode_context(views_lightness[0]) if config.cut_out_context else inputs["context"]
+                    context_penalty = config.context_consistency * context_disagreement(network.context_path, whole, cut_out["context"])
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
-                with autocast:
-                    cut_out = {"context": network.encode_context(views_lightness[1])} if len(views_lightness) > 1 else None
                 inputs = pair.inputs(inputs, cut_out)
             if device.type == "cuda":
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
                 output = network(lightness, **inputs)
-            loss = loss_fn(output, ab)
+            loss = loss_fn(output, ab) + context_penalty
             if pair is not None:
                 loss = loss + config.shift_consistency * pair.disagreement(
                     output, regression=colorizer.head == "regression", bins=loss_fn.bins, decoded_weight=config.decoded_consistency
@@ -443,6 +459,8 @@ def train(
     torch.manual_seed(config.seed)  # before the model is built: seeds its initial weights
     state = _load_state(output, resume)
     colorizer = _build_model(config, init=init, state=state)
+    if config.context_consistency and "context" not in colorizer.frame_inputs:
+        raise ValueError(f"context consistency needs a network that takes the frame's context; {colorizer.architecture} does not")
     colorizer.metadata.update((description or ModelDescription()).entries())
     if state is not None:
         data = TrainingData.from_state(state)
@@ -458,7 +476,7 @@ def train(
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
     # Views of random cut-outs: for the shifted window's context, or for the main loss's.
-    region_views = bool(config.shift_consistency or config.cut_out_context)
+    region_views = bool(config.shift_consistency or config.cut_out_context or config.context_consistency)
     loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
 
     checkpointer = Checkpointer(

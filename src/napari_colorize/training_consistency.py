@@ -21,10 +21,31 @@ from .color import annealed_mean
 #: Largest shift between the two windows, in crop pixels (half of it for crops under 128).
 MAX_SHIFT = 32
 #: Largest noise added to the second window's lightness, as a fraction of
-#: the crop's standard deviation (the stack benchmark uses 3 %).
+#: the crop's standard deviation (the stack benchmark uses 3 % of the frame's).
 MAX_NOISE = 0.04
+#: The standard deviation (L units) below which a crop's noise is measured
+#: against this one instead: a flat crop of a contrasty frame (sky, background)
+#: is as noisy as the rest of the frame, and that is where noise sways colour.
+MIN_NOISE_SPREAD = 20.0
 #: ab difference that costs as much as a unit of divergence in the decoded-colour penalty.
 DECODED_SCALE = 10.0
+#: Squared length of a context's contribution to the features that costs one
+#: unit in the context penalty (the shipped `natural` gives about 130 on photographs).
+CONTEXT_SCALE = 100.0
+
+
+def context_disagreement(context_path, whole, cut_out):
+    """How differently a network's context path answers the context of a whole
+    image and of a cut-out of it: the mean squared distance of its two
+    outputs (divided by CONTEXT_SCALE).
+
+    The descriptors are detached: only the context path learns from this, to
+    carry what a cut-out still tells about its image (what kind of scene,
+    what material) and to drop what it does not (how much of the frame is
+    sky); the tile features that give the colour are left to the colour loss.
+    """
+    difference = context_path(whole.detach()) - context_path(cut_out.detach())
+    return difference.float().pow(2).sum(dim=1).mean() / CONTEXT_SCALE
 
 
 @dataclass(frozen=True)
@@ -71,14 +92,15 @@ class ShiftedPair:
         }
 
     def add_noise(self, lightness, *, generator):
-        """Noise of up to MAX_NOISE of each crop's standard deviation on the second windows."""
+        """Noise of up to MAX_NOISE of each crop's standard deviation (at
+        least MIN_NOISE_SPREAD) on the second windows."""
         import torch
 
         count = lightness.shape[0] // 2
         second = lightness[count:]
         level = torch.rand((count, 1, 1, 1), generator=generator).to(lightness.device) * MAX_NOISE
         noise = torch.randn(second.shape, generator=generator).to(lightness.device)
-        spread = second.flatten(1).std(dim=1)[:, None, None, None]
+        spread = second.flatten(1).std(dim=1).clamp_min(MIN_NOISE_SPREAD)[:, None, None, None]
         return torch.cat([lightness[:count], (second + level * spread * noise).clamp(0.0, 100.0)])
 
     def disagreement(self, output, *, regression: bool, bins=None, decoded_weight: float = 0.0):
