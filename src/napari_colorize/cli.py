@@ -195,7 +195,7 @@ def _build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="WEIGHT",
-        help="penalise the frame-context path for answering a random cut-out of an image differently from the whole image, so a crop colorized alone keeps its frame's colours (context-taking networks; default 0: off)",
+        help="penalise the frame-context branch for answering a random cut-out of an image differently from the whole image, so a crop colorized alone is given the context its frame would give (context-taking networks; default 0: off)",
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
