@@ -363,15 +363,15 @@ def test_fresh_branches_can_learn_faster(training_folder, tmp_path):
 def test_a_share_of_the_crops_take_their_context_from_a_cut_out(training_folder, tmp_path):
     """--cut-out-context: the context of some crops comes from a cut-out of
     their image, as when a user colorizes a crop; 0 keeps the whole image's."""
-    from napari_colorize.training_inputs import context_views
+    from napari_colorize.training_inputs import chosen_contexts
 
     whole, cut_out = torch.zeros(200, 1, 4, 4), torch.ones(200, 1, 4, 4)
     generator = torch.Generator().manual_seed(0)
-    assert torch.equal(context_views([whole, cut_out], 0.0, generator=generator), whole)
-    assert torch.equal(context_views([whole, cut_out], 1.0, generator=generator), cut_out)
-    mixed = context_views([whole, cut_out], 0.5, generator=generator)
+    assert torch.equal(chosen_contexts([whole, cut_out], 0.0, generator=generator), whole)
+    assert torch.equal(chosen_contexts([whole, cut_out], 1.0, generator=generator), cut_out)
+    mixed = chosen_contexts([whole, cut_out], 0.5, generator=generator)
     assert 70 <= int(mixed.flatten(1)[:, 0].sum()) <= 130
-    assert context_views([whole], 0.5, generator=generator) is whole and context_views([], 0.5, generator=generator) is None
+    assert chosen_contexts([whole], 0.5, generator=generator) is whole and chosen_contexts([], 0.5, generator=generator) is None
     config = TrainConfig(steps=2, architecture="colornet-v2", cut_out_context=0.5, **{**FAST, "crop_size": 32})
     train([training_folder], output=tmp_path / "cut.safetensors", config=config, device="cpu", progress=False)
     assert load_checkpoint(tmp_path / "cut.safetensors").metadata["training"]["config"]["cut_out_context"] == 0.5

@@ -27,7 +27,7 @@ from .model_info import ModelDescription
 from .training_checkpoint import Checkpointer, state_path
 from .training_consistency import ShiftedPair, context_disagreement
 from .training_data import ColorCrops, TrainingData
-from .training_inputs import context_views, network_inputs
+from .training_inputs import chosen_contexts, network_inputs
 from .training_loss import Loss, lab_of, split_lab
 
 logger = logging.getLogger(__name__)
@@ -344,14 +344,17 @@ def _train_loop(
             lab = lab_of(batch, device)  # once: the input, the target and the hints all come from it
             hints_generator.manual_seed(config.seed * 1_000_003 + step)
             inputs = {}
-            # The whole image's view, then (with shift consistency) a cut-out's.
+            # The whole image's view, then (for the consistency options) a cut-out's.
             views_lightness = [lab_of(view, device)[:, :1] for view in views]
+            with autocast:
+                # Each view's descriptor once: the main loss, the shifted window and the context penalty share them.
+                contexts = [network.encode_context(view) for view in views_lightness]
             if colorizer.extra_inputs:
                 with autocast:
                     inputs = network_inputs(
                         colorizer,
                         lab,
-                        context_views(views_lightness, config.cut_out_context, generator=hints_generator),
+                        chosen_contexts(contexts, config.cut_out_context, generator=hints_generator),
                         generator=hints_generator,
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
@@ -359,16 +362,12 @@ def _train_loop(
             pair = (
                 ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
             )
-            cut_out = None
-            if len(views_lightness) > 1 and (pair is not None or config.context_consistency):
-                with autocast:
-                    cut_out = {"context": network.encode_context(views_lightness[1])}
+            cut_out = {"context": contexts[1]} if len(contexts) > 1 else None
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
             context_penalty = 0.0
             if config.context_consistency and cut_out is not None:
                 with autocast:
-                    whole = network.encode_context(views_lightness[0]) if config.cut_out_context else inputs["context"]
-                    context_penalty = config.context_consistency * context_disagreement(network.context_path, whole, cut_out["context"])
+                    context_penalty = config.context_consistency * context_disagreement(network.context_path, contexts[0], contexts[1])
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
                 inputs = pair.inputs(inputs, cut_out)

@@ -43,7 +43,7 @@ def sample_hints(ab, *, generator, fraction: float, max_hints: int):
     return hints
 
 
-def network_inputs(colorizer, lab, views, *, generator, fraction: float, max_hints: int) -> dict:
+def network_inputs(colorizer, lab, context, *, generator, fraction: float, max_hints: int) -> dict:
     """The extra inputs of ``colorizer``'s network for one training batch.
 
     Parameters
@@ -51,8 +51,9 @@ def network_inputs(colorizer, lab, views, *, generator, fraction: float, max_hin
     colorizer : Colorizer
     lab : Tensor (N, 3, c, c)
         The crops in Lab, on the training device.
-    views : Tensor (N, 1, S, S) or None
-        Lightness of each crop's whole image, resized to the context view.
+    context : Tensor (N, D) or None
+        Each crop's frame descriptor, as the network's ``encode_context``
+        gives it in training (so the network learns through it).
     generator : torch.Generator
         Draws the hints (CPU), so a run is repeatable.
 
@@ -60,27 +61,27 @@ def network_inputs(colorizer, lab, views, *, generator, fraction: float, max_hin
     -------
     dict
         Keyword arguments for the network: nothing for colornet-v1; hints
-        and context (computed by the network, so it learns through it) for
-        colornet-v2.
+        and context for colornet-v2.
     """
     inputs = {}
     names = colorizer.input_names
     if "hints" in names:
         inputs["hints"] = sample_hints(lab[:, 1:].cpu(), generator=generator, fraction=fraction, max_hints=max_hints).to(lab.device)
     if "context" in names:
-        inputs["context"] = colorizer.network.encode_context(views)
+        inputs["context"] = context
     return inputs
 
 
-def context_views(views_lightness, share: float, *, generator):
-    """The context view of each crop: the whole image's (``views_lightness[0]``),
-    or for ``share`` of them, drawn at random, the cut-out's (``views_lightness[1]``)."""
+def chosen_contexts(contexts, share: float, *, generator):
+    """Each crop's context: the whole image's (``contexts[0]``), or for
+    ``share`` of the crops, drawn at random, the cut-out's (``contexts[1]``);
+    descriptors (N, D) or views (N, 1, S, S) alike. None when there are none."""
     import torch
 
-    if not views_lightness:
+    if not contexts:
         return None
-    whole = views_lightness[0]
-    if not share or len(views_lightness) < 2:
+    whole = contexts[0]
+    if not share or len(contexts) < 2:
         return whole
     chosen = torch.rand(whole.shape[0], generator=generator) < share
-    return torch.where(chosen.to(whole.device)[:, None, None, None], views_lightness[1], whole)
+    return torch.where(chosen.to(whole.device).view(-1, *[1] * (whole.ndim - 1)), contexts[1], whole)
