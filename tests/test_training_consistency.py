@@ -135,6 +135,14 @@ def test_a_run_with_the_context_penalty_trains_and_records_it(training_folder, t
         train([training_folder], output=tmp_path / "v1.safetensors", config=TrainConfig(steps=2, architecture="colornet-v1", context_consistency=1.0, **FAST), device="cpu", progress=False)
 
 
+def test_a_run_with_dark_sky_contexts_trains_and_records_it(training_folder, tmp_path):
+    config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, dark_sky=0.5, **FAST)
+    train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
+    assert load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]["config"]["dark_sky"] == 0.5
+    with pytest.raises(ValueError, match="takes the frame's context"):
+        train([training_folder], output=tmp_path / "v1.safetensors", config=TrainConfig(steps=2, architecture="colornet-v1", dark_sky=0.5, **FAST), device="cpu", progress=False)
+
+
 def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, tmp_path):
     config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, decoded_consistency=0.5, **FAST)
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
@@ -150,6 +158,7 @@ def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, t
         ({"shift_consistency": 1.0, "decoded_consistency": 1.0, "head": "regression"}, "classification head"),
         ({"shift_consistency": 1.0, "decoded_consistency": -0.5}, "a weight >= 0"),
         ({"context_consistency": -1.0}, "a weight >= 0"),
+        ({"dark_sky": 1.5}, "0 to 1"),
     ],
 )
 def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):

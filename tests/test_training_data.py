@@ -7,7 +7,7 @@ import torch
 
 from napari_colorize.color import ab_bins
 from napari_colorize.io import find_images
-from napari_colorize.training_data import ColorCrops, cut_out_span, scan_images
+from napari_colorize.training_data import ColorCrops, cut_out_span, on_dark_sky, scan_images
 
 
 def test_scan_images(training_folder):
@@ -61,3 +61,40 @@ def test_cut_outs_reach_from_a_window_inside_the_crop_to_the_whole_image():
         assert all(start <= a and b <= start + size for a, b in inside)  # a window of the crop
         assert all(a <= start and start + size <= b for a, b in around)  # the crop and more
         assert inside and (around or length == size)
+
+
+def test_a_dark_sky_view_shows_the_image_small_on_a_colourless_dark_background():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    image = np.full((60, 80, 3), (200, 40, 40), dtype=np.uint8)
+    for _ in range(20):
+        framed = on_dark_sky(image, rng)
+        height, width = framed.shape[:2]
+        assert framed.dtype == np.uint8 and 75 <= height <= 200 and 100 <= width <= 267
+        chroma = framed.astype(int).max(axis=2) - framed.astype(int).min(axis=2)
+        coloured = chroma > 20
+        # the image is there, whole and at its size, and fills 30 % to 80 % of each side
+        rows, cols = np.nonzero(coloured)
+        assert rows.max() - rows.min() < 60 and cols.max() - cols.min() < 80 and coloured.sum() > 0.3 * 60 * 80
+        assert (framed[coloured][:, 0] > framed[coloured][:, 1]).all()
+        # around it the frame is gray and mostly dark (stars are the only bright pixels)
+        sky = framed[~coloured]
+        assert (chroma[~coloured] <= 20).all()
+        assert np.median(sky) <= 0.12 * 255
+
+
+def test_dark_sky_views_replace_the_whole_images_view_for_a_share_of_the_crops(training_folder):
+    paths = find_images([training_folder])[:6]
+    plain = ColorCrops(paths, crop_size=32, seed=5, length=16, view_size=24, region_views=True)
+    dark = ColorCrops(paths, crop_size=32, seed=5, length=16, view_size=24, region_views=True, dark_sky=0.5)
+    changed = 0
+    for index in range(16):
+        crop, view, region = plain[index]
+        crop_dark, view_dark, region_dark = dark[index]
+        # the crop (its truth) and the cut-out are untouched; only the whole image's view moves into the dark
+        assert torch.equal(crop, crop_dark) and torch.equal(region, region_dark)
+        if not torch.equal(view, view_dark):
+            changed += 1
+            assert view_dark.float().mean() < view.float().mean()
+    assert 3 <= changed <= 13

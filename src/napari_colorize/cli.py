@@ -197,6 +197,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHT",
         help="penalise the frame-context branch for answering a random cut-out of an image differently from the whole image, so a crop colorized alone is given the context its frame would give (context-taking networks; default 0: off)",
     )
+    train.add_argument(
+        "--dark-sky",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the crops (0 to 1) whose frame context shows their image small on a dark, noisy, starry background, so colours do not hang on how much of a frame is empty sky or background (context-taking networks; default 0)",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -247,6 +254,7 @@ def _run_train(args) -> None:
         decoded_consistency=args.decoded_consistency,
         cut_out_context=args.cut_out_context,
         context_consistency=args.context_consistency,
+        dark_sky=args.dark_sky,
     )
     if args.workers is not None:
         config.workers = args.workers

@@ -138,6 +138,12 @@ class TrainConfig:
         :func:`napari_colorize.training_consistency.context_disagreement`),
         so that a crop colorized alone gets the context its frame would give;
         0 for none. Networks that take the frame's context only.
+    dark_sky : float
+        Share of the crops (0 to 1) whose whole-image context shows their
+        image small on a dark, noisy, starry background (see
+        :func:`napari_colorize.training_data.on_dark_sky`), so the colours
+        of a galaxy or a cell do not hang on how much of its frame is empty
+        background. Networks that take the frame's context only; 0 for none.
     """
 
     head: str = "classification"
@@ -162,6 +168,7 @@ class TrainConfig:
     decoded_consistency: float = 0.0
     cut_out_context: float = 0.0
     context_consistency: float = 0.0
+    dark_sky: float = 0.0
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -195,6 +202,8 @@ def _check_options(config: TrainConfig, output: Path) -> None:
         raise ValueError(f"cut-out context is a share of the crops, 0 to 1, got {config.cut_out_context}")
     if not config.context_consistency >= 0:
         raise ValueError(f"context consistency is a weight >= 0, got {config.context_consistency}")
+    if not 0 <= config.dark_sky <= 1:
+        raise ValueError(f"dark sky is a share of the crops, 0 to 1, got {config.dark_sky}")
     if config.shift_consistency and config.crop_size < 64:
         raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
 
@@ -288,6 +297,7 @@ def _make_loader(
         view_size=view_size,
         any_orientation=config.any_orientation,
         region_views=region_views,
+        dark_sky=config.dark_sky,
     )
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(first_step * config.batch_size, len(dataset))),
@@ -458,8 +468,9 @@ def train(
     torch.manual_seed(config.seed)  # before the model is built: seeds its initial weights
     state = _load_state(output, resume)
     colorizer = _build_model(config, init=init, state=state)
-    if config.context_consistency and "context" not in colorizer.frame_inputs:
-        raise ValueError(f"context consistency needs a network that takes the frame's context; {colorizer.architecture} does not")
+    for name, value in (("context consistency", config.context_consistency), ("dark sky", config.dark_sky)):
+        if value and "context" not in colorizer.frame_inputs:
+            raise ValueError(f"{name} needs a network that takes the frame's context; {colorizer.architecture} does not")
     colorizer.metadata.update((description or ModelDescription()).entries())
     if state is not None:
         data = TrainingData.from_state(state)

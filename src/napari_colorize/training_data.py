@@ -210,6 +210,12 @@ class ColorCrops:
         image, as a user who colorizes a cut-out gives the network: each side
         drawn between 3/4 of the crop's (a training window, inside the crop)
         and the image's (around the crop). Items are then (crop, view, region view).
+    dark_sky : float
+        With ``view_size``, the share of items (0 to 1) whose whole-image
+        view shows the image small, fading into a dark, noisy, starry
+        background (see :func:`on_dark_sky`), as a telescope frame shows a
+        galaxy: the crop's colours stay its own, so the network learns not
+        to read a mostly empty frame as a night scene.
     """
 
     def __init__(
@@ -223,6 +229,7 @@ class ColorCrops:
         view_size: int | None = None,
         any_orientation: bool = False,
         region_views: bool = False,
+        dark_sky: float = 0.0,
     ):
         self.paths = list(paths)
         self.crop_size = crop_size
@@ -232,6 +239,7 @@ class ColorCrops:
         self.view_size = view_size
         self.any_orientation = any_orientation
         self.region_views = region_views and view_size is not None
+        self.dark_sky = dark_sky
 
     def __len__(self) -> int:
         return self.length
@@ -270,6 +278,9 @@ class ColorCrops:
         if self.region_views:
             (top, bottom), (left, right) = (cut_out_span(start, c, n, rng) for start, n in ((y, rgb.shape[0]), (x, rgb.shape[1])))
             views.append(rgb[top:bottom, left:right])
+        # Drawn last, and only when asked, so runs without it see the same crops as before.
+        if self.dark_sky and rng.random() < self.dark_sky:
+            views[0] = on_dark_sky(rgb, rng)
         return (crop, *(self._as_view(view, flip, turns, upside_down) for view in views))
 
     def _as_view(self, rgb: np.ndarray, flip: bool, turns: int, upside_down: bool):
@@ -282,6 +293,34 @@ class ColorCrops:
             view = view[:, ::-1]
         view = _oriented(view, turns, upside_down)
         return torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
+
+
+def on_dark_sky(rgb: np.ndarray, rng) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 shrunk into the middle of a dark frame, as a
+    galaxy or a cell sits in a telescope or fluorescence frame.
+
+    The image fills 30 % to 80 % of each side, at a random place, and fades
+    into the background over its outer fifth (its corners into the dark), so
+    no hard rectangle tells the frame apart. The background is gray (no
+    colour), 0 to 8 % of full scale, with sensor noise up to 2 % and up to
+    one star in 2,000 pixels.
+    """
+    height, width = rgb.shape[:2]
+    share = rng.uniform(0.3, 0.8)
+    canvas_h, canvas_w = round(height / share), round(width / share)
+    level = rng.uniform(0.0, 0.08) * 255
+    sky = level + rng.normal(0.0, rng.uniform(0.0, 0.02) * 255, (canvas_h, canvas_w))
+    stars = rng.random((canvas_h, canvas_w)) < rng.uniform(0.0, 5e-4)
+    sky[stars] = rng.uniform(128, 255, int(stars.sum()))
+    canvas = np.repeat(sky[..., None], 3, axis=2)
+    # Weight 1 inside, falling smoothly to 0 at the image's border over its outer fifth.
+    ramps = [np.clip(np.minimum(np.arange(n) + 0.5, n - np.arange(n) - 0.5) / (0.2 * n), 0.0, 1.0) for n in (height, width)]
+    fade = np.outer(*ramps)[..., None]
+    fade = fade * fade * (3 - 2 * fade)
+    top, left = int(rng.integers(canvas_h - height + 1)), int(rng.integers(canvas_w - width + 1))
+    window = canvas[top : top + height, left : left + width]
+    canvas[top : top + height, left : left + width] = fade * rgb + (1 - fade) * window
+    return np.clip(canvas, 0, 255).round().astype(np.uint8)
 
 
 def cut_out_span(start: int, size: int, length: int, rng) -> tuple[int, int]:
