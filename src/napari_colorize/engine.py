@@ -2,7 +2,8 @@
 
 Data flows one way: frame -> normalise (whole frame, never per tile) ->
 restore (only when asked) -> resample to working size -> tiles -> batched model -> ab (annealed mean) ->
-stitched ab (taper-weighted) -> upsampled ab -> Lab with the input's own L
+stitched ab (taper-weighted) -> ab shared along a stack where the frames
+agree (only when asked) -> upsampled ab -> Lab with the input's own L
 (the restored one with restoration) ->
 sRGB, yielded strip by strip so that writers can stream. When asked, the
 normalised entropy of each predicted distribution (the model's uncertainty)
@@ -31,6 +32,7 @@ from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
 from .restoration import PreparedFrames
+from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import Stitcher, TileGrid
 
 if TYPE_CHECKING:
@@ -409,27 +411,36 @@ def _strips(
         shared = stack_context(colorizer, image, prepare) if shared is None else torch.as_tensor(shared, device=colorizer.device)
     else:
         shared = None
-    for number, index in enumerate(frame_indices(leading)):
-        frame = readable_frame(image[index])
-        if not has_finite_pixel(frame):
-            where = f"frame {number}" + (f" (index {tuple(int(i) for i in index)})" if len(index) > 1 else "")
-            warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
-        frame, low, high = prepare(frame)  # restored (and normalised to 0..1) when asked
-        per_frame = {}
-        if uses_context:
-            per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)
-        if tuple(working) == tuple(frame.shape):
-            source, to_lightness = frame, lambda tiles: gray_to_lightness(normalize_frame(tiles, low, high))
-            frame_extras = {name: values[index] for name, values in extras.items()}
-        else:
-            source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
-            frame_extras = {name: np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
-        own_hints = hint_rows[hint_rows[:, 0] == number]
-        if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
-            frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
-        chroma = predict_chroma(source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame)
-        guided = options.chroma_upsampling == "guided"
-        stride = colorizer.output_stride
+    radius = options.stack_consensus if len(leading) else 0
+
+    def predicted() -> Iterator[FrameChroma]:
+        for number, index in enumerate(frame_indices(leading)):
+            frame = readable_frame(image[index])
+            if not has_finite_pixel(frame):
+                where = f"frame {number}" + (f" (index {tuple(int(i) for i in index)})" if len(index) > 1 else "")
+                warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
+            frame, low, high = prepare(frame)  # restored (and normalised to 0..1) when asked
+            per_frame = {}
+            if uses_context:
+                per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)
+            if tuple(working) == tuple(frame.shape):
+                source, to_lightness = frame, lambda tiles, low=low, high=high: gray_to_lightness(normalize_frame(tiles, low, high))
+                frame_extras = {name: values[index] for name, values in extras.items()}
+            else:
+                source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
+                frame_extras = {name: np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
+            own_hints = hint_rows[hint_rows[:, 0] == number]
+            if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
+                frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
+            chroma = predict_chroma(
+                source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame
+            )
+            cells = cell_lightness(source, to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
+            yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high))
+
+    guided = options.chroma_upsampling == "guided"
+    stride = colorizer.output_stride
+    for (index, frame, low, high), chroma in shared_along_stack(predicted(), radius):
         colour = compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided)
         if not predict.uncertainty:
             for r0, r1, rgb in colour:

@@ -221,6 +221,15 @@ class ColorizeOptions:
         choice_labels=("each frame", "whole stack"),
         help="what a context-taking (second-generation) model sees as the whole: each frame, or a few frames of the stack pooled so the stack keeps one palette; other models ignore it",
     )
+    stack_consensus: int = option(
+        0,
+        label="Stack consensus (frames)",
+        kind=int,
+        minimum=0,
+        maximum=16,
+        gui_range=(0, 8, 1),
+        help="frames on each side along a stack whose colours a frame shares wherever their lightness agrees with its own (0: off): a structure that stays put keeps one colour instead of flickering, one that moves keeps its own; not for lazy results or a scheduler",
+    )
     chroma_upsampling: str = option(
         "bilinear",
         label="Chroma upsampling",

@@ -150,6 +150,9 @@ def colorize(
     if scheduler is not None or (is_dask_array(image) and out is None and not uncertainty):
         if extra_inputs or (hints is not None and len(hints)):
             raise ValueError("extra inputs and hints are not supported for dask inputs or a scheduler yet: pass a NumPy image")
+        if options.stack_consensus and image.ndim > 2:
+            # Blocks are single frames there: no frame would see its neighbours.
+            raise ValueError("stack_consensus shares colours between the frames of one run: not for a lazy result or a scheduler yet (pass a NumPy image, or out=)")
         from .cluster import colorize_lazy
 
         result = colorize_lazy(image, options, scheduler=scheduler)
