@@ -143,6 +143,7 @@ def test_stack_cannot_go_to_a_png(capsys, tmp_path, stack_tif):
         ["--scale", "0"],
         ["--batch-size", "0"],  # every declared limit is checked as the arguments are parsed
         ["--overlap", "-1"],
+        ["--stack-consensus", "-1"],
         ["--device", "tpu"],
         ["--normalize", "global"],
         ["--range", "1"],

@@ -37,6 +37,17 @@ def test_inputs_become_one_stack_in_the_order_given(capsys, tmp_path, pngs):
     np.testing.assert_array_equal(rgb, colorize(stack, device="cpu", context="stack"))
 
 
+def test_the_stack_consensus_is_an_option_of_the_command_line_and_is_recorded(capsys, tmp_path, pngs):
+    dst = tmp_path / "stack.tif"
+    code, _, err = run(capsys, "colorize", *pngs, "-o", dst, "--stack", "--stack-consensus", "2", "--device", "cpu", "-q")
+    assert code == 0, err
+    with tifffile.TiffFile(dst) as tif:
+        rgb = tif.series[0].asarray()
+        record = json.loads(tif.pages[0].description)["napari_colorize"]
+    assert record["parameters"]["stack_consensus"] == 2
+    np.testing.assert_array_equal(rgb, colorize(np.stack([read_image(p) for p in pngs]), device="cpu", stack_consensus=2))
+
+
 def test_hints_and_uncertainty_follow_the_stack(capsys, tmp_path, pngs):
     hints = tmp_path / "hints.csv"
     hints.write_text("frame,y,x,r,g,b\n2,10,10,40,60,220\n", encoding="utf-8")
