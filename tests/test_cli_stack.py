@@ -25,25 +25,23 @@ def pngs(tmp_path):
     return paths
 
 
-def test_inputs_become_one_stack_in_the_order_given(capsys, tmp_path, pngs):
-    dst = tmp_path / "stack.tif"
-    code, out, err = run(capsys, "colorize", *pngs, "-o", dst, "--stack", "--context", "stack", "--device", "cpu", "-q")
+def stacked(capsys, dst, pngs, *options):
+    """Run ``colorize PNGS -o DST --stack OPTIONS``: the written stack and its provenance record."""
+    code, _, err = run(capsys, "colorize", *pngs, "-o", dst, "--stack", *options, "--device", "cpu", "-q")
     assert code == 0, err
     with tifffile.TiffFile(dst) as tif:
-        rgb = tif.series[0].asarray()
-        record = json.loads(tif.pages[0].description)["napari_colorize"]
+        return tif.series[0].asarray(), json.loads(tif.pages[0].description)["napari_colorize"]
+
+
+def test_inputs_become_one_stack_in_the_order_given(capsys, tmp_path, pngs):
+    rgb, record = stacked(capsys, tmp_path / "stack.tif", pngs, "--context", "stack")
     assert record["source_files"] == ["c.png", "a.png", "b.png"] and "source_file" not in record
     stack = np.stack([read_image(p) for p in pngs])
     np.testing.assert_array_equal(rgb, colorize(stack, device="cpu", context="stack"))
 
 
 def test_the_stack_consensus_is_an_option_of_the_command_line_and_is_recorded(capsys, tmp_path, pngs):
-    dst = tmp_path / "stack.tif"
-    code, _, err = run(capsys, "colorize", *pngs, "-o", dst, "--stack", "--stack-consensus", "2", "--device", "cpu", "-q")
-    assert code == 0, err
-    with tifffile.TiffFile(dst) as tif:
-        rgb = tif.series[0].asarray()
-        record = json.loads(tif.pages[0].description)["napari_colorize"]
+    rgb, record = stacked(capsys, tmp_path / "stack.tif", pngs, "--stack-consensus", "2")
     assert record["parameters"]["stack_consensus"] == 2
     np.testing.assert_array_equal(rgb, colorize(np.stack([read_image(p) for p in pngs]), device="cpu", stack_consensus=2))
 
