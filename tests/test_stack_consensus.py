@@ -28,21 +28,20 @@ def test_a_neighbour_counts_where_its_lightness_agrees_and_not_where_it_differs(
     assert torch.allclose(shared[:, :, :2], torch.tensor(15.0)) and torch.allclose(shared[:, :, 2:], torch.tensor(10.0))
 
 
-def test_frames_come_out_in_order_once_each_shared_within_their_group_only():
-    # two groups (the stack's other axes), five and three frames; every frame agrees in lightness
+def two_groups():
+    """Frames of two groups (the stack's other axes), five and three, whose lightness agrees everywhere."""
     frames = [frame_chroma((0,), value, 50.0, ("a", value)) for value in range(5)]
-    frames += [frame_chroma((1,), 100 + value, 50.0, ("b", value)) for value in range(3)]
+    return frames + [frame_chroma((1,), 100 + value, 50.0, ("b", value)) for value in range(3)]
+
+
+def test_frames_come_out_in_order_once_each_shared_within_their_group_only():
     for radius in (0, 1, 2, 7):
-        out = list(shared_along_stack(iter([*frames]), radius))
-        assert [payload for payload, _ in out] == [frame.payload for frame in frames] if radius == 0 else len(out) == 8
+        out = list(shared_along_stack(two_groups(), radius))
+        assert [payload for payload, _ in out] == [frame.payload for frame in two_groups()]
         for (group, value), chroma in out:
-            members = range(5) if group == "a" else range(3)
-            offset = 0 if group == "a" else 100
+            members, offset = (range(5), 0) if group == "a" else (range(3), 100)
             window = [v for v in members if abs(v - value) <= radius]
             assert torch.allclose(chroma, torch.tensor(float(offset + np.mean(window)))), (radius, group, value)
-        # rebuilt: the generator hands payloads back and may drop them
-        frames = [frame_chroma((0,), value, 50.0, ("a", value)) for value in range(5)]
-        frames += [frame_chroma((1,), 100 + value, 50.0, ("b", value)) for value in range(3)]
 
 
 def test_frames_are_read_at_most_radius_ahead():

@@ -412,6 +412,8 @@ def _strips(
     else:
         shared = None
     radius = options.stack_consensus if len(leading) else 0
+    guided = options.chroma_upsampling == "guided"
+    stride = colorizer.output_stride
 
     def predicted() -> Iterator[FrameChroma]:
         for number, index in enumerate(frame_indices(leading)):
@@ -438,8 +440,6 @@ def _strips(
             cells = cell_lightness(source, to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
             yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high))
 
-    guided = options.chroma_upsampling == "guided"
-    stride = colorizer.output_stride
     for (index, frame, low, high), chroma in shared_along_stack(predicted(), radius):
         colour = compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided)
         if not predict.uncertainty:
