@@ -52,6 +52,16 @@ def test_windows_shifted_by_a_fraction_of_an_output_pixel_are_compared_where_the
         )
 
 
+def test_weights_charge_each_crops_disagreement_by_its_own_weight():
+    pair = ShiftedPair(side=64, dy=8, dx=4, stride=4)
+    logits = torch.randn(6, 5, 16, 16)
+    each = torch.stack([pair.disagreement(torch.cat([logits[i : i + 1], logits[3 + i : 4 + i]]), regression=False) for i in range(3)])
+    assert pair.disagreement(logits, regression=False, weights=torch.ones(3)) == pytest.approx(float(each.mean()), rel=1e-5)
+    # a crop weighted 0 costs nothing, one weighted 4 four times its own disagreement
+    weighted = pair.disagreement(logits, regression=False, weights=torch.tensor([0.0, 4.0, 0.0]))
+    assert weighted == pytest.approx(float(4 * each[1] / 3), rel=1e-5)
+
+
 def test_the_decoded_penalty_charges_a_change_of_the_colour_seen_that_the_divergence_barely_sees():
     # Two bins, at -50 and +50 in a: a nearly even split that tips one way or
     # the other is a small divergence but, sharpened by the annealed mean, a
@@ -143,6 +153,12 @@ def test_a_run_with_dark_sky_contexts_trains_and_records_it(training_folder, tmp
         train([training_folder], output=tmp_path / "v1.safetensors", config=TrainConfig(steps=2, architecture="colornet-v1", dark_sky=0.5, **FAST), device="cpu", progress=False)
 
 
+def test_a_run_that_holds_dark_sky_crops_harder_trains_and_records_it(training_folder, tmp_path):
+    config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=0.5, dark_sky=0.5, dark_sky_shift_consistency=3.0, **FAST)
+    train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
+    assert load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]["config"]["dark_sky_shift_consistency"] == 3.0
+
+
 def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, tmp_path):
     config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, decoded_consistency=0.5, **FAST)
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
@@ -159,6 +175,8 @@ def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, t
         ({"shift_consistency": 1.0, "decoded_consistency": -0.5}, "a weight >= 0"),
         ({"context_consistency": -1.0}, "a weight >= 0"),
         ({"dark_sky": 1.5}, "0 to 1"),
+        ({"dark_sky": 0.5, "dark_sky_shift_consistency": -1.0}, "a weight >= 0"),
+        ({"dark_sky_shift_consistency": 2.0}, "needs --dark-sky"),
     ],
 )
 def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):

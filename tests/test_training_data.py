@@ -91,10 +91,12 @@ def test_dark_sky_views_replace_the_whole_images_view_for_a_share_of_the_crops(t
     changed = 0
     for index in range(16):
         crop, view, region = plain[index]
-        crop_dark, view_dark, region_dark = dark[index]
+        crop_dark, view_dark, region_dark, on_dark = dark[index]
         # the crop (its truth) and the cut-out are untouched; only the whole image's view moves into the dark
         assert torch.equal(crop, crop_dark) and torch.equal(region, region_dark)
-        if not torch.equal(view, view_dark):
+        # and the item says which views it moved, for the penalties that weigh those crops apart
+        assert bool(on_dark) == (not torch.equal(view, view_dark))
+        if on_dark:
             changed += 1
             assert view_dark.float().mean() < view.float().mean()
     assert 3 <= changed <= 13

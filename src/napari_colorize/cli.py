@@ -204,6 +204,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SHARE",
         help="share of the crops (0 to 1) whose frame context shows their image small on a dark, noisy, starry background, so colours do not hang on how much of a frame is empty sky or background (context-taking networks; default 0)",
     )
+    train.add_argument(
+        "--dark-sky-shift-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="with --dark-sky, extra weight of the shift penalty on the crops given a dark-sky context, beside --shift-consistency on every crop (default 0)",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -255,6 +262,7 @@ def _run_train(args) -> None:
         cut_out_context=args.cut_out_context,
         context_consistency=args.context_consistency,
         dark_sky=args.dark_sky,
+        dark_sky_shift_consistency=args.dark_sky_shift_consistency,
     )
     if args.workers is not None:
         config.workers = args.workers

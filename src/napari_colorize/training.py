@@ -144,6 +144,11 @@ class TrainConfig:
         :func:`napari_colorize.training_data.on_dark_sky`), so the colours
         of a galaxy or a cell do not hang on how much of its frame is empty
         background. Networks that take the frame's context only; 0 for none.
+    dark_sky_shift_consistency : float
+        Extra weight of the shift penalty on the crops given a dark-sky
+        context (beside ``shift_consistency`` on every crop): telescope-like
+        frames, where a colour that moves with the grid is most visible,
+        can be held harder than photographs, whose colours the penalty dulls.
     """
 
     head: str = "classification"
@@ -169,6 +174,7 @@ class TrainConfig:
     cut_out_context: float = 0.0
     context_consistency: float = 0.0
     dark_sky: float = 0.0
+    dark_sky_shift_consistency: float = 0.0
 
 
 def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -196,7 +202,7 @@ def _check_options(config: TrainConfig, output: Path) -> None:
         raise ValueError(f"shift consistency is a weight >= 0, got {config.shift_consistency}")
     if not config.decoded_consistency >= 0:
         raise ValueError(f"decoded consistency is a weight >= 0, got {config.decoded_consistency}")
-    if config.decoded_consistency and (not config.shift_consistency or config.head != "classification"):
+    if config.decoded_consistency and (not _shift_penalised(config) or config.head != "classification"):
         raise ValueError("decoded consistency needs --shift-consistency and a classification head")
     if not 0 <= config.cut_out_context <= 1:
         raise ValueError(f"cut-out context is a share of the crops, 0 to 1, got {config.cut_out_context}")
@@ -204,8 +210,24 @@ def _check_options(config: TrainConfig, output: Path) -> None:
         raise ValueError(f"context consistency is a weight >= 0, got {config.context_consistency}")
     if not 0 <= config.dark_sky <= 1:
         raise ValueError(f"dark sky is a share of the crops, 0 to 1, got {config.dark_sky}")
-    if config.shift_consistency and config.crop_size < 64:
+    if not config.dark_sky_shift_consistency >= 0:
+        raise ValueError(f"dark-sky shift consistency is a weight >= 0, got {config.dark_sky_shift_consistency}")
+    if config.dark_sky_shift_consistency and not config.dark_sky:
+        raise ValueError("dark-sky shift consistency needs --dark-sky")
+    if _shift_penalised(config) and config.crop_size < 64:
         raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
+
+
+def _shift_penalised(config: TrainConfig) -> bool:
+    return bool(config.shift_consistency or config.dark_sky_shift_consistency)
+
+
+def _shift_weights(config: TrainConfig, on_dark_sky):
+    """Each crop's weight of the shift penalty: more where its context is a dark sky."""
+    import torch
+
+    weights = torch.tensor([config.shift_consistency])
+    return weights if on_dark_sky is None else weights + config.dark_sky_shift_consistency * on_dark_sky.float()
 
 
 def _load_state(output: Path, resume: bool) -> dict | None:
@@ -346,6 +368,7 @@ def _train_loop(
     with tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0) as bar:
         for batch in loader:
             batch, *views = batch if isinstance(batch, (list, tuple)) else (batch,)
+            on_dark_sky = views.pop() if config.dark_sky else None
             elapsed = checkpointer.elapsed()
             if step >= config.steps or elapsed >= time_limit or (cancel is not None and cancel()):
                 break
@@ -370,7 +393,7 @@ def _train_loop(
                         max_hints=config.max_hints,
                     )
             pair = (
-                ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.shift_consistency else None
+                ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if _shift_penalised(config) else None
             )
             cut_out = {"context": contexts[1]} if len(contexts) > 1 else None
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
@@ -387,8 +410,12 @@ def _train_loop(
                 output = network(lightness, **inputs)
             loss = loss_fn(output, ab) + context_penalty
             if pair is not None:
-                loss = loss + config.shift_consistency * pair.disagreement(
-                    output, regression=colorizer.head == "regression", bins=loss_fn.bins, decoded_weight=config.decoded_consistency
+                loss = loss + pair.disagreement(
+                    output,
+                    regression=colorizer.head == "regression",
+                    bins=loss_fn.bins,
+                    decoded_weight=config.decoded_consistency,
+                    weights=_shift_weights(config, on_dark_sky),
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -486,7 +513,7 @@ def train(
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
     # Views of random cut-outs: for the shifted window's context, or for the main loss's.
-    region_views = bool(config.shift_consistency or config.cut_out_context or config.context_consistency)
+    region_views = bool(_shift_penalised(config) or config.cut_out_context or config.context_consistency)
     loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
 
     checkpointer = Checkpointer(

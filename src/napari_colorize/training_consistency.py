@@ -103,7 +103,7 @@ class ShiftedPair:
         spread = second.flatten(1).std(dim=1).clamp_min(MIN_NOISE_SPREAD)[:, None, None, None]
         return torch.cat([lightness[:count], (second + level * spread * noise).clamp(0.0, 100.0)])
 
-    def disagreement(self, output, *, regression: bool, bins=None, decoded_weight: float = 0.0):
+    def disagreement(self, output, *, regression: bool, bins=None, decoded_weight: float = 0.0, weights=None):
         """How much the two windows' outputs differ where they overlap.
 
         Classification: the symmetric Kullback-Leibler divergence of the two
@@ -114,7 +114,8 @@ class ShiftedPair:
         small divergence into a visible change of colour. Regression: the
         squared ab difference (divided by 110 squared). Mean over the
         overlap, with the second window's output interpolated onto the
-        first's grid.
+        first's grid; with ``weights`` (one per crop), the mean of each
+        crop's mean times its weight.
         """
         import torch
 
@@ -122,15 +123,15 @@ class ShiftedPair:
         first, second = output[:count].float(), output[count:].float()
         if regression:
             first, second = self._overlap(first, second)
-            return ((first - second) / 110.0).pow(2).sum(dim=1).mean()
+            return _weighted_mean(((first - second) / 110.0).pow(2).sum(dim=1), weights)
         logits = (first, second)
         first, second = self._overlap(torch.softmax(first, dim=1), torch.softmax(second, dim=1))
         tiny = torch.finfo(first.dtype).tiny
-        divergence = ((first - second) * (torch.log(first + tiny) - torch.log(second + tiny))).sum(dim=1).mean()
-        if not decoded_weight:
-            return divergence
-        first, second = self._overlap(*(annealed_mean(value, bins) for value in logits))
-        return divergence + decoded_weight * ((first - second) / DECODED_SCALE).pow(2).sum(dim=1).mean()
+        divergence = ((first - second) * (torch.log(first + tiny) - torch.log(second + tiny))).sum(dim=1)
+        if decoded_weight:
+            first, second = self._overlap(*(annealed_mean(value, bins) for value in logits))
+            divergence = divergence + decoded_weight * ((first - second) / DECODED_SCALE).pow(2).sum(dim=1)
+        return _weighted_mean(divergence, weights)
 
     def _overlap(self, first, second):
         """Both outputs cut (and the second interpolated) to where they see the same image."""
@@ -151,3 +152,10 @@ class ShiftedPair:
         length = size - whole - 1
         between = (1 - fraction) * second.narrow(axis, 1, length) + fraction * second.narrow(axis, 0, length)
         return first.narrow(axis, whole + 1, length), between
+
+
+def _weighted_mean(per_pixel, weights):
+    """The mean of (N, H, W) ``per_pixel``, or of each crop's mean times its weight."""
+    if weights is None:
+        return per_pixel.mean()
+    return (per_pixel.mean(dim=(1, 2)) * weights.to(per_pixel)).mean()

@@ -215,7 +215,8 @@ class ColorCrops:
         view shows the image small, fading into a dark, noisy, starry
         background (see :func:`on_dark_sky`), as a telescope frame shows a
         galaxy: the crop's colours stay its own, so the network learns not
-        to read a mostly empty frame as a night scene.
+        to read a mostly empty frame as a night scene. Items then end with
+        a bool tensor that is True where the view is such a frame.
     """
 
     def __init__(
@@ -279,9 +280,11 @@ class ColorCrops:
             (top, bottom), (left, right) = (cut_out_span(start, c, n, rng) for start, n in ((y, rgb.shape[0]), (x, rgb.shape[1])))
             views.append(rgb[top:bottom, left:right])
         # Drawn last, and only when asked, so runs without it see the same crops as before.
-        if self.dark_sky and rng.random() < self.dark_sky:
+        on_dark = bool(self.dark_sky) and rng.random() < self.dark_sky
+        if on_dark:
             views[0] = on_dark_sky(rgb, rng)
-        return (crop, *(self._as_view(view, flip, turns, upside_down) for view in views))
+        item = (crop, *(self._as_view(view, flip, turns, upside_down) for view in views))
+        return (*item, torch.tensor(on_dark)) if self.dark_sky else item
 
     def _as_view(self, rgb: np.ndarray, flip: bool, turns: int, upside_down: bool):
         """``rgb`` resized to the context view, oriented as the crop was."""
