@@ -15,16 +15,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from .color import DEFAULT_REBALANCE_LAMBDA, ab_bins, rebalance_weights
+from .color import ab_bins, rebalance_weights
 from .devices import resolve_device
 from .model import Colorizer, copy_matching_weights, create_colorizer, load_checkpoint
 from .model_info import ModelDescription
 from .training_checkpoint import Checkpointer, state_path
+from .training_config import TrainConfig
 from .training_consistency import ShiftedPair, context_disagreement
 from .training_data import ColorCrops, TrainingData
 from .training_inputs import chosen_contexts, network_inputs
@@ -69,167 +69,9 @@ class TrainingProgress:
         return min(1.0, max(self.step / max(1, self.steps), by_time))
 
 
-@dataclass
-class TrainConfig:
-    """Options of a training run (all recorded in the checkpoint).
-
-    Attributes
-    ----------
-    head : {'classification', 'regression'}
-    steps : int
-        Optimiser steps of the whole run.
-    batch_size : int
-    crop_size : int
-        Side of the training crops: a multiple of 16, at least 32.
-    scale_jitter : (float, float)
-        Range of the random rescaling of the images before cropping.
-    learning_rate : float
-        Peak learning rate (linear warm-up, then cosine decay to 2 %).
-    weight_decay : float
-    width : int
-        Channels of the network's first layer (a fresh model only).
-    rebalance_lambda : float
-        Mix of the prior with the uniform one for the class-rebalancing weights.
-    time_limit_minutes : float, optional
-        Stop after this much training time (the schedule then follows time).
-    checkpoint_minutes : float
-        Save a checkpoint and the resume state this often.
-    workers : int
-        DataLoader worker processes (0: load in the training process).
-    seed : int
-        Seeds the initial weights and the crops.
-    architecture : str, optional
-        Network family of a fresh model, or of a model warm-started from
-        ``init`` (whose matching weights it takes); default: the init
-        model's, else colornet-v1.
-    hint_fraction : float
-        Share of the crops given hints sampled from the truth (networks that
-        take hints).
-    max_hints : int
-        Most hints in one crop.
-    fresh_lr_scale : float
-        With ``init``, the weights it could not provide (a new branch) learn
-        at this multiple of the learning rate.
-    any_orientation : bool
-        Augment with quarter turns and upside-down flips, so the network
-        learns no up/down colour prior (natural photos have one; scientific
-        images do not).
-    shift_consistency : float
-        Weight of the penalty for colouring a pixel differently when the
-        window around it moves, or (for a network that takes the frame's
-        context) when the frame is cropped around it (see
-        :mod:`napari_colorize.training_consistency`); 0 trains on whole crops
-        without it. Needs crops of at least 64.
-    decoded_consistency : float
-        With ``shift_consistency``, how much of that penalty (classification
-        only) is also charged on the difference of the two windows' decoded
-        colours, the annealed means the user sees, beside the divergence of
-        their distributions; 0 charges the divergence alone.
-    cut_out_context : float
-        Share of the crops (0 to 1) whose context, for a network that takes
-        the frame's context, is a random cut-out of the image around or
-        inside the crop rather than the whole image, as when a user
-        colorizes a crop: the network learns to colour a structure from the
-        structure, not from what the rest of the frame happens to hold. 0
-        always gives the whole image's.
-    context_consistency : float
-        Weight of the penalty for the frame-context path answering a random
-        cut-out of the image differently from the whole image (see
-        :func:`napari_colorize.training_consistency.context_disagreement`),
-        so that a crop colorized alone gets the context its frame would give;
-        0 for none. Networks that take the frame's context only.
-    dark_sky : float
-        Share of the crops (0 to 1) whose whole-image context shows their
-        image small on a dark, noisy, starry background (see
-        :func:`napari_colorize.training_data.on_dark_sky`), so the colours
-        of a galaxy or a cell do not hang on how much of its frame is empty
-        background. Networks that take the frame's context only; 0 for none.
-    dark_sky_shift_consistency : float
-        Extra weight of the shift penalty on the crops given a dark-sky
-        context (beside ``shift_consistency`` on every crop): telescope-like
-        frames, where a colour that moves with the grid is most visible,
-        can be held harder than photographs, whose colours the penalty dulls.
-    """
-
-    head: str = "classification"
-    steps: int = 20000
-    batch_size: int = 32
-    crop_size: int = 128
-    scale_jitter: tuple[float, float] = (0.6, 1.2)
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-5
-    width: int = 32
-    rebalance_lambda: float = DEFAULT_REBALANCE_LAMBDA
-    time_limit_minutes: float | None = None
-    checkpoint_minutes: float = 5.0
-    workers: int = field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)))
-    seed: int = 0
-    architecture: str | None = None
-    hint_fraction: float = 0.5
-    max_hints: int = 20
-    any_orientation: bool = False
-    fresh_lr_scale: float = 1.0
-    shift_consistency: float = 0.0
-    decoded_consistency: float = 0.0
-    cut_out_context: float = 0.0
-    context_consistency: float = 0.0
-    dark_sky: float = 0.0
-    dark_sky_shift_consistency: float = 0.0
-
-
-def _learning_rate(config: TrainConfig, step: int, elapsed: float) -> float:
-    """Linear warm-up, then cosine decay over the steps (or the time limit, if sooner)."""
-    warmup = min(500, max(1, config.steps // 20))
-    if step < warmup:
-        return config.learning_rate * (step + 1) / warmup
-    fraction = step / config.steps
-    if config.time_limit_minutes:
-        fraction = max(fraction, elapsed / (60.0 * config.time_limit_minutes))
-    return config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
-
-
 # --------------------------------------------------------------------------
 # The steps of train()
 # --------------------------------------------------------------------------
-def _check_options(config: TrainConfig, output: Path) -> None:
-    """Refuse an output or crop size the run could not use, before any work."""
-    if output.suffix != ".safetensors":
-        raise ValueError(f"the output checkpoint must end in .safetensors, got {output}")
-    # The network downsamples 16 times; the ab target needs crops of whole blocks.
-    if config.crop_size % 16 or config.crop_size < 32:
-        raise ValueError(f"crop size must be a multiple of 16 and >= 32, got {config.crop_size}")
-    if not config.shift_consistency >= 0:
-        raise ValueError(f"shift consistency is a weight >= 0, got {config.shift_consistency}")
-    if not config.decoded_consistency >= 0:
-        raise ValueError(f"decoded consistency is a weight >= 0, got {config.decoded_consistency}")
-    if config.decoded_consistency and (not _shift_penalised(config) or config.head != "classification"):
-        raise ValueError("decoded consistency needs --shift-consistency and a classification head")
-    if not 0 <= config.cut_out_context <= 1:
-        raise ValueError(f"cut-out context is a share of the crops, 0 to 1, got {config.cut_out_context}")
-    if not config.context_consistency >= 0:
-        raise ValueError(f"context consistency is a weight >= 0, got {config.context_consistency}")
-    if not 0 <= config.dark_sky <= 1:
-        raise ValueError(f"dark sky is a share of the crops, 0 to 1, got {config.dark_sky}")
-    if not config.dark_sky_shift_consistency >= 0:
-        raise ValueError(f"dark-sky shift consistency is a weight >= 0, got {config.dark_sky_shift_consistency}")
-    if config.dark_sky_shift_consistency and not config.dark_sky:
-        raise ValueError("dark-sky shift consistency needs --dark-sky")
-    if _shift_penalised(config) and config.crop_size < 64:
-        raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {config.crop_size}")
-
-
-def _shift_penalised(config: TrainConfig) -> bool:
-    return bool(config.shift_consistency or config.dark_sky_shift_consistency)
-
-
-def _shift_weights(config: TrainConfig, on_dark_sky):
-    """Each crop's weight of the shift penalty: more where its context is a dark sky."""
-    import torch
-
-    weights = torch.tensor([config.shift_consistency])
-    return weights if on_dark_sky is None else weights + config.dark_sky_shift_consistency * on_dark_sky.float()
-
-
 def _load_state(output: Path, resume: bool) -> dict | None:
     """The saved state of an interrupted run to resume, if asked for and there is one."""
     import torch
@@ -373,7 +215,7 @@ def _train_loop(
             if step >= config.steps or elapsed >= time_limit or (cancel is not None and cancel()):
                 break
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(config, step, elapsed) * group.get("lr_scale", 1.0)  # states saved before lr_scale have none
+                group["lr"] = config.scheduled_learning_rate(step, elapsed) * group.get("lr_scale", 1.0)  # states saved before lr_scale have none
             lab = lab_of(batch, device)  # once: the input, the target and the hints all come from it
             hints_generator.manual_seed(config.seed * 1_000_003 + step)
             inputs = {}
@@ -393,7 +235,7 @@ def _train_loop(
                         max_hints=config.max_hints,
                     )
             pair = (
-                ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if _shift_penalised(config) else None
+                ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.penalises_shift else None
             )
             cut_out = {"context": contexts[1]} if len(contexts) > 1 else None
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
@@ -415,7 +257,7 @@ def _train_loop(
                     regression=colorizer.head == "regression",
                     bins=loss_fn.bins,
                     decoded_weight=config.decoded_consistency,
-                    weights=_shift_weights(config, on_dark_sky),
+                    weights=config.shift_weights(on_dark_sky),
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -490,7 +332,7 @@ def train(
 
     config = config or TrainConfig()
     output = Path(output)
-    _check_options(config, output)
+    config.check(output)
     torch_device = resolve_device(device)
     torch.manual_seed(config.seed)  # before the model is built: seeds its initial weights
     state = _load_state(output, resume)
@@ -513,7 +355,7 @@ def train(
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
     # Views of random cut-outs: for the shifted window's context, or for the main loss's.
-    region_views = bool(_shift_penalised(config) or config.cut_out_context or config.context_consistency)
+    region_views = bool(config.penalises_shift or config.cut_out_context or config.context_consistency)
     loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
 
     checkpointer = Checkpointer(

@@ -1,0 +1,167 @@
+"""The options of a training run: declared, checked and recorded in one place."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .color import DEFAULT_REBALANCE_LAMBDA
+
+
+@dataclass
+class TrainConfig:
+    """Options of a training run (all recorded in the checkpoint).
+
+    Attributes
+    ----------
+    head : {'classification', 'regression'}
+    steps : int
+        Optimiser steps of the whole run.
+    batch_size : int
+    crop_size : int
+        Side of the training crops: a multiple of 16, at least 32.
+    scale_jitter : (float, float)
+        Range of the random rescaling of the images before cropping.
+    learning_rate : float
+        Peak learning rate (linear warm-up, then cosine decay to 2 %).
+    weight_decay : float
+    width : int
+        Channels of the network's first layer (a fresh model only).
+    rebalance_lambda : float
+        Mix of the prior with the uniform one for the class-rebalancing weights.
+    time_limit_minutes : float, optional
+        Stop after this much training time (the schedule then follows time).
+    checkpoint_minutes : float
+        Save a checkpoint and the resume state this often.
+    workers : int
+        DataLoader worker processes (0: load in the training process).
+    seed : int
+        Seeds the initial weights and the crops.
+    architecture : str, optional
+        Network family of a fresh model, or of a model warm-started from
+        ``init`` (whose matching weights it takes); default: the init
+        model's, else colornet-v1.
+    hint_fraction : float
+        Share of the crops given hints sampled from the truth (networks that
+        take hints).
+    max_hints : int
+        Most hints in one crop.
+    fresh_lr_scale : float
+        With ``init``, the weights it could not provide (a new branch) learn
+        at this multiple of the learning rate.
+    any_orientation : bool
+        Augment with quarter turns and upside-down flips, so the network
+        learns no up/down colour prior (natural photos have one; scientific
+        images do not).
+    shift_consistency : float
+        Weight of the penalty for colouring a pixel differently when the
+        window around it moves, or (for a network that takes the frame's
+        context) when the frame is cropped around it (see
+        :mod:`napari_colorize.training_consistency`); 0 trains on whole crops
+        without it. Needs crops of at least 64.
+    decoded_consistency : float
+        With ``shift_consistency``, how much of that penalty (classification
+        only) is also charged on the difference of the two windows' decoded
+        colours, the annealed means the user sees, beside the divergence of
+        their distributions; 0 charges the divergence alone.
+    cut_out_context : float
+        Share of the crops (0 to 1) whose context, for a network that takes
+        the frame's context, is a random cut-out of the image around or
+        inside the crop rather than the whole image, as when a user
+        colorizes a crop: the network learns to colour a structure from the
+        structure, not from what the rest of the frame happens to hold. 0
+        always gives the whole image's.
+    context_consistency : float
+        Weight of the penalty for the frame-context path answering a random
+        cut-out of the image differently from the whole image (see
+        :func:`napari_colorize.training_consistency.context_disagreement`),
+        so that a crop colorized alone gets the context its frame would give;
+        0 for none. Networks that take the frame's context only.
+    dark_sky : float
+        Share of the crops (0 to 1) whose whole-image context shows their
+        image small on a dark, noisy, starry background (see
+        :func:`napari_colorize.training_data.on_dark_sky`), so the colours
+        of a galaxy or a cell do not hang on how much of its frame is empty
+        background. Networks that take the frame's context only; 0 for none.
+    dark_sky_shift_consistency : float
+        Extra weight of the shift penalty on the crops given a dark-sky
+        context (beside ``shift_consistency`` on every crop): telescope-like
+        frames, where a colour that moves with the grid is most visible,
+        can be held harder than photographs, whose colours the penalty dulls.
+    """
+
+    head: str = "classification"
+    steps: int = 20000
+    batch_size: int = 32
+    crop_size: int = 128
+    scale_jitter: tuple[float, float] = (0.6, 1.2)
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-5
+    width: int = 32
+    rebalance_lambda: float = DEFAULT_REBALANCE_LAMBDA
+    time_limit_minutes: float | None = None
+    checkpoint_minutes: float = 5.0
+    workers: int = field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)))
+    seed: int = 0
+    architecture: str | None = None
+    hint_fraction: float = 0.5
+    max_hints: int = 20
+    any_orientation: bool = False
+    fresh_lr_scale: float = 1.0
+    shift_consistency: float = 0.0
+    decoded_consistency: float = 0.0
+    cut_out_context: float = 0.0
+    context_consistency: float = 0.0
+    dark_sky: float = 0.0
+    dark_sky_shift_consistency: float = 0.0
+
+    def check(self, output: Path) -> None:
+        """Refuse an output, a crop size or a weight the run could not use, before any work."""
+        if output.suffix != ".safetensors":
+            raise ValueError(f"the output checkpoint must end in .safetensors, got {output}")
+        # The network downsamples 16 times; the ab target needs crops of whole blocks.
+        if self.crop_size % 16 or self.crop_size < 32:
+            raise ValueError(f"crop size must be a multiple of 16 and >= 32, got {self.crop_size}")
+        weights = {
+            "shift consistency": self.shift_consistency,
+            "decoded consistency": self.decoded_consistency,
+            "context consistency": self.context_consistency,
+            "dark-sky shift consistency": self.dark_sky_shift_consistency,
+        }
+        for name, value in weights.items():
+            if not value >= 0:
+                raise ValueError(f"{name} is a weight >= 0, got {value}")
+        for name, value in (("cut-out context", self.cut_out_context), ("dark sky", self.dark_sky)):
+            if not 0 <= value <= 1:
+                raise ValueError(f"{name} is a share of the crops, 0 to 1, got {value}")
+        if self.decoded_consistency and (not self.penalises_shift or self.head != "classification"):
+            raise ValueError("decoded consistency needs --shift-consistency and a classification head")
+        if self.dark_sky_shift_consistency and not self.dark_sky:
+            raise ValueError("dark-sky shift consistency needs --dark-sky")
+        if self.penalises_shift and self.crop_size < 64:
+            raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {self.crop_size}")
+
+    def scheduled_learning_rate(self, step: int, elapsed: float) -> float:
+        """Linear warm-up, then cosine decay over the steps (or the time limit, if sooner)."""
+        warmup = min(500, max(1, self.steps // 20))
+        if step < warmup:
+            return self.learning_rate * (step + 1) / warmup
+        fraction = step / self.steps
+        if self.time_limit_minutes:
+            fraction = max(fraction, elapsed / (60.0 * self.time_limit_minutes))
+        return self.learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
+
+    @property
+    def penalises_shift(self) -> bool:
+        """Whether crops are seen through two shifted windows that must agree."""
+        return bool(self.shift_consistency or self.dark_sky_shift_consistency)
+
+    def shift_weights(self, on_dark_sky=None):
+        """Each crop's weight of the shift penalty: more where its context is a
+        dark sky (``on_dark_sky``, bool per crop), or one weight for all."""
+        import torch
+
+        weights = torch.tensor([self.shift_consistency])
+        return weights if on_dark_sky is None else weights + self.dark_sky_shift_consistency * on_dark_sky.float()
