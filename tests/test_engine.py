@@ -22,13 +22,23 @@ import torch
 from helpers import smooth_frame
 
 from napari_colorize import colorize
-from napari_colorize.engine import Predictor, autocast, colorize_strips
+from napari_colorize.engine import MAX_ENLARGEMENT, Predictor, autocast, colorize_strips, working_shape
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 needs_dask = pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="needs dask")
 
 TEMPERATURE = 0.38
 LOGGER = "napari_colorize.engine"
+
+
+def test_the_working_shape_reaches_the_models_smallest_side_and_no_further():
+    assert working_shape((300, 200), 1.0, smallest_side=128) == (300, 200)
+    assert working_shape((300, 200), 0.5, smallest_side=0) == (150, 100)
+    # a small frame, or a scale that would make it small, is enlarged until its short side is 128
+    assert working_shape((64, 80), 1.0, smallest_side=128) == (128, 160)
+    assert working_shape((300, 200), 0.5, smallest_side=128) == (192, 128)
+    # a thin strip by at most MAX_ENLARGEMENT
+    assert working_shape((10, 1000), 1.0, smallest_side=128) == (round(10 * MAX_ENLARGEMENT), round(1000 * MAX_ENLARGEMENT))
 
 
 def short_of_memory(colorizer, limit: int, calls: list):

@@ -191,6 +191,17 @@ def test_scale_returns_full_resolution(natural, scale):
     assert np.abs(rgb_to_lab(out)[..., 0] - expected_lightness(frame)).mean() < 1.5
 
 
+def test_a_frame_smaller_than_the_training_crops_is_worked_at_their_size(natural):
+    # natural was trained on 128 px crops, and training enlarged smaller images
+    # until a crop fitted: a 64 x 80 frame is seen at twice its size, as at scale 2
+    assert natural.smallest_side == 128
+    frame = smooth_frame((64, 80), seed=11)
+    out = colorize(frame, model=natural, device="cpu")
+    assert out.shape == (64, 80, 3)
+    np.testing.assert_array_equal(out, colorize(frame, model=natural, device="cpu", scale=2.0))
+    assert np.abs(rgb_to_lab(out)[..., 0] - expected_lightness(frame)).mean() < 1.5
+
+
 # --------------------------------------------------------------------------
 # progress and cancel
 # --------------------------------------------------------------------------

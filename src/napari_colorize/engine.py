@@ -74,8 +74,19 @@ def resample_frame(frame, low: float, high: float, shape: tuple[int, int]) -> np
     return resize(across, shape)
 
 
-def working_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
-    """The frame shape at working resolution ``scale``."""
+#: Most a frame is enlarged to reach a model's smallest side (a long thin strip stays thin).
+MAX_ENLARGEMENT = 4.0
+
+
+def working_shape(shape: tuple[int, int], scale: float, *, smallest_side: int = 0) -> tuple[int, int]:
+    """The frame shape at working resolution ``scale``, enlarged where that
+    leaves its short side under ``smallest_side`` (a model's training crops,
+    :attr:`Colorizer.smallest_side`) until it reaches it, by at most
+    MAX_ENLARGEMENT: the network has seen such small images only enlarged,
+    and at their own size it leaves them nearly gray."""
+    short = min(shape) * scale
+    if 0 < short < smallest_side:
+        scale *= min(smallest_side / short, MAX_ENLARGEMENT)
     return tuple(max(1, int(round(n * scale))) for n in shape)
 
 
@@ -389,7 +400,7 @@ def _strips(
     (with the uncertainty rows when ``predict`` carries them)."""
     colorizer = predict.colorizer
     leading = image.shape[:-2]
-    working = working_shape(image.shape[-2:], options.scale)
+    working = working_shape(image.shape[-2:], options.scale, smallest_side=colorizer.smallest_side)
     grid = TileGrid.for_shape(working, tile=colorizer.tile_size, overlap=options.overlap, align=colorizer.output_stride)
     total = len(grid) * int(np.prod(leading, dtype=np.int64))
     done = 0

@@ -114,6 +114,17 @@ class Colorizer:
             )
 
     @property
+    def smallest_side(self) -> int:
+        """Short side, in pixels, of the smallest images the network was
+        trained on: its training crops, from the checkpoint's training record
+        (0 when it has none). Training enlarges every image whose short side
+        is under the crop until the crop fits, so the network has seen
+        smaller images only enlarged."""
+        training = self.metadata.get("training")
+        config = training.get("config") if isinstance(training, dict) else None
+        return int(config.get("crop_size") or 0) if isinstance(config, dict) else 0
+
+    @property
     def frame_inputs(self) -> tuple[str, ...]:
         """Names of the inputs computed from a view of the whole frame."""
         return tuple(spec.name for spec in self.extra_inputs if spec.kind == "frame")

@@ -185,7 +185,7 @@ class ColorizeOptions:
         minimum=0.0,
         exclusive_minimum=True,
         gui_range=(0.05, 4.0, 0.05),
-        help="working resolution relative to the input (0.5 halves it), so that objects appear at a size the model knows; the output keeps full resolution",
+        help="working resolution relative to the input (0.5 halves it), so that objects appear at a size the model knows; the output keeps full resolution. A frame whose short side would fall under the model's training crops (128 px for the shipped models) is enlarged to them (at most 4x), as training enlarged such small images",
     )
     overlap: int = option(
         DEFAULT_OVERLAP,
