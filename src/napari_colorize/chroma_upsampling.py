@@ -92,17 +92,27 @@ def gaussian_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
     reach = blur_reach(sigma)
     if reach == 0:
         return values
-    x = torch.arange(-reach, reach + 1, dtype=values.dtype, device=values.device)
+    x = torch.arange(-reach, reach + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (x / float(sigma)) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = values.shape[1]
-    ones = torch.ones_like(values[:1, :1])
+    weights = (kernel / kernel.sum()).tolist()
 
-    def separable(t, c):
-        t = F.conv2d(t, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(reach, 0), groups=c)
-        return F.conv2d(t, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, reach), groups=c)
+    # Shifted copies summed in a fixed order, not a convolution: each pixel's
+    # sum is then the same however many rows are passed (a convolution picks
+    # its kernel by the array's shape, and rounds differently), so strips
+    # with their halo equal the whole frame exactly.
+    def along(t, dim):
+        size = t.shape[dim]
+        pad = (0, 0, reach, reach) if dim == 2 else (reach, reach)
+        padded = F.pad(t, pad)
+        total = weights[0] * padded.narrow(dim, 0, size)
+        for i in range(1, 2 * reach + 1):
+            total = total + weights[i] * padded.narrow(dim, i, size)
+        return total
 
-    return separable(values, channels) / separable(ones, 1)
+    def separable(t):
+        return along(along(t, 2), 3)
+
+    return separable(values) / separable(torch.ones_like(values[:1, :1]))
 
 
 def guided_ab(
