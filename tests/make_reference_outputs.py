@@ -41,10 +41,27 @@ CASES = [
 ]
 
 
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo), else platform.processor():
+    two AVX512 machines of other models rounded differently (stop 18)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def machine() -> dict:
     import torch
 
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+    return {
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+    }
 
 
 def case_key(name: str, model: str, options: dict) -> str:
