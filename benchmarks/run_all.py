@@ -100,16 +100,6 @@ class LoadMonitor:
         self.sample()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def git_state() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
@@ -188,6 +178,8 @@ def main(argv=None) -> None:
         e2e = json.loads(e2e_json.read_text())
     total = time.perf_counter() - t0
     monitor.stop()
+
+    from napari_colorize.devices import cpu_model
 
     md = []
     md.append("# napari-colorize CPU benchmarks\n")

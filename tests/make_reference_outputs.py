@@ -41,20 +41,11 @@ CASES = [
 ]
 
 
-def cpu_model() -> str:
-    """The processor's model name (/proc/cpuinfo), else platform.processor():
-    two AVX512 machines of other models rounded differently (stop 18)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def machine() -> dict:
+    """What the digests depend on: two AVX512 machines of other CPU models rounded differently (stop 18)."""
     import torch
+
+    from napari_colorize.devices import cpu_model
 
     return {
         "torch": torch.__version__,

@@ -7,7 +7,9 @@ The one home of device choice: options validate a device name with
 
 from __future__ import annotations
 
+import platform
 import re
+from pathlib import Path
 
 #: Device kinds a user may name ('cuda:N' picks one GPU).
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -86,3 +88,15 @@ def describe_device(device: str) -> str:
         return f"runs on {resolve_device(device)}"
     except ValueError as exc:
         return f"unavailable: {exc}"
+
+
+def cpu_model() -> str:
+    """The processor's model name (from /proc/cpuinfo, else the platform's):
+    benchmarks report it, and CPU kernels round differently between models."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
