@@ -3,7 +3,8 @@ keeping its own automatic result.
 
 colornet-v2 adds the output of its hint path to the encoder's features at
 1/4 resolution. With no hints the path's input is all zeros and, with
-edge-replicating padding (colornet-v2-replicate), its output one constant
+edge-replicating padding (colornet-v2-replicate and colornet-v2-antialiased,
+which share its hint path), its output one constant
 vector. This copies the donor's hint path and hint gains and shifts the bias
 of the path's last 1x1 convolution by (the model's zero-hint output - the
 donor's), so that with no hints the result is the model's own and with
@@ -28,6 +29,8 @@ from pathlib import Path
 
 #: Side of the zero-hint probe: any size works, the output is constant.
 PROBE_SIDE = 64
+#: Architectures whose hint path pads by repeating edges (the same path in both).
+REPLICATING = ("colornet-v2-replicate", "colornet-v2-antialiased")
 
 
 def zero_hint_output(colorizer):
@@ -57,8 +60,8 @@ def main(argv=None) -> int:
 
     model, donor = load_checkpoint(args.model, device="cpu"), load_checkpoint(args.donor, device="cpu")
     for colorizer, path in ((model, args.model), (donor, args.donor)):
-        if colorizer.architecture != "colornet-v2-replicate":
-            parser.error(f"{path} is {colorizer.architecture}: only colornet-v2-replicate keeps a constant zero-hint output")
+        if colorizer.architecture not in REPLICATING:
+            parser.error(f"{path} is {colorizer.architecture}: only {' and '.join(REPLICATING)} keep a constant zero-hint output")
     widths = (model.metadata.get("width"), donor.metadata.get("width"))
     if widths[0] != widths[1]:
         parser.error(f"the networks differ in width {widths}")

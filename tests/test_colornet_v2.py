@@ -66,6 +66,32 @@ def test_with_replicated_edges_a_tile_cannot_tell_where_its_window_ends():
     assert spread["colornet-v2-replicate"] < 1e-4 < spread["colornet-v2"]
 
 
+def test_antialiased_strides_do_not_alias_the_finest_pattern():
+    """A stride-2 layer samples every other pixel: a pattern at the pixel pitch
+    reaches it as a coarse false pattern that flips when the input moves by
+    one pixel (the grid's phase recolours a structure). Low-passed first, the
+    pattern does not reach it, wherever the grid falls."""
+    columns = torch.tensor([1.0, -1.0]).repeat(16)
+    stripes = 50.0 + 20.0 * columns.expand(1, 1, 32, 32)
+    moved = stripes.roll(1, dims=-1)
+    change = {}
+    for architecture in ("colornet-v2-replicate", "colornet-v2-antialiased"):
+        model = randomise(create_colorizer(architecture=architecture, width=8), seed=3)
+        with torch.no_grad():
+            stem = model.network.stem
+            interior = (..., slice(2, -2), slice(2, -2))
+            change[architecture] = float((stem(moved / 50.0 - 1.0) - stem(stripes / 50.0 - 1.0))[interior].abs().max())
+    assert change["colornet-v2-antialiased"] < 1e-5 < change["colornet-v2-replicate"]
+
+
+def test_antialiased_warm_starts_from_replicate_with_every_weight():
+    """The low-pass has no weights: the network takes colornet-v2-replicate's, all of them, under the same names."""
+    replicate = randomise(create_colorizer(architecture="colornet-v2-replicate", width=8), seed=5)
+    antialiased = create_colorizer(architecture="colornet-v2-antialiased", width=8)
+    assert copy_matching_weights(antialiased, replicate) == []
+    assert antialiased.network.state_dict().keys() == replicate.network.state_dict().keys()
+
+
 def test_it_declares_its_inputs_and_loads_back(v2, tmp_path):
     assert v2.input_names == ("hints", "context") and v2.frame_inputs == ("context",)
     assert v2.metadata["inputs"] == ["lightness", "hints", "context"] and v2.metadata["context_view"] == 128

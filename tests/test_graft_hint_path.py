@@ -29,8 +29,10 @@ def outputs(path, hints):
         return network(lightness, hints=hints, context=context)
 
 
-def test_no_hints_give_the_models_result_and_hints_the_donors_response(script, tmp_path):
-    model, donor, out = saved(tmp_path / "model.safetensors", 1), saved(tmp_path / "donor.safetensors", 2), tmp_path / "out.safetensors"
+@pytest.mark.parametrize("architecture", ["colornet-v2-replicate", "colornet-v2-antialiased"])
+def test_no_hints_give_the_models_result_and_hints_the_donors_response(script, tmp_path, architecture):
+    model, donor = saved(tmp_path / "model.safetensors", 1, architecture), saved(tmp_path / "donor.safetensors", 2)
+    out = tmp_path / "out.safetensors"
     assert script.main([str(model), str(donor), str(out)]) == 0
     none = torch.zeros(1, HINT_CHANNELS, 64, 64)
     own = outputs(model, none)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .colornet import HINT_CHANNELS, build_colornet_v1, build_colornet_v2, build_colornet_v2_replicate
+from .colornet import HINT_CHANNELS, build_colornet_v1, build_colornet_v2, build_colornet_v2_antialiased, build_colornet_v2_replicate
 
 HEADS = ("classification", "regression")
 #: Kinds of extra input: per-pixel channels cut into tiles with the frame, or
@@ -143,5 +143,9 @@ COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build
 #: The second generation padding by edge replication: no sense of where the window ends.
 COLORNET_V2_REPLICATE = register_architecture(
     Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS, generation=2)
+)
+#: ... and low-passing before its first two strides: no recolouring when the grid moves by a pixel.
+COLORNET_V2_ANTIALIASED = register_architecture(
+    Architecture(name="colornet-v2-antialiased", build=build_colornet_v2_antialiased, extra_inputs=V2_INPUTS, generation=2)
 )
 DEFAULT_ARCHITECTURE = COLORNET_V1.name

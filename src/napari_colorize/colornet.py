@@ -14,7 +14,9 @@ weights computes exactly what v1 did until training moves it:
   a low-resolution view of it (Iizuka et al. 2016), fused into the features
   at 1/16 resolution, so that the tiles of a frame (or of a stack) agree.
 
-``colornet-v2-replicate`` is colornet-v2 with edge-replicating padding.
+``colornet-v2-replicate`` is colornet-v2 with edge-replicating padding, and
+``colornet-v2-antialiased`` that network with its first two stride-2 layers
+low-passing their input first.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ HINT_SPREAD_SIGMAS = (16.0, 128.0)
 HINT_CHANNELS = 3 + 3 * len(HINT_SPREAD_SIGMAS)
 #: Spread of the evidence a hint colour gives over the ab bins (ab units).
 HINT_EVIDENCE_SIGMA = 10.0
+#: Binomial low-pass taken before a stride-2 layer of colornet-v2-antialiased.
+ANTIALIAS_TAPS = (1.0, 2.0, 1.0)
 
 
 @lru_cache(maxsize=1)
@@ -162,7 +166,26 @@ def _blocks() -> SimpleNamespace:
                     out = out - weight * distance2 * (AB_SCALE / HINT_EVIDENCE_SIGMA) ** 2 / 2
             return out
 
-    return SimpleNamespace(ColorNet=ColorNet, ColorNetV2=ColorNetV2)
+    class BlurredConv2d(nn.Conv2d):
+        """A strided convolution that low-passes its input with a binomial
+        filter first (edge-replicating), so that what it samples holds
+        little above the new Nyquist frequency: moving the input by a pixel
+        then moves its output by half a pixel instead of changing it
+        (Zhang 2019, "Making convolutional networks shift-invariant again").
+        Same parameters, same names as the Conv2d it replaces."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            taps = torch.as_tensor(ANTIALIAS_TAPS)
+            kernel = torch.outer(taps, taps) / taps.sum() ** 2
+            self.register_buffer("low_pass", kernel.expand(self.in_channels, 1, *kernel.shape).clone(), persistent=False)
+
+        def forward(self, x):
+            reach = self.low_pass.shape[-1] // 2
+            padded = nn.functional.pad(x, (reach,) * 4, mode="replicate")
+            return super().forward(nn.functional.conv2d(padded, self.low_pass.to(x.dtype), groups=self.in_channels))
+
+    return SimpleNamespace(ColorNet=ColorNet, ColorNetV2=ColorNetV2, BlurredConv2d=BlurredConv2d)
 
 
 def build_colornet_v1(*, head: str, bins, width: int):
@@ -185,4 +208,20 @@ def build_colornet_v2_replicate(*, head: str, bins, width: int):
     for layer in network.modules():
         if isinstance(layer, nn.Conv2d) and any(layer.padding):
             layer.padding_mode = "replicate"
+    return network
+
+
+def build_colornet_v2_antialiased(*, head: str, bins, width: int):
+    """colornet-v2-replicate whose two stride-2 layers to the output's 1/4
+    resolution low-pass their input first: a shift of the input by a
+    fraction of the output stride then moves the features, not recolours
+    them (same weights, same names; warm-starts from colornet-v2-replicate)."""
+    network = build_colornet_v2_replicate(head=head, bins=bins, width=width)
+    blurred = _blocks().BlurredConv2d
+    for block in (network.stem, network.down4[0]):
+        plain = block[0]
+        block[0] = blurred(
+            plain.in_channels, plain.out_channels, plain.kernel_size, stride=plain.stride,
+            padding=plain.padding, bias=plain.bias is not None, padding_mode=plain.padding_mode,
+        )
     return network
