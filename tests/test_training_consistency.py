@@ -159,6 +159,49 @@ def test_a_run_that_holds_dark_sky_crops_harder_trains_and_records_it(training_f
     assert load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]["config"]["dark_sky_shift_consistency"] == 3.0
 
 
+def test_an_anchored_crop_teaches_only_its_second_window():
+    """A frame's crop: the window with the whole frame's context is held
+    fixed, the cut-out's window learns to colour as it does."""
+    pair = ShiftedPair(side=64, dy=0, dx=4, stride=4)
+    logits = torch.randn(4, 5, 16, 16, requires_grad=True)  # two crops, two windows each
+    pair.disagreement(logits, regression=False, anchored=torch.tensor([True, False])).backward()
+    gradient = logits.grad.flatten(1).abs().sum(dim=1)
+    assert gradient[0] == 0 and gradient[1] > 0  # first windows: the anchored crop's is left alone
+    assert gradient[2] > 0 and gradient[3] > 0  # second windows: both learn
+
+
+def test_a_run_with_frames_learns_no_colour_from_them_and_records_them(training_folder, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):  # a gray frame (which a colour folder would skip) and a 16-bit one
+        Image.fromarray((rng.random((80, 90)) * 255).astype(np.uint8)).save(frames / f"gray{i}.png")
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(frames / "deep.tif", (rng.random((70, 100)) * 40000).astype(np.uint16))
+    config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, frames_share=0.5, frames_shift_consistency=2.0, **FAST)
+    train([training_folder], output=tmp_path / "v2.safetensors", config=config, frames=[frames], device="cpu", progress=False)
+    training = load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]
+    assert training["config"]["frames_share"] == 0.5 and training["config"]["frames_shift_consistency"] == 2.0
+    assert training["data"]["frames"] == {"folders": ["frames"], "images": 3}
+    with pytest.raises(ValueError, match="needs frames"):
+        train([training_folder], output=tmp_path / "none.safetensors", config=config, device="cpu", progress=False)
+
+
+def test_the_colour_loss_skips_crops_of_weight_zero():
+    from napari_colorize.model import create_colorizer
+    from napari_colorize.training_loss import Loss
+
+    colorizer = create_colorizer(architecture="colornet-v1", width=8)
+    loss = Loss(colorizer, torch.ones(len(colorizer.bins)).numpy(), torch.device("cpu"))
+    output, ab = torch.randn(2, len(colorizer.bins), 4, 4), torch.rand(2, 2, 4, 4) * 60 - 30
+    first_only = loss(output, ab, torch.tensor([1.0, 0.0]))
+    assert first_only == pytest.approx(float(loss(output[:1], ab[:1])), rel=1e-5)
+    assert float(loss(output, ab, torch.tensor([1.0, 1.0]))) == pytest.approx(float(loss(output, ab)), rel=1e-5)
+
+
 def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, tmp_path):
     config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, decoded_consistency=0.5, **FAST)
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, device="cpu", progress=False)
@@ -177,6 +220,9 @@ def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, t
         ({"dark_sky": 1.5}, "0 to 1"),
         ({"dark_sky": 0.5, "dark_sky_shift_consistency": -1.0}, "a weight >= 0"),
         ({"dark_sky_shift_consistency": 2.0}, "needs --dark-sky"),
+        ({"frames_share": 1.5, "shift_consistency": 1.0}, "0 to 1"),
+        ({"frames_share": 0.5}, "teach only the shift penalty"),
+        ({"frames_shift_consistency": 2.0}, "needs a --frames-share"),
     ],
 )
 def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):

@@ -3,6 +3,7 @@ unreadable files skipped, colour prior counted) and repeatable random crops."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from napari_colorize.color import ab_bins
@@ -100,3 +101,25 @@ def test_dark_sky_views_replace_the_whole_images_view_for_a_share_of_the_crops(t
             changed += 1
             assert view_dark.float().mean() < view.float().mean()
     assert 3 <= changed <= 13
+
+
+def test_a_share_of_the_crops_comes_gray_from_the_frames(training_folder, tmp_path):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray(np.full((64, 64, 3), (200, 40, 40), dtype=np.uint8)).save(frames / "red.png")  # colour that must not be learned
+    paths = find_images([training_folder])[:6]
+    plain = ColorCrops(paths, crop_size=32, seed=5, length=24, view_size=24, region_views=True, dark_sky=0.5)
+    mixed = ColorCrops(paths, crop_size=32, seed=5, length=24, view_size=24, region_views=True, dark_sky=0.5, frames=[frames / "red.png"], frames_share=0.5)
+    from_frames = 0
+    for index in range(24):
+        *_, on_dark, from_frame = mixed[index]
+        crop = mixed[index][0]
+        if from_frame:
+            from_frames += 1
+            assert not on_dark  # a frame is a real frame: never put on a made-up sky
+            assert torch.equal(crop[0], crop[1]) and torch.equal(crop[1], crop[2])  # gray
+        else:  # the other crops are those a run without frames sees
+            assert all(torch.equal(a, b) for a, b in zip(mixed[index][:-1], plain[index]))
+    assert 4 <= from_frames <= 20

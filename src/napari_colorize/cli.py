@@ -211,6 +211,28 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHT",
         help="with --dark-sky, extra weight of the shift penalty on the crops given a dark-sky context, beside --shift-consistency on every crop (default 0)",
     )
+    train.add_argument(
+        "--frames",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="folders of images of the kind you will colorize (gray or colour, TIFF/PNG/JPEG/FITS); their colours are not learned: with --frames-share, crops of them teach only that a structure keeps its colour when the grid moves or the frame is cut around it",
+    )
+    train.add_argument(
+        "--frames-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of the crops (0 to 1) cut from --frames (default 0)",
+    )
+    train.add_argument(
+        "--frames-shift-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="extra weight of the shift penalty on the crops cut from --frames, beside --shift-consistency on every crop (default 0)",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -263,6 +285,8 @@ def _run_train(args) -> None:
         context_consistency=args.context_consistency,
         dark_sky=args.dark_sky,
         dark_sky_shift_consistency=args.dark_sky_shift_consistency,
+        frames_share=args.frames_share,
+        frames_shift_consistency=args.frames_shift_consistency,
     )
     if args.workers is not None:
         config.workers = args.workers
@@ -272,6 +296,7 @@ def _run_train(args) -> None:
         config=config,
         device=args.device,
         init=args.init,
+        frames=args.frames,
         resume=args.resume,
         progress=not args.quiet,
         description=_description_from_arguments(args),

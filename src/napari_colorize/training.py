@@ -143,7 +143,7 @@ def _make_optimizer(network, config: TrainConfig, state: dict | None, *, fresh: 
 
 
 def _make_loader(
-    images: Sequence[Path], config: TrainConfig, *, first_step: int, device, view_size: int | None = None, region_views: bool = False
+    data: TrainingData, config: TrainConfig, *, first_step: int, device, view_size: int | None = None, region_views: bool = False
 ):
     """Batches of crops for the steps from ``first_step`` on.
 
@@ -153,7 +153,7 @@ def _make_loader(
     import torch
 
     dataset = ColorCrops(
-        images,
+        data.images,
         crop_size=config.crop_size,
         scale_jitter=config.scale_jitter,
         seed=config.seed,
@@ -162,6 +162,8 @@ def _make_loader(
         any_orientation=config.any_orientation,
         region_views=region_views,
         dark_sky=config.dark_sky,
+        frames=data.frames,
+        frames_share=config.frames_share,
     )
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(first_step * config.batch_size, len(dataset))),
@@ -210,6 +212,7 @@ def _train_loop(
     with tqdm(total=config.steps, initial=step, desc=f"training {colorizer.head}", disable=not progress, mininterval=2.0) as bar:
         for batch in loader:
             batch, *views = batch if isinstance(batch, (list, tuple)) else (batch,)
+            from_frames = views.pop() if config.frames_share else None  # the marks come last, in this order
             on_dark_sky = views.pop() if config.dark_sky else None
             elapsed = checkpointer.elapsed()
             if step >= config.steps or elapsed >= time_limit or (cancel is not None and cancel()):
@@ -250,14 +253,17 @@ def _train_loop(
                 lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
                 output = network(lightness, **inputs)
-            loss = loss_fn(output, ab) + context_penalty
+            # A frame's crop teaches no colour: only the shift penalty.
+            colour_weights = None if from_frames is None else (~from_frames).float().repeat(output.shape[0] // len(from_frames))
+            loss = loss_fn(output, ab, colour_weights) + context_penalty
             if pair is not None:
                 loss = loss + pair.disagreement(
                     output,
                     regression=colorizer.head == "regression",
                     bins=loss_fn.bins,
                     decoded_weight=config.decoded_consistency,
-                    weights=config.shift_weights(on_dark_sky),
+                    weights=config.shift_weights(on_dark_sky, from_frames),
+                    anchored=from_frames,
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -285,6 +291,7 @@ def train(
     config: TrainConfig | None = None,
     device: str = "auto",
     init: str | Path | None = None,
+    frames: Sequence[str | Path] = (),
     resume: bool = False,
     progress: bool = True,
     description: ModelDescription | None = None,
@@ -307,6 +314,11 @@ def train(
     init : str or path, optional
         A shipped model name or checkpoint to fine-tune from; the model
         takes its architecture, head and width.
+    frames : sequence of path
+        Folders (or files) of images of the kind the model will colorize,
+        gray or colour, whose colours are not learned: ``config.frames_share``
+        of the crops are cut from them and teach only that a structure keeps
+        its colour when the grid moves or the frame is cut around it.
     resume : bool
         Continue from ``<output>.state.pt`` if it exists (``folders`` and
         ``init`` are then not used).
@@ -336,6 +348,8 @@ def train(
     torch_device = resolve_device(device)
     torch.manual_seed(config.seed)  # before the model is built: seeds its initial weights
     state = _load_state(output, resume)
+    if config.frames_share and not frames and state is None:
+        raise ValueError("a frames share needs frames: the images to cut those crops from")
     colorizer = _build_model(config, init=init, state=state)
     for name, value in (("context consistency", config.context_consistency), ("dark sky", config.dark_sky)):
         if value and "context" not in colorizer.frame_inputs:
@@ -344,7 +358,7 @@ def train(
     if state is not None:
         data = TrainingData.from_state(state)
     else:
-        data = TrainingData.scan(folders, colorizer.bins, workers=config.workers, progress=progress)
+        data = TrainingData.scan(folders, colorizer.bins, frames=frames, workers=config.workers, progress=progress)
     colorizer.prior = data.prior
     weights = rebalance_weights(data.prior, lam=config.rebalance_lambda)
 
@@ -356,7 +370,7 @@ def train(
     view_size = colorizer.context_view if colorizer.frame_inputs else None
     # Views of random cut-outs: for the shifted window's context, or for the main loss's.
     region_views = bool(config.penalises_shift or config.cut_out_context or config.context_consistency)
-    loader = _make_loader(data.images, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
+    loader = _make_loader(data, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
 
     checkpointer = Checkpointer(
         output, colorizer=colorizer, optimizer=optimizer, config=config, data=data, device=torch_device, elapsed_before=elapsed_before

@@ -90,6 +90,18 @@ class TrainConfig:
         context (beside ``shift_consistency`` on every crop): telescope-like
         frames, where a colour that moves with the grid is most visible,
         can be held harder than photographs, whose colours the penalty dulls.
+    frames_share : float
+        Share of the crops (0 to 1) cut from the run's ``frames`` (see
+        :func:`napari_colorize.training.train`): images of the kind the
+        model will colorize, gray or colour, whose colours are not learned
+        (their crops are made gray and carry no colour loss). They are seen
+        through the two shifted windows only, the first with the whole
+        frame's context and held fixed, the second with a cut-out's taught
+        to colour as the first does, so a structure of such a frame keeps
+        its colour when the grid moves or the frame is cut around it.
+    frames_shift_consistency : float
+        Extra weight of the shift penalty on the crops cut from ``frames``
+        (beside ``shift_consistency`` on every crop).
     """
 
     head: str = "classification"
@@ -116,6 +128,8 @@ class TrainConfig:
     context_consistency: float = 0.0
     dark_sky: float = 0.0
     dark_sky_shift_consistency: float = 0.0
+    frames_share: float = 0.0
+    frames_shift_consistency: float = 0.0
 
     def check(self, output: Path) -> None:
         """Refuse an output, a crop size or a weight the run could not use, before any work."""
@@ -129,17 +143,22 @@ class TrainConfig:
             "decoded consistency": self.decoded_consistency,
             "context consistency": self.context_consistency,
             "dark-sky shift consistency": self.dark_sky_shift_consistency,
+            "frames shift consistency": self.frames_shift_consistency,
         }
         for name, value in weights.items():
             if not value >= 0:
                 raise ValueError(f"{name} is a weight >= 0, got {value}")
-        for name, value in (("cut-out context", self.cut_out_context), ("dark sky", self.dark_sky)):
+        for name, value in (("cut-out context", self.cut_out_context), ("dark sky", self.dark_sky), ("frames share", self.frames_share)):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} is a share of the crops, 0 to 1, got {value}")
         if self.decoded_consistency and (not self.penalises_shift or self.head != "classification"):
             raise ValueError("decoded consistency needs --shift-consistency and a classification head")
         if self.dark_sky_shift_consistency and not self.dark_sky:
             raise ValueError("dark-sky shift consistency needs --dark-sky")
+        if self.frames_share and not self.penalises_shift:
+            raise ValueError("crops of --frames teach only the shift penalty: give --shift-consistency or --frames-shift-consistency")
+        if self.frames_shift_consistency and not self.frames_share:
+            raise ValueError("frames shift consistency needs a --frames-share above 0")
         if self.penalises_shift and self.crop_size < 64:
             raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {self.crop_size}")
 
@@ -156,12 +175,16 @@ class TrainConfig:
     @property
     def penalises_shift(self) -> bool:
         """Whether crops are seen through two shifted windows that must agree."""
-        return bool(self.shift_consistency or self.dark_sky_shift_consistency)
+        return bool(self.shift_consistency or self.dark_sky_shift_consistency or self.frames_shift_consistency)
 
-    def shift_weights(self, on_dark_sky=None):
+    def shift_weights(self, on_dark_sky=None, from_frames=None):
         """Each crop's weight of the shift penalty: more where its context is a
-        dark sky (``on_dark_sky``, bool per crop), or one weight for all."""
+        dark sky (``on_dark_sky``, bool per crop) or where it was cut from
+        the frames (``from_frames``), or one weight for all."""
         import torch
 
         weights = torch.tensor([self.shift_consistency])
-        return weights if on_dark_sky is None else weights + self.dark_sky_shift_consistency * on_dark_sky.float()
+        for extra, marks in ((self.dark_sky_shift_consistency, on_dark_sky), (self.frames_shift_consistency, from_frames)):
+            if marks is not None:
+                weights = weights + extra * marks.float()
+        return weights

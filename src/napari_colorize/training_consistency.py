@@ -103,7 +103,7 @@ class ShiftedPair:
         spread = second.flatten(1).std(dim=1).clamp_min(MIN_NOISE_SPREAD)[:, None, None, None]
         return torch.cat([lightness[:count], (second + level * spread * noise).clamp(0.0, 100.0)])
 
-    def disagreement(self, output, *, regression: bool, bins=None, decoded_weight: float = 0.0, weights=None):
+    def disagreement(self, output, *, regression: bool, bins=None, decoded_weight: float = 0.0, weights=None, anchored=None):
         """How much the two windows' outputs differ where they overlap.
 
         Classification: the symmetric Kullback-Leibler divergence of the two
@@ -115,12 +115,16 @@ class ShiftedPair:
         squared ab difference (divided by 110 squared). Mean over the
         overlap, with the second window's output interpolated onto the
         first's grid; with ``weights`` (one per crop), the mean of each
-        crop's mean times its weight.
+        crop's mean times its weight. Where ``anchored`` (bool per crop) is
+        True, the first window's output is held fixed: only the second
+        learns to agree with it.
         """
         import torch
 
         count = output.shape[0] // 2
         first, second = output[:count].float(), output[count:].float()
+        if anchored is not None:
+            first = torch.where(anchored.to(first.device)[:, None, None, None], first.detach(), first)
         if regression:
             first, second = self._overlap(first, second)
             return _weighted_mean(((first - second) / 110.0).pow(2).sum(dim=1), weights)

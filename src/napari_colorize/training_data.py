@@ -8,15 +8,17 @@ happens on the training device (see :func:`napari_colorize.training_loss.lab_bat
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .color import nearest_bin, rgb_to_lab, smoothed_prior
-from .io import TOP_LEVEL, find_images, group_by_subfolder, read_rgb
+from .io import TOP_LEVEL, find_images, group_by_subfolder, read_image, read_rgb
+from .normalization import intensity_range, normalize_frame
 
 # An image whose mean chroma (ab units) is below this counts as grayscale.
 _GRAY_CHROMA = 2.0
@@ -101,20 +103,27 @@ class TrainingData:
         Smoothed empirical prior of their ab bins.
     summary : dict
         Recorded in the checkpoint's metadata: folder names, image counts.
+    frames : list of Path
+        Images whose colours are not learned, for the shift penalty only
+        (see ``TrainConfig.frames_share``).
     """
 
     images: list[Path]
     prior: np.ndarray
     summary: dict
+    frames: list[Path] = field(default_factory=list)
 
     @classmethod
-    def scan(cls, folders: Sequence[str | Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False) -> TrainingData:
-        """Find the colour images under ``folders`` and their prior.
+    def scan(
+        cls, folders: Sequence[str | Path], bins: np.ndarray, *, frames: Sequence[str | Path] = (), workers: int = 1, progress: bool = False
+    ) -> TrainingData:
+        """Find the colour images under ``folders`` and their prior, and the
+        images under ``frames`` (any, gray or colour: only their lightness is used).
 
         Raises
         ------
         ValueError
-            If there are no images, or none with colour.
+            If there are no images, or none with colour, or ``frames`` holds no image.
         FileNotFoundError
             If a folder does not exist.
         """
@@ -130,18 +139,24 @@ class TrainingData:
             "skipped_gray_or_unreadable": scan.skipped,
             "images_per_subfolder": images_per_subfolder(folders, scan.color_images),
         }
-        return cls(scan.color_images, smoothed_prior(scan.bin_counts, bins), summary)
+        frame_paths = find_images(frames) if frames else []
+        if frames and not frame_paths:
+            raise ValueError(f"no JPEG/PNG/TIFF images found in the frames {', '.join(map(str, frames))}")
+        if frame_paths:  # recorded only when given, so other runs' records stay as they were
+            summary["frames"] = {"folders": [Path(f).name for f in frames], "images": len(frame_paths)}
+        return cls(scan.color_images, smoothed_prior(scan.bin_counts, bins), summary, frame_paths)
 
     @classmethod
     def from_state(cls, state: dict) -> TrainingData:
         """The data of an interrupted run, from its saved state (no rescan)."""
         summary = json.loads(state["data"])
         images = [Path(p) for p in summary.pop("_paths")]
-        return cls(images, state["prior"].numpy(), summary)
+        frames = [Path(p) for p in summary.pop("_frame_paths", [])]
+        return cls(images, state["prior"].numpy(), summary, frames)
 
     def state_entries(self) -> dict:
         """The saved-state form (the summary plus the image paths) that :meth:`from_state` reads."""
-        return {**self.summary, "_paths": [str(p) for p in self.images]}
+        return {**self.summary, "_paths": [str(p) for p in self.images], "_frame_paths": [str(p) for p in self.frames]}
 
 
 #: Where :func:`images_per_subfolder` counts images given as files, not folders.
@@ -217,6 +232,12 @@ class ColorCrops:
         galaxy: the crop's colours stay its own, so the network learns not
         to read a mostly empty frame as a night scene. Items then end with
         a bool tensor that is True where the view is such a frame.
+    frames : sequence of Path
+        Images whose colours are not learned (see ``TrainConfig.frames_share``).
+    frames_share : float
+        The share of items (0 to 1) cut from ``frames``, made gray (their
+        lightness kept) and never put on a dark sky. Items then end with a
+        bool tensor that is True for those.
     """
 
     def __init__(
@@ -231,6 +252,8 @@ class ColorCrops:
         any_orientation: bool = False,
         region_views: bool = False,
         dark_sky: float = 0.0,
+        frames: Sequence[Path] = (),
+        frames_share: float = 0.0,
     ):
         self.paths = list(paths)
         self.crop_size = crop_size
@@ -241,6 +264,8 @@ class ColorCrops:
         self.any_orientation = any_orientation
         self.region_views = region_views and view_size is not None
         self.dark_sky = dark_sky
+        self.frames = list(frames)
+        self.frames_share = frames_share if self.frames else 0.0
 
     def __len__(self) -> int:
         return self.length
@@ -250,9 +275,12 @@ class ColorCrops:
         from PIL import Image
 
         rng = np.random.default_rng((self.seed, index))
+        # Its own stream: a run without frames sees the crops it saw before.
+        from_frames = bool(self.frames_share) and np.random.default_rng((self.seed, index, 1)).random() < self.frames_share
+        paths, read = (self.frames, read_gray_picture) if from_frames else (self.paths, read_rgb)
         c = self.crop_size
         for _ in range(10):
-            rgb = read_rgb(self.paths[rng.integers(len(self.paths))])
+            rgb = read(paths[rng.integers(len(paths))])
             if rgb is not None:
                 break
         else:
@@ -273,18 +301,19 @@ class ColorCrops:
         crop = _oriented(crop, turns, upside_down)
         crop = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
         if self.view_size is None:
-            return crop
+            return (crop, torch.tensor(from_frames)) if self.frames_share else crop
         # The whole image the crop came from, as a context-taking network sees a frame.
         views = [rgb]
         if self.region_views:
             (top, bottom), (left, right) = (cut_out_span(start, c, n, rng) for start, n in ((y, rgb.shape[0]), (x, rgb.shape[1])))
             views.append(rgb[top:bottom, left:right])
         # Drawn last, and only when asked, so runs without it see the same crops as before.
-        on_dark = bool(self.dark_sky) and rng.random() < self.dark_sky
+        on_dark = bool(self.dark_sky) and rng.random() < self.dark_sky and not from_frames
         if on_dark:
             views[0] = on_dark_sky(rgb, rng)
         item = (crop, *(self._as_view(view, flip, turns, upside_down) for view in views))
-        return (*item, torch.tensor(on_dark)) if self.dark_sky else item
+        marks = ([torch.tensor(on_dark)] if self.dark_sky else []) + ([torch.tensor(from_frames)] if self.frames_share else [])
+        return (*item, *marks)
 
     def _as_view(self, rgb: np.ndarray, flip: bool, turns: int, upside_down: bool):
         """``rgb`` resized to the context view, oriented as the crop was."""
@@ -296,6 +325,22 @@ class ColorCrops:
             view = view[:, ::-1]
         view = _oriented(view, turns, upside_down)
         return torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1)))
+
+
+def read_gray_picture(path: Path) -> np.ndarray | None:
+    """The first frame of an image of any kind (gray or colour, any dtype) as
+    a gray uint8 picture (H, W, 3), its intensity range stretched as
+    colorize does by default; None if it cannot be read. Nothing of a
+    colour image's colour is kept: frames teach no colours."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 'colorizing its luminance' is what is wanted here
+            image = read_image(path)
+    except OSError:
+        return None
+    frame = image.reshape(-1, *image.shape[-2:])[0]
+    gray = np.round(normalize_frame(frame, *intensity_range(frame)) * 255).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def on_dark_sky(rgb: np.ndarray, rng) -> np.ndarray:

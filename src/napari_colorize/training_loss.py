@@ -63,15 +63,23 @@ class Loss:
         self.bins = torch.as_tensor(colorizer.bins, device=device)
         self.weights = torch.as_tensor(weights, dtype=torch.float32, device=device)
 
-    def __call__(self, output, ab):
-        """Mean loss of the network's ``output`` (N, Q or 2, h, w) against the true ``ab`` (N, 2, h, w)."""
+    def __call__(self, output, ab, crop_weights=None):
+        """Mean loss of the network's ``output`` (N, Q or 2, h, w) against the
+        true ``ab`` (N, 2, h, w); with ``crop_weights`` (N,), the mean of the
+        crops' means weighted by them (a crop of weight 0 teaches no colour)."""
         import torch
 
         from .color import soft_encode
 
         if self.head == "regression":
-            return torch.nn.functional.mse_loss(output.float(), ab)
-        target, nearest = soft_encode(ab, self.bins)
-        log_p = torch.log_softmax(output.float(), dim=1)
-        per_pixel = -(target * log_p).sum(dim=1)
-        return (per_pixel * self.weights[nearest]).mean()
+            if crop_weights is None:
+                return torch.nn.functional.mse_loss(output.float(), ab)
+            per_pixel = (output.float() - ab).pow(2).mean(dim=1)
+        else:
+            target, nearest = soft_encode(ab, self.bins)
+            log_p = torch.log_softmax(output.float(), dim=1)
+            per_pixel = -(target * log_p).sum(dim=1) * self.weights[nearest]
+        if crop_weights is None:
+            return per_pixel.mean()
+        crop_weights = crop_weights.to(per_pixel)
+        return (per_pixel.mean(dim=(1, 2)) * crop_weights).sum() / crop_weights.sum().clamp_min(1.0)
