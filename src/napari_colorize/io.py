@@ -104,13 +104,15 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 
 
-def find_images(folders: Sequence[str | Path]) -> list[Path]:
-    """All JPEG/PNG/TIFF files under ``folders`` (recursively), sorted.
+def find_images(folders: Sequence[str | Path], *, suffixes: frozenset[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """All JPEG/PNG/TIFF files (or those of other ``suffixes``) under ``folders`` (recursively), sorted.
 
     Parameters
     ----------
     folders : sequence of path
         Folders to search, or image files, which are taken as given.
+    suffixes : frozenset of str
+        Lower-case file suffixes searched for in folders.
 
     Returns
     -------
@@ -130,7 +132,7 @@ def find_images(folders: Sequence[str | Path]) -> list[Path]:
             continue
         if not folder.is_dir():
             raise FileNotFoundError(f"training folder not found: {folder}")
-        found += [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+        found += [p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file()]
     return sorted(set(found))
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .color import nearest_bin, rgb_to_lab, smoothed_prior
-from .io import TOP_LEVEL, find_images, group_by_subfolder, read_image, read_rgb
+from .formats import FITS_SUFFIXES
+from .io import IMAGE_SUFFIXES, TOP_LEVEL, find_images, group_by_subfolder, read_image, read_rgb
 from .normalization import intensity_range, normalize_frame
 
 # An image whose mean chroma (ab units) is below this counts as grayscale.
@@ -139,9 +140,9 @@ class TrainingData:
             "skipped_gray_or_unreadable": scan.skipped,
             "images_per_subfolder": images_per_subfolder(folders, scan.color_images),
         }
-        frame_paths = find_images(frames) if frames else []
+        frame_paths = find_images(frames, suffixes=IMAGE_SUFFIXES | FITS_SUFFIXES) if frames else []
         if frames and not frame_paths:
-            raise ValueError(f"no JPEG/PNG/TIFF images found in the frames {', '.join(map(str, frames))}")
+            raise ValueError(f"no JPEG/PNG/TIFF/FITS images found in the frames {', '.join(map(str, frames))}")
         if frame_paths:  # recorded only when given, so other runs' records stay as they were
             summary["frames"] = {"folders": [Path(f).name for f in frames], "images": len(frame_paths)}
         return cls(scan.color_images, smoothed_prior(scan.bin_counts, bins), summary, frame_paths)
