@@ -258,6 +258,11 @@ def test_train_refusals(capsys, tmp_path):
     code, _, err = run(capsys, "train", tmp_path / "missing", "-o", tmp_path / "m.safetensors", "--device", "cpu", "-q")
     assert code == 2
     assert_one_line_error(err, "not found")
+    colour = make_color_folder(tmp_path / "colour", count=2, size=48)
+    code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--frames-scale", 2, 1, "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "0 < LOW <= HIGH")
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray_png):

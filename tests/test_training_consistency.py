@@ -181,10 +181,13 @@ def test_a_run_with_frames_learns_no_colour_from_them_and_records_them(training_
         Image.fromarray((rng.random((80, 90)) * 255).astype(np.uint8)).save(frames / f"gray{i}.png")
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(frames / "deep.tif", (rng.random((70, 100)) * 40000).astype(np.uint16))
-    config = TrainConfig(steps=2, architecture="colornet-v2", shift_consistency=1.0, frames_share=0.5, frames_shift_consistency=2.0, **FAST)
+    config = TrainConfig(
+        steps=2, architecture="colornet-v2", shift_consistency=1.0, frames_share=0.5, frames_shift_consistency=2.0, frames_scale_jitter=(1.5, 2.0), **FAST
+    )
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, frames=[frames], device="cpu", progress=False)
     training = load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]
     assert training["config"]["frames_share"] == 0.5 and training["config"]["frames_shift_consistency"] == 2.0
+    assert list(training["config"]["frames_scale_jitter"]) == [1.5, 2.0]
     assert training["data"]["frames"] == {"folders": ["frames"], "images": 3}
     with pytest.raises(ValueError, match="needs frames"):
         train([training_folder], output=tmp_path / "none.safetensors", config=config, device="cpu", progress=False)
@@ -223,6 +226,8 @@ def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, t
         ({"frames_share": 1.5, "shift_consistency": 1.0}, "0 to 1"),
         ({"frames_share": 0.5}, "teach only the shift penalty"),
         ({"frames_shift_consistency": 2.0}, "needs a --frames-share"),
+        ({"frames_scale_jitter": (2.0, 1.0)}, "0 < LOW <= HIGH"),
+        ({"frames_scale_jitter": (0.0, 1.0)}, "0 < LOW <= HIGH"),
     ],
 )
 def test_bad_shift_consistency_settings_are_refused_before_any_work(training_folder, tmp_path, changes, message):

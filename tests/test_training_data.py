@@ -123,3 +123,28 @@ def test_a_share_of_the_crops_comes_gray_from_the_frames(training_folder, tmp_pa
         else:  # the other crops are those a run without frames sees
             assert all(torch.equal(a, b) for a, b in zip(mixed[index][:-1], plain[index]))
     assert 4 <= from_frames <= 20
+
+
+def test_frames_can_be_enlarged_apart_from_the_colour_images(training_folder, tmp_path):
+    from PIL import Image
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(frames / "noise.png")
+    paths = find_images([training_folder])[:6]
+    common = {"crop_size": 32, "seed": 5, "length": 24, "frames": [frames / "noise.png"], "frames_share": 0.5}
+    as_is = ColorCrops(paths, frames_scale_jitter=(1.0, 1.0), **common)
+    enlarged = ColorCrops(paths, frames_scale_jitter=(4.0, 4.0), **common)
+
+    def roughness(crop):  # mean step between neighbouring pixels: 4x enlarged noise is smooth
+        return float(crop[0].float().diff(dim=1).abs().mean())
+
+    seen = 0
+    for index in range(24):
+        (crop, from_frame), (big, _) = as_is[index], enlarged[index]
+        if from_frame:
+            seen += 1
+            assert roughness(big) < 0.4 * roughness(crop)
+        else:  # the colour images keep their own scale jitter
+            assert torch.equal(crop, big)
+    assert seen >= 4

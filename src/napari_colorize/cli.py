@@ -233,6 +233,14 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHT",
         help="extra weight of the shift penalty on the crops cut from --frames, beside --shift-consistency on every crop (default 0)",
     )
+    train.add_argument(
+        "--frames-scale",
+        type=_positive_float,
+        nargs=2,
+        default=[0.6, 1.2],
+        metavar=("LOW", "HIGH"),
+        help="range of the random rescaling of --frames before cropping (default 0.6 1.2, as for the colour images); above 1 enlarges them, so their whole-frame views are as reduced as those of frames larger than any given",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -287,6 +295,7 @@ def _run_train(args) -> None:
         dark_sky_shift_consistency=args.dark_sky_shift_consistency,
         frames_share=args.frames_share,
         frames_shift_consistency=args.frames_shift_consistency,
+        frames_scale_jitter=tuple(args.frames_scale),
     )
     if args.workers is not None:
         config.workers = args.workers

@@ -164,6 +164,7 @@ def _make_loader(
         dark_sky=config.dark_sky,
         frames=data.frames,
         frames_share=config.frames_share,
+        frames_scale_jitter=config.frames_scale_jitter,
     )
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, range(first_step * config.batch_size, len(dataset))),

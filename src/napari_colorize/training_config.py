@@ -102,6 +102,10 @@ class TrainConfig:
     frames_shift_consistency : float
         Extra weight of the shift penalty on the crops cut from ``frames``
         (beside ``shift_consistency`` on every crop).
+    frames_scale_jitter : (float, float)
+        ``scale_jitter`` of the crops cut from ``frames``: enlarging them
+        (above 1) shows the network whole-frame views as reduced as those
+        of frames larger than any it has.
     """
 
     head: str = "classification"
@@ -130,6 +134,7 @@ class TrainConfig:
     dark_sky_shift_consistency: float = 0.0
     frames_share: float = 0.0
     frames_shift_consistency: float = 0.0
+    frames_scale_jitter: tuple[float, float] = (0.6, 1.2)
 
     def check(self, output: Path) -> None:
         """Refuse an output, a crop size or a weight the run could not use, before any work."""
@@ -159,6 +164,9 @@ class TrainConfig:
             raise ValueError("crops of --frames teach only the shift penalty: give --shift-consistency or --frames-shift-consistency")
         if self.frames_shift_consistency and not self.frames_share:
             raise ValueError("frames shift consistency needs a --frames-share above 0")
+        low, high = self.frames_scale_jitter
+        if not 0 < low <= high:
+            raise ValueError(f"frames scale is a range LOW HIGH with 0 < LOW <= HIGH, got {low} {high}")
         if self.penalises_shift and self.crop_size < 64:
             raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {self.crop_size}")
 

@@ -239,6 +239,8 @@ class ColorCrops:
         The share of items (0 to 1) cut from ``frames``, made gray (their
         lightness kept) and never put on a dark sky. Items then end with a
         bool tensor that is True for those.
+    frames_scale_jitter : (float, float)
+        ``scale_jitter`` of the crops cut from ``frames``.
     """
 
     def __init__(
@@ -255,6 +257,7 @@ class ColorCrops:
         dark_sky: float = 0.0,
         frames: Sequence[Path] = (),
         frames_share: float = 0.0,
+        frames_scale_jitter=(0.6, 1.2),
     ):
         self.paths = list(paths)
         self.crop_size = crop_size
@@ -267,6 +270,7 @@ class ColorCrops:
         self.dark_sky = dark_sky
         self.frames = list(frames)
         self.frames_share = frames_share if self.frames else 0.0
+        self.frames_scale_jitter = frames_scale_jitter
 
     def __len__(self) -> int:
         return self.length
@@ -287,7 +291,7 @@ class ColorCrops:
         else:
             raise RuntimeError("could not read any training image")
         h, w = rgb.shape[:2]
-        factor = rng.uniform(*self.scale_jitter)
+        factor = rng.uniform(*(self.frames_scale_jitter if from_frames else self.scale_jitter))
         factor = max(factor, c / min(h, w))  # the crop must fit
         size = (max(c, round(w * factor)), max(c, round(h * factor)))
         if size != (w, h):
