@@ -47,6 +47,8 @@ def test_colorize_tiff_stack(capsys, tmp_path, stack_tif):
     assert description["napari_colorize"]["model_sha256"] == load_checkpoint("natural").sha256
     assert description["napari_colorize"]["parameters"]["normalize"] == [0.0, 65535.0]
     assert description["napari_colorize"]["note"] == "colours are predicted by a model, not measured"
+    # frames under the model's 128 px training crops are worked enlarged to them, and the record says so
+    assert description["napari_colorize"]["parameters"]["scale"] == 1.0 and description["napari_colorize"]["working_shape"] == [128, 149]
     # the same as the library, and the lightness of the explicit range
     np.testing.assert_array_equal(rgb, colorize(stack, model="natural", normalize=(0, 65535), device="cpu"))
     assert np.abs(rgb_to_lab(rgb)[..., 0] - gray_to_lightness(stack / 65535)).mean() < 1.5

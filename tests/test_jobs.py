@@ -107,7 +107,7 @@ def test_output_metadata_is_the_provenance_record_plus_what_the_widget_knows(tin
     outcome = ColorizeOutcome(rgb=np.zeros((1, 50, 25, 3), np.uint8), colorizer=tiny_model, device="cpu", seconds=1.23456)
     made = output_metadata(request, outcome)[METADATA_KEY]
 
-    expected = provenance(options, tiny_model, device="cpu")
+    expected = provenance(options, tiny_model, device="cpu", frame_shape=(1, 50, 25))
     assert {key: made[key] for key in expected} == expected
     assert made["note"] == PREDICTED_NOTE and made["predicted"] is True and made["napari_colorize_version"] == __version__
     assert made["model"] == tiny_model.name and made["model_sha256"] == tiny_model.sha256 and made["model_source"] == "natural"
@@ -115,6 +115,7 @@ def test_output_metadata_is_the_provenance_record_plus_what_the_widget_knows(tin
     assert {"overlap", "normalize", "percentiles", "batch_size"} <= set(made["parameters"])
     assert made["device_used"] == "cpu" and made["kind"] == "preview" and made["frames"] == "current"
     assert made["region"] == [[1, 2], [0, 50], [10, 60]] and made["preview_step"] == 2
+    assert made["working_shape"] == [25, 12]  # the 50 x 25 region read, at scale 0.5 (an untrained model enlarges nothing)
     assert made["source_layer"] == "cells" and made["source_layer_id"] == "id-1" and made["input"] == "grayscale layer"
     assert made["seconds"] == 1.235 and "stored_in" not in made
     json.dumps(made)  # layer metadata is saved with the layer: it must be plain JSON

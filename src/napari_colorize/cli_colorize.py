@@ -229,7 +229,7 @@ def _colorize_file(
         """The checked hint rows, and the provenance of the output and of its uncertainty."""
         rows = _checked_hints(hints, shape, Path(name), args.hints)
         used = {} if rows is None else {"hints_file": args.hints.name, "hints": rows.tolist()}
-        record = provenance(options, options.model, device=options.device, **source, **used)
+        record = provenance(options, options.model, device=options.device, frame_shape=shape, **source, **used)
         return rows, {METADATA_KEY: record}, {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
 
     if streaming:

@@ -244,7 +244,7 @@ def output_metadata(request: ColorizeRequest, outcome: ColorizeOutcome, *, uncer
         **request.notes,
         **(uncertainty_details(outcome.colorizer) if uncertainty else {}),
     }
-    return {METADATA_KEY: provenance(request.options, outcome.colorizer, device=outcome.device, **details)}
+    return {METADATA_KEY: provenance(request.options, outcome.colorizer, device=outcome.device, frame_shape=request.shape, **details)}
 
 
 def output_name(layer_name: str, kind: str, *, uncertainty: bool = False) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .engine import working_shape
 from .model import Colorizer
 from .options import ColorizeOptions
 
@@ -18,7 +19,9 @@ UNCERTAINTY_NOTE = (
 )
 
 
-def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, **details: Any) -> dict[str, Any]:
+def provenance(
+    options: ColorizeOptions, colorizer: Colorizer, *, device: str, frame_shape: tuple[int, ...] | None = None, **details: Any
+) -> dict[str, Any]:
     """The record of one colorization.
 
     Parameters
@@ -29,6 +32,10 @@ def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, *
         The model that ran: its name, checkpoint digest and architecture.
     device : str
         The device that actually ran (not 'auto').
+    frame_shape : tuple of int, optional
+        Shape of the input, (..., Y, X): the record then also gives
+        ``working_shape``, the frame size the network worked at, which is
+        not the one ``scale`` alone gives where a small frame was enlarged.
     **details
         What the face adds (the source layer, the region, timing...).
 
@@ -48,6 +55,7 @@ def provenance(options: ColorizeOptions, colorizer: Colorizer, *, device: str, *
         "model_sha256": colorizer.sha256,
         "model_architecture": colorizer.architecture,
         "parameters": options.parameters(),
+        **({"working_shape": list(working_shape(frame_shape[-2:], options.scale, smallest_side=colorizer.smallest_side))} if frame_shape else {}),
         "device_used": str(device),
         "napari_colorize_version": __version__,
         **({"restoration": options.restoration.describe()} if options.restoration.active else {}),
