@@ -38,7 +38,7 @@ def test_shipped_models_are_listed():
 @pytest.mark.parametrize(
     ("name", "head", "architecture"),
     [
-        ("natural", "classification", "colornet-v2-replicate"),
+        ("natural", "classification", "colornet-v2-antialiased"),
         ("natural-regression", "regression", "colornet-v2-replicate"),
         ("natural-v1", "classification", "colornet-v1"),
         ("natural-regression-v1", "regression", "colornet-v1"),
