@@ -20,6 +20,7 @@ from pathlib import Path
 from .architectures import architectures
 from .cli_colorize import CommandError, progress_bar, run_colorize
 from .options import ColorizeOptions, OptionSpec, option_spec, option_specs
+from .training_config import TrainConfig
 
 PROG = "napari-colorize"
 
@@ -237,9 +238,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--frames-scale",
         type=_positive_float,
         nargs=2,
-        default=[0.6, 1.2],
+        default=list(TrainConfig.frames_scale_jitter),
         metavar=("LOW", "HIGH"),
-        help="range of the random rescaling of --frames before cropping (default 0.6 1.2, as for the colour images); above 1 enlarges them, so their whole-frame views are as reduced as those of frames larger than any given",
+        help="range of the random rescaling of --frames before cropping (default {} {}, as for the colour images); above 1 enlarges them, so their whole-frame views are as reduced as those of frames larger than any given".format(
+            *TrainConfig.frames_scale_jitter
+        ),
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
@@ -272,7 +275,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _run_train(args) -> None:
-    from .training import TrainConfig, train
+    from .training import train
 
     config = TrainConfig(
         head=args.head,

@@ -239,8 +239,8 @@ class ColorCrops:
         The share of items (0 to 1) cut from ``frames``, made gray (their
         lightness kept) and never put on a dark sky. Items then end with a
         bool tensor that is True for those.
-    frames_scale_jitter : (float, float)
-        ``scale_jitter`` of the crops cut from ``frames``.
+    frames_scale_jitter : (float, float), optional
+        ``scale_jitter`` of the crops cut from ``frames`` (default: ``scale_jitter``).
     """
 
     def __init__(
@@ -257,7 +257,7 @@ class ColorCrops:
         dark_sky: float = 0.0,
         frames: Sequence[Path] = (),
         frames_share: float = 0.0,
-        frames_scale_jitter=(0.6, 1.2),
+        frames_scale_jitter=None,
     ):
         self.paths = list(paths)
         self.crop_size = crop_size
@@ -270,7 +270,7 @@ class ColorCrops:
         self.dark_sky = dark_sky
         self.frames = list(frames)
         self.frames_share = frames_share if self.frames else 0.0
-        self.frames_scale_jitter = frames_scale_jitter
+        self.frames_scale_jitter = frames_scale_jitter or scale_jitter
 
     def __len__(self) -> int:
         return self.length
