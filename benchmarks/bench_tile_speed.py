@@ -5,7 +5,9 @@ Run: python benchmarks/bench_tile_speed.py [--reps 7] [--model natural] [--json 
 Both networks run in this one process, fp32, eval mode, under
 torch.inference_mode(), at the default torch thread count, with subnormals
 flushed to zero (torch.set_flush_denormal(True), as Colorizer.predict_ab
-does in colorize()). The input tiles are the lightness of real image content
+does in colorize()). Ours runs as colorize() runs it (Colorizer.run_network:
+weights and inputs channels-last); Zhang's, the fixed reference of the
+ratios recorded since the start, in torch's default layout. The input tiles are the lightness of real image content
 (scikit-image's 512x512 'camera' photograph, cut into 8 tiles), not noise. After a warm-up,
 the measurements are interleaved: every repetition times ours and Zhang's at
 batch 1 and batch 8 (alternating which network goes first), so drift in
@@ -51,11 +53,11 @@ def gflop_per_tile(network, torch) -> float:
 def automatic_forward(colorizer, torch):
     """The network as colorize() calls it per tile without hints: extra
     per-pixel inputs as zeros, a frame context computed once beforehand."""
-    network = colorizer.network.float().eval()
-    if not colorizer.extra_inputs:
-        return network
-    with torch.inference_mode():
-        context = colorizer.encode_context(torch.rand(1, 1, colorizer.context_view, colorizer.context_view) * 100)
+    colorizer.network.float().eval()
+    context = None
+    if colorizer.frame_inputs:
+        with torch.inference_mode():
+            context = colorizer.encode_context(torch.rand(1, 1, colorizer.context_view, colorizer.context_view) * 100)
 
     def forward(x):
         extras = {}
@@ -64,7 +66,7 @@ def automatic_forward(colorizer, torch):
                 extras[spec.name] = context.expand(x.shape[0], -1)
             else:
                 extras[spec.name] = x.new_zeros((x.shape[0], spec.channels, *x.shape[-2:]))
-        return network(x, **extras)
+        return colorizer.run_network(x, **extras)
 
     return forward
 

@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     if args.output.resolve() in (args.model.resolve(), args.donor.resolve()):
         parser.error("the output must be a new file, not one of the inputs")
 
+    from napari_colorize.architectures import get_architecture
     from napari_colorize.model import file_sha256, load_checkpoint, save_checkpoint
 
     model, donor = load_checkpoint(args.model, device="cpu"), load_checkpoint(args.donor, device="cpu")
@@ -68,8 +69,9 @@ def main(argv=None) -> int:
     shift = zero_hint_output(model) - zero_hint_output(donor)
     model = copy.deepcopy(model)  # loaded models are cached and shared: change a copy
     state = model.network.state_dict()
+    hint_modules = tuple(f"{module}." for module in get_architecture(model.architecture).hint_modules)
     for name, value in donor.network.state_dict().items():
-        if name.startswith(("hint_path.", "hint_gain.")):
+        if name.startswith(hint_modules):
             state[name] = value.clone()
     last = f"hint_path.{len(model.network.hint_path) - 1}.bias"
     state[last] = state[last] + shift.to(state[last].dtype)

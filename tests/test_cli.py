@@ -265,6 +265,10 @@ def test_train_refusals(capsys, tmp_path):
     assert code == 2
     assert_one_line_error(err, "0 < LOW <= HIGH")
     assert not (tmp_path / "m.safetensors").exists()
+    code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--learn-only", "hint_paths", "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "no module hint_paths")
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray_png):

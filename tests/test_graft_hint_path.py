@@ -36,7 +36,8 @@ def test_no_hints_give_the_models_result_and_hints_the_donors_response(script, t
     assert script.main([str(model), str(donor), str(out)]) == 0
     none = torch.zeros(1, HINT_CHANNELS, 64, 64)
     own = outputs(model, none)
-    torch.testing.assert_close(outputs(out, none), own, rtol=2e-3, atol=1e-2)  # float16 storage
+    # to float16 storage and float rounding, in a random network whose outputs reach hundreds
+    torch.testing.assert_close(outputs(out, none), own, rtol=2e-3, atol=1e-3 * float(own.abs().max()))
     hints = none.clone()
     hints[:, :, 20:24, 30:34] = 0.5
     change = (outputs(out, hints) - outputs(model, hints)).abs().max() / own.abs().max()

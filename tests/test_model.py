@@ -395,3 +395,29 @@ def test_a_safetensors_header_of_128_bytes_modulo_256_is_not_taken_for_a_pickle(
         pytest.fail("no padding gave a header length of 128 modulo 256")
     assert struct.unpack("<Q", path.read_bytes()[:8])[0] % 256 == 128
     assert load_checkpoint(path).metadata["pad"] == "x" * pad
+
+
+@pytest.mark.parametrize("name", ["natural", "natural-regression", "natural-v1"])
+def test_the_fast_layout_colours_as_torch_s_default_layout_does(name):
+    """Networks run channels-last (faster on CPU): the decoded ab must be the
+    default layout's to within 0.05 ab units on real image content."""
+    import copy
+
+    from skimage import data
+
+    from napari_colorize.color import DEFAULT_TEMPERATURE, annealed_mean, gray_to_lightness
+
+    model = load_checkpoint(name, device="cpu")
+    assert model.network.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(model.network).to(memory_format=torch.contiguous_format)
+    lightness = torch.from_numpy(gray_to_lightness(data.camera()[100:324, 150:374].astype(np.float32) / 255))[None, None]
+    lightness = torch.cat([lightness, lightness.flip(-1)])
+    with torch.inference_mode():
+        extras = {}
+        if model.extra_inputs:
+            extras = {"hints": torch.zeros(2, 9, 224, 224), "context": model.encode_context(model.view_of(lightness))}
+        fast, default = model.run_network(lightness, **extras), plain(lightness, **extras)
+    bins = torch.as_tensor(model.bins)
+    if model.head == "classification":
+        fast, default = (annealed_mean(out, bins, temperature=DEFAULT_TEMPERATURE) for out in (fast, default))
+    assert float((fast - default).abs().max()) < 0.05

@@ -377,3 +377,31 @@ def test_a_share_of_the_crops_take_their_context_from_a_cut_out(training_folder,
     assert load_checkpoint(tmp_path / "cut.safetensors").metadata["training"]["config"]["cut_out_context"] == 0.5
     with pytest.raises(ValueError, match="share of the crops"):
         train([training_folder], output=tmp_path / "bad.safetensors", config=TrainConfig(steps=2, cut_out_context=1.5, **FAST), device="cpu", progress=False)
+
+
+def test_a_run_can_learn_the_hint_response_and_nothing_else(training_folder, tmp_path):
+    """Every weight and batch statistic outside the hint path and gains stays
+    as the init model had it, so its automatic colours can be restored."""
+    base = load_checkpoint("natural").network.state_dict()
+    hint_modules = ("hint_path", "hint_gain")
+    config = TrainConfig(steps=2, hint_fraction=1.0, learn_only=hint_modules, **{**FAST, "crop_size": 32, "learning_rate": 1e-3})
+    trained = train([training_folder], output=tmp_path / "h.safetensors", config=config, device="cpu", init="natural", progress=False)
+    state = trained.network.state_dict()
+    learned = [name for name in state if name.startswith(tuple(f"{module}." for module in hint_modules))]
+    assert all(torch.equal(state[name], base[name]) for name in state if name not in learned)
+    assert not all(torch.equal(state[name], base[name]) for name in learned)
+    assert load_checkpoint(tmp_path / "h.safetensors").metadata["training"]["config"]["learn_only"] == list(hint_modules)
+
+
+@pytest.mark.parametrize(
+    ("changes", "init", "message"),
+    [
+        ({"learn_only": ("hint_path",), "architecture": "colornet-v1"}, None, "colornet-v1 has no module hint_path; its modules: stem, down4"),
+        ({"learn_only": ("context", "hint_gain")}, "natural", "has no module context;"),
+        ({"hint_fraction": 1.5}, None, "0 to 1"),
+    ],
+)
+def test_bad_partial_training_settings_are_refused_before_any_work(training_folder, tmp_path, changes, init, message):
+    with pytest.raises(ValueError, match=message):
+        train([training_folder], output=tmp_path / "m.safetensors", config=TrainConfig(steps=2, **{**FAST, **changes}), device="cpu", init=init, progress=False)
+    assert not (tmp_path / "m.safetensors").exists()

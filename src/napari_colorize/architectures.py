@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .colornet import HINT_CHANNELS, build_colornet_v1, build_colornet_v2, build_colornet_v2_antialiased, build_colornet_v2_replicate
+from .colornet import (
+    HINT_CHANNELS,
+    HINT_MODULES,
+    build_colornet_v1,
+    build_colornet_v2,
+    build_colornet_v2_antialiased,
+    build_colornet_v2_replicate,
+)
 
 HEADS = ("classification", "regression")
 #: Kinds of extra input: per-pixel channels cut into tiles with the frame, or
@@ -79,6 +86,10 @@ class Architecture:
         Which generation of this project's networks it belongs to (1: each
         tile coloured from its own lightness; 2: with hints and the frame's
         context), as users are told; None for other families.
+    hint_modules : tuple of str
+        Names of the network's submodules that turn the hints into colour
+        and do nothing else: what a hint-path graft copies from one model
+        to another (and what ``TrainConfig.learn_only`` names to retrain).
     """
 
     name: str
@@ -88,6 +99,7 @@ class Architecture:
     extra_inputs: tuple[InputSpec, ...] = ()
     context_view: int = 128
     generation: int | None = None
+    hint_modules: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -139,13 +151,13 @@ V2_INPUTS = (
     InputSpec("context", 0, "descriptor of the whole frame (or stack), from a low-resolution view of it", kind="frame"),
 )
 #: The second generation: colour hints, and a context shared by a frame's tiles.
-COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build_colornet_v2, extra_inputs=V2_INPUTS, generation=2))
+COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build_colornet_v2, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES))
 #: The second generation padding by edge replication: no sense of where the window ends.
 COLORNET_V2_REPLICATE = register_architecture(
-    Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS, generation=2)
+    Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES)
 )
 #: ... and low-passing before its first two strides: no recolouring when the grid moves by a pixel.
 COLORNET_V2_ANTIALIASED = register_architecture(
-    Architecture(name="colornet-v2-antialiased", build=build_colornet_v2_antialiased, extra_inputs=V2_INPUTS, generation=2)
+    Architecture(name="colornet-v2-antialiased", build=build_colornet_v2_antialiased, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES)
 )
 DEFAULT_ARCHITECTURE = COLORNET_V1.name

@@ -244,6 +244,20 @@ def _build_parser() -> argparse.ArgumentParser:
             *TrainConfig.frames_scale_jitter
         ),
     )
+    train.add_argument(
+        "--hint-fraction",
+        type=float,
+        default=TrainConfig.hint_fraction,
+        metavar="SHARE",
+        help=f"share of the crops (0 to 1) given colour hints sampled from the truth (hint-taking networks; default {TrainConfig.hint_fraction})",
+    )
+    train.add_argument(
+        "--learn-only",
+        nargs="+",
+        default=[],
+        metavar="MODULE",
+        help="train only these modules of the network, every other weight frozen: hint_path hint_gain (its response to hints) or context_path (its use of the frame's context), for a model whose other layers moved on since; models/graft_hint_path.py then puts a retrained hint response on a model without changing its automatic colours",
+    )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
     add_option_arguments(train, ["device"])
@@ -299,6 +313,8 @@ def _run_train(args) -> None:
         frames_share=args.frames_share,
         frames_shift_consistency=args.frames_shift_consistency,
         frames_scale_jitter=tuple(args.frames_scale),
+        hint_fraction=args.hint_fraction,
+        learn_only=tuple(args.learn_only),
     )
     if args.workers is not None:
         config.workers = args.workers

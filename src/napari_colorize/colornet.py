@@ -32,6 +32,8 @@ HINT_SPREAD_SIGMAS = (16.0, 128.0)
 #: Channels of the hint input: the sparse a, b (divided by AB_SCALE) and mask,
 #: then for each spread distance the spread a, b and their confidence in 0..1.
 HINT_CHANNELS = 3 + 3 * len(HINT_SPREAD_SIGMAS)
+#: Submodules of colornet-v2 that turn hints into colour, and nothing else.
+HINT_MODULES = ("hint_path", "hint_gain")
 #: Spread of the evidence a hint colour gives over the ab bins (ab units).
 HINT_EVIDENCE_SIGMA = 10.0
 #: Binomial low-pass taken before a stride-2 layer of colornet-v2-antialiased.

@@ -134,7 +134,7 @@ class Colorizer:
         import torch
 
         with _fast_inference(), torch.inference_mode():
-            return self.network.encode_context(view.to(self.device)).float()
+            return self.network.encode_context(_in_fast_layout(view.to(self.device))).float()
 
     def view_of(self, lightness):
         """A tile (or frame) of L (N, 1, H, W) resized to the context view."""
@@ -142,6 +142,12 @@ class Colorizer:
 
         size = (self.context_view, self.context_view)
         return torch.nn.functional.interpolate(lightness, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+    def run_network(self, lightness, **inputs):
+        """The network's raw output, logits over the bins or ab, for L tiles
+        (N, 1, H, W) and every one of its extra inputs, given in the layout
+        it runs fastest in (:meth:`predict_ab` makes the inputs and decodes)."""
+        return self.network(_in_fast_layout(lightness), **{name: _in_fast_layout(value) for name, value in inputs.items()})
 
     def predict_ab(self, lightness, *, temperature: float, uncertainty: bool = False, **extra_inputs):
         """ab at 1/``output_stride`` resolution for a batch of L tiles (N, 1, H, W), as a tensor.
@@ -173,12 +179,22 @@ class Colorizer:
                 shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
                 extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
         with _fast_inference(), torch.inference_mode():
-            out = self.network(lightness, **extras)
+            out = self.run_network(lightness, **extras)
             if self.head == "regression":
-                return out.float()
+                return out.float().contiguous()
             bins = torch.as_tensor(self.bins, device=out.device)
-            ab = annealed_mean(out, bins, temperature=temperature)
-            return (ab, normalized_entropy(out)) if uncertainty else ab
+            ab = annealed_mean(out, bins, temperature=temperature).contiguous()
+            return (ab, normalized_entropy(out).contiguous()) if uncertainty else ab
+
+
+def _in_fast_layout(tensor):
+    """An image batch (N, C, H, W) in the layout every network's weights are
+    kept in (channels-last: the convolutions run about 1.4x faster on CPU
+    than in torch's default layout, to the same values up to float
+    rounding); descriptors (N, D) as they are."""
+    import torch
+
+    return tensor.contiguous(memory_format=torch.channels_last) if tensor.ndim == 4 else tensor
 
 
 @contextmanager
@@ -219,7 +235,9 @@ def create_colorizer(
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     spec = get_architecture(architecture)
     bins = np.array(ab_bins() if bins is None else bins, dtype=np.float32)  # own, writable copy
-    network = spec.build(head=head, bins=bins, width=width)
+    import torch
+
+    network = spec.build(head=head, bins=bins, width=width).to(memory_format=torch.channels_last)  # see _in_fast_layout
     metadata = {
         "architecture": spec.name,
         "head": head,

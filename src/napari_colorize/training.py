@@ -114,24 +114,21 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
     return create_colorizer(architecture=config.architecture or _FIRST_ARCHITECTURE, head=config.head, width=config.width, bins=ab_bins())
 
 
-def _place_network(colorizer: Colorizer, device) -> None:
-    """Move the network to ``device`` in training mode (channels-last on CUDA, faster there)."""
-    import torch
-
-    colorizer.network.to(device).train()
-    if device.type == "cuda":
-        colorizer.network.to(memory_format=torch.channels_last)
+def _place_network(colorizer: Colorizer, device, config: TrainConfig) -> None:
+    """Move the network to ``device`` in training mode."""
+    colorizer.network.to(device)
+    config.enter_training_mode(colorizer)
 
 
 def _make_optimizer(network, config: TrainConfig, state: dict | None, *, fresh: Sequence[str] = ()):
-    """Adam over the network's parameters, with its moments restored when resuming.
+    """Adam over the network's parameters that learn, with its moments restored when resuming.
 
     The ``fresh`` parameters (those a warm start could not copy) learn at
     ``config.fresh_lr_scale`` times the rate of the others.
     """
     import torch
 
-    named = dict(network.named_parameters())
+    named = {name: parameter for name, parameter in network.named_parameters() if parameter.requires_grad}
     fresh = [name for name in fresh if name in named] if config.fresh_lr_scale != 1.0 else []
     groups = [{"params": [p for n, p in named.items() if n not in fresh], "lr_scale": 1.0}]
     if fresh:
@@ -250,10 +247,8 @@ def _train_loop(
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
                 inputs = pair.inputs(inputs, cut_out)
-            if device.type == "cuda":
-                lightness = lightness.contiguous(memory_format=torch.channels_last)
             with autocast:
-                output = network(lightness, **inputs)
+                output = colorizer.run_network(lightness, **inputs)
             # A frame's crop teaches no colour: only the shift penalty.
             colour_weights = None if from_frames is None else (~from_frames).float().repeat(output.shape[0] // len(from_frames))
             loss = loss_fn(output, ab, colour_weights) + context_penalty
@@ -355,6 +350,7 @@ def train(
     for name, value in (("context consistency", config.context_consistency), ("dark sky", config.dark_sky)):
         if value and "context" not in colorizer.frame_inputs:
             raise ValueError(f"{name} needs a network that takes the frame's context; {colorizer.architecture} does not")
+    _place_network(colorizer, torch_device, config)  # before the data scan: refuses modules to learn that the network lacks
     colorizer.metadata.update((description or ModelDescription()).entries())
     if state is not None:
         data = TrainingData.from_state(state)
@@ -363,7 +359,6 @@ def train(
     colorizer.prior = data.prior
     weights = rebalance_weights(data.prior, lam=config.rebalance_lambda)
 
-    _place_network(colorizer, torch_device)
     fresh = colorizer.metadata.get("init", {}).get("fresh_weights", [])
     optimizer = _make_optimizer(colorizer.network, config, state, fresh=fresh)
     first_step, elapsed_before = (int(state["step"]), float(state["elapsed"])) if state is not None else (0, 0.0)

@@ -111,7 +111,7 @@ class Checkpointer:
         network = self.colorizer.network
         network.eval()  # saved as used: no batch statistics
         save_checkpoint(self.colorizer, self.output)
-        network.train()
+        self.config.enter_training_mode(self.colorizer)
         self._save_state(step, elapsed)
         self._last_save = time.monotonic()
 

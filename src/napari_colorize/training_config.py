@@ -48,6 +48,13 @@ class TrainConfig:
         take hints).
     max_hints : int
         Most hints in one crop.
+    learn_only : tuple of str
+        Names of the network's top-level modules that learn (e.g.
+        ``("hint_path", "hint_gain")``, its response to hints, or
+        ``("context_path",)``, its use of the frame's context); every other
+        weight is frozen and its batch statistics kept as they are. Empty:
+        everything learns. For retraining one input's branch of a model
+        whose other layers have moved on since.
     fresh_lr_scale : float
         With ``init``, the weights it could not provide (a new branch) learn
         at this multiple of the learning rate.
@@ -124,6 +131,7 @@ class TrainConfig:
     architecture: str | None = None
     hint_fraction: float = 0.5
     max_hints: int = 20
+    learn_only: tuple[str, ...] = ()
     any_orientation: bool = False
     fresh_lr_scale: float = 1.0
     shift_consistency: float = 0.0
@@ -164,11 +172,39 @@ class TrainConfig:
             raise ValueError("crops of --frames teach only the shift penalty: give --shift-consistency or --frames-shift-consistency")
         if self.frames_shift_consistency and not self.frames_share:
             raise ValueError("frames shift consistency needs a --frames-share above 0")
+        if not 0 <= self.hint_fraction <= 1:
+            raise ValueError(f"hint fraction is a share of the crops, 0 to 1, got {self.hint_fraction}")
         low, high = self.frames_scale_jitter
         if not 0 < low <= high:
             raise ValueError(f"frames scale is a range LOW HIGH with 0 < LOW <= HIGH, got {low} {high}")
         if self.penalises_shift and self.crop_size < 64:
             raise ValueError(f"shift consistency needs crops of at least 64 (two shifted windows in each), got {self.crop_size}")
+
+    def enter_training_mode(self, colorizer) -> None:
+        """Put the model's network in training mode; with ``learn_only``,
+        only those modules (the rest frozen, and in inference mode so that
+        their batch statistics stay as they are).
+
+        Raises
+        ------
+        ValueError
+            If the network has no module of a name in ``learn_only``.
+        """
+        network = colorizer.network
+        network.train()
+        if not self.learn_only:
+            return
+        modules = dict(network.named_children())
+        unknown = [name for name in self.learn_only if name not in modules]
+        if unknown:
+            raise ValueError(f"{colorizer.architecture} has no module {', '.join(unknown)}; its modules: {', '.join(modules)}")
+        for parameter in network.parameters(recurse=False):
+            parameter.requires_grad_(False)
+        for name, module in modules.items():
+            learns = name in self.learn_only
+            module.train(learns)
+            for parameter in module.parameters():
+                parameter.requires_grad_(learns)
 
     def scheduled_learning_rate(self, step: int, elapsed: float) -> float:
         """Linear warm-up, then cosine decay over the steps (or the time limit, if sooner)."""
