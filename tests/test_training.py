@@ -380,14 +380,15 @@ def test_a_share_of_the_crops_take_their_context_from_a_cut_out(training_folder,
 
 
 def test_a_run_can_learn_the_hint_response_and_nothing_else(training_folder, tmp_path):
-    """Every weight and batch statistic outside the hint path and gains stays
-    as the init model had it, so its automatic colours can be restored."""
+    """Every weight outside the hint path and gains, and every batch
+    statistic, stays as the init model had it: its automatic colours can be
+    restored, and the hint path learns as it will work when colouring."""
     base = load_checkpoint("natural").network.state_dict()
     hint_modules = ("hint_path", "hint_gain")
     config = TrainConfig(steps=2, hint_fraction=1.0, learn_only=hint_modules, **{**FAST, "crop_size": 32, "learning_rate": 1e-3})
     trained = train([training_folder], output=tmp_path / "h.safetensors", config=config, device="cpu", init="natural", progress=False)
     state = trained.network.state_dict()
-    learned = [name for name in state if name.startswith(tuple(f"{module}." for module in hint_modules))]
+    learned = [name for name, _ in trained.network.named_parameters() if name.startswith(tuple(f"{module}." for module in hint_modules))]
     assert all(torch.equal(state[name], base[name]) for name in state if name not in learned)
     assert not all(torch.equal(state[name], base[name]) for name in learned)
     assert load_checkpoint(tmp_path / "h.safetensors").metadata["training"]["config"]["learn_only"] == list(hint_modules)

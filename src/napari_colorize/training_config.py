@@ -49,11 +49,11 @@ class TrainConfig:
     max_hints : int
         Most hints in one crop.
     learn_only : tuple of str
-        Names of the network's top-level modules that learn (e.g.
+        Names of the network's top-level modules whose weights learn (e.g.
         ``("hint_path", "hint_gain")``, its response to hints, or
         ``("context_path",)``, its use of the frame's context); every other
-        weight is frozen and its batch statistics kept as they are. Empty:
-        everything learns. For retraining one input's branch of a model
+        weight, and every batch statistic, is frozen. Empty: everything
+        learns. For retraining one input's branch of a model
         whose other layers have moved on since.
     fresh_lr_scale : float
         With ``init``, the weights it could not provide (a new branch) learn
@@ -182,8 +182,11 @@ class TrainConfig:
 
     def enter_training_mode(self, colorizer) -> None:
         """Put the model's network in training mode; with ``learn_only``,
-        only those modules (the rest frozen, and in inference mode so that
-        their batch statistics stay as they are).
+        keep it in inference mode, every batch statistic frozen, and let only
+        those modules' weights learn: the modules then learn to work as they
+        will when colouring (batch statistics of a few changed inputs, such
+        as sparse hints, differ from batch to batch and from the running
+        ones).
 
         Raises
         ------
@@ -198,13 +201,12 @@ class TrainConfig:
         unknown = [name for name in self.learn_only if name not in modules]
         if unknown:
             raise ValueError(f"{colorizer.architecture} has no module {', '.join(unknown)}; its modules: {', '.join(modules)}")
+        network.eval()
         for parameter in network.parameters(recurse=False):
             parameter.requires_grad_(False)
         for name, module in modules.items():
-            learns = name in self.learn_only
-            module.train(learns)
             for parameter in module.parameters():
-                parameter.requires_grad_(learns)
+                parameter.requires_grad_(name in self.learn_only)
 
     def scheduled_learning_rate(self, step: int, elapsed: float) -> float:
         """Linear warm-up, then cosine decay over the steps (or the time limit, if sooner)."""
