@@ -256,7 +256,7 @@ def _build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="MODULE",
-        help="train only these modules of the network, every other weight frozen: hint_path hint_gain (its response to hints) or context_path (its use of the frame's context), for a model whose other layers moved on since; models/graft_hint_path.py then puts a retrained hint response on a model without changing its automatic colours",
+        help="train only these modules of the network, every other weight and every batch statistic frozen: hint_path hint_gain (its response to hints) or context_path (its use of the frame's context), for a model whose other layers moved on since; models/graft_hint_path.py then puts a retrained hint response on a model without changing its automatic colours",
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")

@@ -115,7 +115,7 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
 
 
 def _place_network(colorizer: Colorizer, device, config: TrainConfig) -> None:
-    """Move the network to ``device`` in training mode."""
+    """Move the network to ``device`` and set what learns (:meth:`TrainConfig.enter_training_mode`)."""
     colorizer.network.to(device)
     config.enter_training_mode(colorizer)
 
