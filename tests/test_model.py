@@ -406,6 +406,7 @@ def test_the_fast_layout_colours_as_torch_s_default_layout_does(name):
     from skimage import data
 
     from napari_colorize.color import DEFAULT_TEMPERATURE, annealed_mean, gray_to_lightness
+    from napari_colorize.colornet import HINT_CHANNELS
 
     model = load_checkpoint(name, device="cpu")
     assert model.network.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -415,7 +416,7 @@ def test_the_fast_layout_colours_as_torch_s_default_layout_does(name):
     with torch.inference_mode():
         extras = {}
         if model.extra_inputs:
-            extras = {"hints": torch.zeros(2, 9, 224, 224), "context": model.encode_context(model.view_of(lightness))}
+            extras = {"hints": torch.zeros(2, HINT_CHANNELS, 224, 224), "context": model.encode_context(model.view_of(lightness))}
         fast, default = model.run_network(lightness, **extras), plain(lightness, **extras)
     bins = torch.as_tensor(model.bins)
     if model.head == "classification":

@@ -194,14 +194,13 @@ class TrainConfig:
             If the network has no module of a name in ``learn_only``.
         """
         network = colorizer.network
-        network.train()
+        network.train(not self.learn_only)
         if not self.learn_only:
             return
         modules = dict(network.named_children())
         unknown = [name for name in self.learn_only if name not in modules]
         if unknown:
             raise ValueError(f"{colorizer.architecture} has no module {', '.join(unknown)}; its modules: {', '.join(modules)}")
-        network.eval()
         for parameter in network.parameters(recurse=False):
             parameter.requires_grad_(False)
         for name, module in modules.items():
