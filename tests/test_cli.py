@@ -269,6 +269,10 @@ def test_train_refusals(capsys, tmp_path):
     assert code == 2
     assert_one_line_error(err, "no module hint_paths")
     assert not (tmp_path / "m.safetensors").exists()
+    code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--frames-context-consistency", 2, "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "frames context consistency needs a --frames-share")
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray_png):

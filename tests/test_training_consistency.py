@@ -120,6 +120,22 @@ def test_the_context_penalty_trains_the_context_path_alone_and_is_zero_when_the_
     assert path[0].weight.grad is not None and path[0].weight.grad.abs().sum() > 0
 
 
+def test_the_context_penalty_charges_each_crop_by_its_weight_so_frames_alone_can_be_held():
+    path = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8))
+    whole, cut_out = torch.rand(4, 8), torch.rand(4, 8)
+    from_frames = torch.tensor([True, False, True, False])
+    config = TrainConfig(frames_share=0.5, frames_shift_consistency=1.0, frames_context_consistency=3.0)
+    weights = config.context_weights(from_frames)
+    assert weights.tolist() == [3.0, 0.0, 3.0, 0.0] and config.penalises_context
+    assert config.context_weights().tolist() == [0.0]  # no frames in the batch: photographs are not charged
+    frames_only = context_disagreement(path, whole, cut_out, weights)
+    on_frames = context_disagreement(path, whole[from_frames], cut_out[from_frames])
+    assert float(frames_only) == pytest.approx(3.0 * float(on_frames) / 2, rel=1e-5)  # the mean is over all four crops
+    moved = cut_out.clone()
+    moved[~from_frames] += 5.0  # a photograph's cut-out answering differently costs nothing
+    assert float(context_disagreement(path, whole, moved, weights)) == pytest.approx(float(frames_only), rel=1e-5)
+
+
 def test_the_second_windows_take_the_cut_out_context_and_the_first_the_whole_frame_s():
     pair = ShiftedPair(side=32, dy=4, dx=0, stride=4)
     whole, cut_out = torch.zeros(3, 8), torch.ones(3, 8)
@@ -182,11 +198,13 @@ def test_a_run_with_frames_learns_no_colour_from_them_and_records_them(training_
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(frames / "deep.tif", (rng.random((70, 100)) * 40000).astype(np.uint16))
     config = TrainConfig(
-        steps=2, architecture="colornet-v2", shift_consistency=1.0, frames_share=0.5, frames_shift_consistency=2.0, frames_scale_jitter=(1.5, 2.0), **FAST
+        steps=2, architecture="colornet-v2", shift_consistency=1.0, frames_share=0.5, frames_shift_consistency=2.0, frames_context_consistency=4.0,
+        frames_scale_jitter=(1.5, 2.0), **FAST
     )
     train([training_folder], output=tmp_path / "v2.safetensors", config=config, frames=[frames], device="cpu", progress=False)
     training = load_checkpoint(tmp_path / "v2.safetensors").metadata["training"]
     assert training["config"]["frames_share"] == 0.5 and training["config"]["frames_shift_consistency"] == 2.0
+    assert training["config"]["frames_context_consistency"] == 4.0
     assert list(training["config"]["frames_scale_jitter"]) == [1.5, 2.0]
     assert training["data"]["frames"] == {"folders": ["frames"], "images": 3}
     with pytest.raises(ValueError, match="needs frames"):
@@ -226,6 +244,8 @@ def test_a_run_with_the_decoded_penalty_trains_and_records_it(training_folder, t
         ({"frames_share": 1.5, "shift_consistency": 1.0}, "0 to 1"),
         ({"frames_share": 0.5}, "teach only the shift penalty"),
         ({"frames_shift_consistency": 2.0}, "needs a --frames-share"),
+        ({"frames_context_consistency": 2.0}, "frames context consistency needs a --frames-share"),
+        ({"frames_share": 0.5, "shift_consistency": 1.0, "frames_context_consistency": -1.0}, "a weight >= 0"),
         ({"frames_scale_jitter": (2.0, 1.0)}, "0 < LOW <= HIGH"),
         ({"frames_scale_jitter": (0.0, 1.0)}, "0 < LOW <= HIGH"),
     ],

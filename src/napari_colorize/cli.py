@@ -235,6 +235,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="extra weight of the shift penalty on the crops cut from --frames, beside --shift-consistency on every crop (default 0)",
     )
     train.add_argument(
+        "--frames-context-consistency",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="extra weight of the --context-consistency penalty on the crops cut from --frames, so frames are held to one context without dulling what a photograph's context says (default 0)",
+    )
+    train.add_argument(
         "--frames-scale",
         type=_positive_float,
         nargs=2,
@@ -312,6 +319,7 @@ def _run_train(args) -> None:
         dark_sky_shift_consistency=args.dark_sky_shift_consistency,
         frames_share=args.frames_share,
         frames_shift_consistency=args.frames_shift_consistency,
+        frames_context_consistency=args.frames_context_consistency,
         frames_scale_jitter=tuple(args.frames_scale),
         hint_fraction=args.hint_fraction,
         learn_only=tuple(args.learn_only),

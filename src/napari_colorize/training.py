@@ -241,9 +241,9 @@ def _train_loop(
             cut_out = {"context": contexts[1]} if len(contexts) > 1 else None
             lightness, ab = split_lab(lab if pair is None else pair.windows(lab), colorizer.output_stride)
             context_penalty = 0.0
-            if config.context_consistency and cut_out is not None:
+            if config.penalises_context and cut_out is not None:
                 with autocast:
-                    context_penalty = config.context_consistency * context_disagreement(network.context_path, contexts[0], contexts[1])
+                    context_penalty = context_disagreement(network.context_path, contexts[0], contexts[1], config.context_weights(from_frames))
             if pair is not None:
                 lightness = pair.add_noise(lightness, generator=hints_generator)
                 inputs = pair.inputs(inputs, cut_out)
@@ -347,7 +347,7 @@ def train(
     if config.frames_share and not frames and state is None:
         raise ValueError("a frames share needs frames: the images to cut those crops from")
     colorizer = _build_model(config, init=init, state=state)
-    for name, value in (("context consistency", config.context_consistency), ("dark sky", config.dark_sky)):
+    for name, value in (("context consistency", config.penalises_context), ("dark sky", config.dark_sky)):
         if value and "context" not in colorizer.frame_inputs:
             raise ValueError(f"{name} needs a network that takes the frame's context; {colorizer.architecture} does not")
     _place_network(colorizer, torch_device, config)  # before the data scan: refuses modules to learn that the network lacks
@@ -365,7 +365,7 @@ def train(
     loss_fn = Loss(colorizer, weights, torch_device)
     view_size = colorizer.context_view if colorizer.frame_inputs else None
     # Views of random cut-outs: for the shifted window's context, or for the main loss's.
-    region_views = bool(config.penalises_shift or config.cut_out_context or config.context_consistency)
+    region_views = bool(config.penalises_shift or config.cut_out_context or config.penalises_context)
     loader = _make_loader(data, config, first_step=first_step, device=torch_device, view_size=view_size, region_views=region_views)
 
     checkpointer = Checkpointer(

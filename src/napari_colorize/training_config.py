@@ -109,6 +109,11 @@ class TrainConfig:
     frames_shift_consistency : float
         Extra weight of the shift penalty on the crops cut from ``frames``
         (beside ``shift_consistency`` on every crop).
+    frames_context_consistency : float
+        Extra weight of the context penalty (see ``context_consistency``)
+        on the crops cut from ``frames``: their contexts, whole and cut
+        out, are drawn together while a photograph's context keeps what
+        it tells about its colours.
     frames_scale_jitter : (float, float)
         ``scale_jitter`` of the crops cut from ``frames``: enlarging them
         (above 1) shows the network whole-frame views as reduced as those
@@ -142,6 +147,7 @@ class TrainConfig:
     dark_sky_shift_consistency: float = 0.0
     frames_share: float = 0.0
     frames_shift_consistency: float = 0.0
+    frames_context_consistency: float = 0.0
     frames_scale_jitter: tuple[float, float] = (0.6, 1.2)
 
     def check(self, output: Path) -> None:
@@ -157,6 +163,7 @@ class TrainConfig:
             "context consistency": self.context_consistency,
             "dark-sky shift consistency": self.dark_sky_shift_consistency,
             "frames shift consistency": self.frames_shift_consistency,
+            "frames context consistency": self.frames_context_consistency,
         }
         for name, value in weights.items():
             if not value >= 0:
@@ -170,8 +177,12 @@ class TrainConfig:
             raise ValueError("dark-sky shift consistency needs --dark-sky")
         if self.frames_share and not self.penalises_shift:
             raise ValueError("crops of --frames teach only the shift penalty: give --shift-consistency or --frames-shift-consistency")
-        if self.frames_shift_consistency and not self.frames_share:
-            raise ValueError("frames shift consistency needs a --frames-share above 0")
+        for name, value in (
+            ("frames shift consistency", self.frames_shift_consistency),
+            ("frames context consistency", self.frames_context_consistency),
+        ):
+            if value and not self.frames_share:
+                raise ValueError(f"{name} needs a --frames-share above 0")
         if not 0 <= self.hint_fraction <= 1:
             raise ValueError(f"hint fraction is a share of the crops, 0 to 1, got {self.hint_fraction}")
         low, high = self.frames_scale_jitter
@@ -221,6 +232,19 @@ class TrainConfig:
     def penalises_shift(self) -> bool:
         """Whether crops are seen through two shifted windows that must agree."""
         return bool(self.shift_consistency or self.dark_sky_shift_consistency or self.frames_shift_consistency)
+
+    @property
+    def penalises_context(self) -> bool:
+        """Whether the context path is charged for answering a cut-out differently from its image."""
+        return bool(self.context_consistency or self.frames_context_consistency)
+
+    def context_weights(self, from_frames=None):
+        """Each crop's weight of the context penalty: more where it was cut
+        from the frames (``from_frames``, bool per crop), or one weight for all."""
+        import torch
+
+        weights = torch.tensor([self.context_consistency])
+        return weights if from_frames is None else weights + self.frames_context_consistency * from_frames.float()
 
     def shift_weights(self, on_dark_sky=None, from_frames=None):
         """Each crop's weight of the shift penalty: more where its context is a

@@ -34,10 +34,11 @@ DECODED_SCALE = 10.0
 CONTEXT_SCALE = 100.0
 
 
-def context_disagreement(context_path, whole, cut_out):
+def context_disagreement(context_path, whole, cut_out, weights=None):
     """How differently a network's context path answers the context of a whole
     image and of a cut-out of it: the mean squared distance of its two
-    outputs (divided by CONTEXT_SCALE).
+    outputs (divided by CONTEXT_SCALE), each crop's distance times its
+    weight in ``weights`` when given.
 
     The descriptors are detached: only the context path learns from this, to
     carry what a cut-out still tells about its image (what kind of scene,
@@ -45,7 +46,10 @@ def context_disagreement(context_path, whole, cut_out):
     sky); the tile features that give the colour are left to the colour loss.
     """
     difference = context_path(whole.detach()) - context_path(cut_out.detach())
-    return difference.float().pow(2).sum(dim=1).mean() / CONTEXT_SCALE
+    distance = difference.float().pow(2).sum(dim=1)
+    if weights is not None:
+        distance = distance * weights.to(distance)
+    return distance.mean() / CONTEXT_SCALE
 
 
 @dataclass(frozen=True)
