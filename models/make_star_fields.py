@@ -33,6 +33,7 @@ def star_field(rng: np.random.Generator) -> np.ndarray:
     height, width = (int(v) for v in rng.integers(384, 769, size=2))
     area = height * width / 512**2
     fluxes = np.zeros((height, width), np.float64)
+    flux_floor = rng.uniform(0.05, 0.3)  # the faintest star's flux
 
     def add_stars(ys, xs):
         inside = (ys >= 0) & (ys < height - 1) & (xs >= 0) & (xs < width - 1)
@@ -45,7 +46,6 @@ def star_field(rng: np.random.Generator) -> np.ndarray:
         for dy, dx, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
             np.add.at(fluxes, (y0 + dy, x0 + dx), flux * weight)
 
-    flux_floor = rng.uniform(0.05, 0.3)
     field = int(np.exp(rng.uniform(np.log(200), np.log(3000))) * area)
     add_stars(rng.uniform(0, height, field), rng.uniform(0, width, field))
     if rng.random() < 0.6:

@@ -241,19 +241,25 @@ class TrainConfig:
     def context_weights(self, from_frames=None):
         """Each crop's weight of the context penalty: more where it was cut
         from the frames (``from_frames``, bool per crop), or one weight for all."""
-        import torch
-
-        weights = torch.tensor([self.context_consistency])
-        return weights if from_frames is None else weights + self.frames_context_consistency * from_frames.float()
+        return _per_crop_weights(self.context_consistency, (self.frames_context_consistency, from_frames))
 
     def shift_weights(self, on_dark_sky=None, from_frames=None):
         """Each crop's weight of the shift penalty: more where its context is a
         dark sky (``on_dark_sky``, bool per crop) or where it was cut from
         the frames (``from_frames``), or one weight for all."""
-        import torch
+        return _per_crop_weights(
+            self.shift_consistency, (self.dark_sky_shift_consistency, on_dark_sky), (self.frames_shift_consistency, from_frames)
+        )
 
-        weights = torch.tensor([self.shift_consistency])
-        for extra, marks in ((self.dark_sky_shift_consistency, on_dark_sky), (self.frames_shift_consistency, from_frames)):
-            if marks is not None:
-                weights = weights + extra * marks.float()
-        return weights
+
+def _per_crop_weights(base: float, *extras):
+    """``base`` plus, for each ``(extra, marks)`` whose marks (bool per crop)
+    are given, ``extra`` on the marked crops: a tensor (N,), or (1,) when no
+    marks are given."""
+    import torch
+
+    weights = torch.tensor([base])
+    for extra, marks in extras:
+        if marks is not None:
+            weights = weights + extra * marks.float()
+    return weights
