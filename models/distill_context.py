@@ -126,16 +126,16 @@ def split(sets: list, rng):
     return rows(False), rows(True)
 
 
-def with_targets(path, sets, *, whole: bool):
-    """(views, answers): each view's target is the shipped path's answer to the
+def with_targets(context_path, sets, *, whole: bool):
+    """(views, answers): each view's target is ``context_path``'s answer to the
     image's whole view (``whole``) or to the view itself."""
     import torch
 
     with torch.no_grad():
         views = torch.cat(sets)
         if whole:
-            return views, torch.cat([path(s[:1]).expand(len(s), -1) for s in sets])
-        return views, path(views)
+            return views, torch.cat([context_path(s[:1]).expand(len(s), -1) for s in sets])
+        return views, context_path(views)
 
 
 def distill(network, frame_sets, photo_sets, *, photo_weight: float, steps: int, seed: int) -> dict:
