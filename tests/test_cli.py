@@ -231,6 +231,8 @@ def test_train(capsys, tmp_path):
         "cpu",
         "--width",
         8,
+        "--rebalance-lambda",
+        0.8,
         "-q",
     )
     assert code == 0, err
@@ -239,7 +241,7 @@ def test_train(capsys, tmp_path):
     assert model.head == "classification" and model.metadata["width"] == 8
     info = model.metadata["training"]
     assert info["steps"] == 5 and info["data"]["images"] == 3 and info["data"]["skipped_gray_or_unreadable"] == 1
-    assert info["config"]["batch_size"] == 2 and info["config"]["workers"] == 0
+    assert info["config"]["batch_size"] == 2 and info["config"]["workers"] == 0 and info["config"]["rebalance_lambda"] == 0.8
     # and the new model colorizes from the command line
     src = tmp_path / "gray.png"
     Image.fromarray(np.full((40, 40), 128, np.uint8)).save(src)
@@ -272,6 +274,10 @@ def test_train_refusals(capsys, tmp_path):
     code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--frames-context-consistency", 2, "--device", "cpu", "-q")
     assert code == 2
     assert_one_line_error(err, "frames context consistency needs a --frames-share")
+    assert not (tmp_path / "m.safetensors").exists()
+    code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--rebalance-lambda", 1.5, "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "rebalance lambda", "0 to 1")
     assert not (tmp_path / "m.safetensors").exists()
 
 

@@ -149,6 +149,13 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--crop-size", type=int, default=128)
     train.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
+    train.add_argument(
+        "--rebalance-lambda",
+        type=float,
+        default=TrainConfig.rebalance_lambda,
+        metavar="LAMBDA",
+        help="class rebalancing: the prior mixed with the uniform one, 0 (full rebalancing: rare colours weigh most) to 1 (none); default %(default)s, the paper's",
+    )
     train.add_argument("--width", type=int, default=32, help="network width (channels of the first layer)")
     train.add_argument(
         "--architecture",
@@ -304,6 +311,7 @@ def _run_train(args) -> None:
         batch_size=args.batch_size,
         crop_size=args.crop_size,
         learning_rate=args.lr,
+        rebalance_lambda=args.rebalance_lambda,
         width=args.width,
         time_limit_minutes=args.time_limit,
         checkpoint_minutes=args.checkpoint_minutes,
