@@ -279,6 +279,10 @@ def test_train_refusals(capsys, tmp_path):
     assert code == 2
     assert_one_line_error(err, "rebalance lambda", "0 to 1")
     assert not (tmp_path / "m.safetensors").exists()
+    code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--head", "regression", "--rebalance-lambda", 0.8, "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "regression head has no bins")
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_main_leaves_the_warning_machinery_as_it_found_it(capsys, tmp_path, gray_png):

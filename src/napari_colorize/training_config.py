@@ -185,6 +185,8 @@ class TrainConfig:
                 raise ValueError(f"{name} needs a --frames-share above 0")
         if not 0 <= self.rebalance_lambda <= 1:
             raise ValueError(f"rebalance lambda mixes the prior with the uniform one, 0 to 1, got {self.rebalance_lambda}")
+        if self.rebalance_lambda != DEFAULT_REBALANCE_LAMBDA and self.head != "classification":
+            raise ValueError("rebalance lambda weighs the classification loss; a regression head has no bins to rebalance")
         if not 0 <= self.hint_fraction <= 1:
             raise ValueError(f"hint fraction is a share of the crops, 0 to 1, got {self.hint_fraction}")
         low, high = self.frames_scale_jitter
