@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_colorize.color import lightness_to_gray, rgb_to_lab
 from napari_colorize.context import frame_view
-from napari_colorize.io import find_images, read_image, read_rgb
+from napari_colorize.evaluation import colour_truths
+from napari_colorize.io import find_images, read_image
 from napari_colorize.model import load_checkpoint, save_checkpoint
 from napari_colorize.normalization import intensity_range
 
@@ -71,34 +71,34 @@ def cut_outs(shape: tuple[int, int], count: int, rng) -> list[tuple[slice, slice
     return regions
 
 
-def frame_gray(path: Path):
-    """The first frame of any image as (values, low, high): ``colorize``'s default intensity range."""
-    image = read_image(path)
-    frame = np.asarray(image.reshape(-1, *image.shape[-2:])[0], dtype=np.float32)
-    return (frame, *intensity_range(frame))
+def frame_grays(paths):
+    """The first frame of each readable image as (values, low, high), with
+    ``colorize``'s default intensity range."""
+    for path in paths:
+        try:
+            image = read_image(path)
+        except (OSError, ValueError) as error:
+            print(f"skipped {path}: {error}", file=sys.stderr)
+            continue
+        frame = np.asarray(image.reshape(-1, *image.shape[-2:])[0], dtype=np.float32)
+        yield (frame, *intensity_range(frame))
 
 
-def photo_gray(path: Path):
-    """A colour photograph's lightness as the gray that evaluation colorizes, with its range (0, 1)."""
-    rgb = read_rgb(path)
-    if rgb is None:
-        raise OSError("not a readable image")
-    return lightness_to_gray(rgb_to_lab(rgb)[..., 0]), 0.0, 1.0
+def photo_grays(paths):
+    """Each readable colour photograph as the gray evaluation colorizes, with its range (0, 1)."""
+    for _, _, _, gray in colour_truths(paths):
+        yield gray, 0.0, 1.0
 
 
-def descriptors(colorizer, paths, read, count: int, rng) -> list:
-    """For each readable image, the descriptors (1 + count, D) of its whole view and its cut-outs."""
+def descriptors(colorizer, grays, count: int, rng) -> list:
+    """For each (values, low, high) of ``grays``, the descriptors (1 + count, D)
+    of its whole view and of ``count`` cut-outs."""
     import torch
 
     found = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # colour frames: 'colorizing its luminance' is what is wanted
-        for path in paths:
-            try:
-                gray, low, high = read(path)
-            except (OSError, ValueError) as error:
-                print(f"skipped {path}: {error}", file=sys.stderr)
-                continue
+        for gray, low, high in grays:
             views = [frame_view(colorizer, gray[region], low, high) for region in cut_outs(gray.shape, count, rng)]
             # A clone outside inference mode, so that training may use it.
             found.append(colorizer.encode_context(torch.cat(views)).cpu().clone())
@@ -208,8 +208,8 @@ def main(argv=None) -> int:
     if not frame_paths or not photo_paths:
         parser.error("found no frames" if not frame_paths else "found no photographs")
     print(f"descriptors of {len(frame_paths)} frames and {len(photo_paths)} photographs ...", flush=True)
-    frame_sets = descriptors(colorizer, frame_paths, frame_gray, FRAME_CUT_OUTS, rng)
-    photo_sets = descriptors(colorizer, photo_paths, photo_gray, PHOTO_CUT_OUTS, rng)
+    frame_sets = descriptors(colorizer, frame_grays(frame_paths), FRAME_CUT_OUTS, rng)
+    photo_sets = descriptors(colorizer, photo_grays(photo_paths), PHOTO_CUT_OUTS, rng)
     try:
         figures = distill(colorizer.network, frame_sets, photo_sets, photo_weight=args.photo_weight, steps=args.steps, seed=args.seed)
     except ValueError as error:
