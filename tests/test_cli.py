@@ -233,6 +233,8 @@ def test_train(capsys, tmp_path):
         8,
         "--rebalance-lambda",
         0.8,
+        "--rare-colour-sampling",
+        0.5,
         "-q",
     )
     assert code == 0, err
@@ -242,6 +244,7 @@ def test_train(capsys, tmp_path):
     info = model.metadata["training"]
     assert info["steps"] == 5 and info["data"]["images"] == 3 and info["data"]["skipped_gray_or_unreadable"] == 1
     assert info["config"]["batch_size"] == 2 and info["config"]["workers"] == 0 and info["config"]["rebalance_lambda"] == 0.8
+    assert info["config"]["rare_colour_sampling"] == 0.5
     # and the new model colorizes from the command line
     src = tmp_path / "gray.png"
     Image.fromarray(np.full((40, 40), 128, np.uint8)).save(src)
@@ -282,6 +285,10 @@ def test_train_refusals(capsys, tmp_path):
     code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--head", "regression", "--rebalance-lambda", 0.8, "--device", "cpu", "-q")
     assert code == 2
     assert_one_line_error(err, "regression head has no bins")
+    assert not (tmp_path / "m.safetensors").exists()
+    code, _, err = run(capsys, "train", colour, "-o", tmp_path / "m.safetensors", "--rare-colour-sampling", -0.1, "--device", "cpu", "-q")
+    assert code == 2
+    assert_one_line_error(err, "rare-colour sampling", "0 to 1")
     assert not (tmp_path / "m.safetensors").exists()
 
 

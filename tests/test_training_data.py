@@ -3,7 +3,10 @@ unreadable files skipped, colour prior counted) and repeatable random crops."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 import torch
 
 from napari_colorize.color import ab_bins
@@ -148,3 +151,49 @@ def test_frames_can_be_enlarged_apart_from_the_colour_images(training_folder, tm
         else:  # the colour images keep their own scale jitter
             assert torch.equal(crop, big)
     assert seen >= 4
+
+
+def _flat_image(path, rgb, size=48):
+    from PIL import Image
+
+    Image.fromarray(np.full((size, size, 3), rgb, np.uint8)).save(path)
+    return path
+
+
+def test_images_of_rare_colours_are_drawn_more_often(tmp_path):
+    from napari_colorize.color import rebalance_weights, smoothed_prior
+    from napari_colorize.training_data import rare_colour_draws
+
+    bins = ab_bins()
+    # Three near-gray images and one saturated red: red is the rare colour.
+    paths = [_flat_image(tmp_path / f"gray{i}.png", (100 + i, 100, 98)) for i in range(3)]
+    paths.append(_flat_image(tmp_path / "red.png", (220, 20, 30)))
+    weights = rebalance_weights(smoothed_prior(scan_images(paths, bins).bin_counts, bins))
+    uniform = rare_colour_draws(paths, bins, weights, share=0.0)
+    np.testing.assert_allclose(uniform, 0.25)
+    by_rarity = rare_colour_draws(paths, bins, weights, share=1.0)
+    assert by_rarity.sum() == pytest.approx(1.0)
+    assert by_rarity[3] > 0.5 and by_rarity[3] > 3 * by_rarity[:3].max()
+    half = rare_colour_draws(paths, bins, weights, share=0.5)
+    np.testing.assert_allclose(half, (uniform + by_rarity) / 2)
+    with pytest.raises(ValueError, match="0 to 1"):
+        rare_colour_draws(paths, bins, weights, share=1.5)
+
+
+def test_crops_follow_the_draws_and_uniform_runs_keep_their_crops(tmp_path):
+    paths = [_flat_image(tmp_path / "blue.png", (20, 40, 200)), _flat_image(tmp_path / "red.png", (220, 20, 30))]
+    only_red = ColorCrops(paths, crop_size=32, seed=3, length=12, draws=[0.0, 1.0])
+    assert all(int(only_red[i][0].float().mean()) > 150 for i in range(12))
+    plain, equal = ColorCrops(paths, crop_size=32, seed=3, length=12), ColorCrops(paths, crop_size=32, seed=3, length=12, draws=None)
+    assert all(torch.equal(plain[i], equal[i]) for i in range(12))
+
+
+def test_resumed_data_keeps_its_draws(training_folder):
+    from napari_colorize.training_data import TrainingData
+
+    data = TrainingData.scan([training_folder], ab_bins())
+    data.draws = np.linspace(1, 2, len(data.images)) / np.linspace(1, 2, len(data.images)).sum()
+    state = {"data": json.dumps(data.state_entries()), "prior": torch.as_tensor(data.prior)}
+    again = TrainingData.from_state(state)
+    np.testing.assert_allclose(again.draws, data.draws)
+    assert again.summary == data.summary

@@ -156,6 +156,13 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="LAMBDA",
         help="class rebalancing: the prior mixed with the uniform one, 0 (full rebalancing: rare colours weigh most) to 1 (none); default %(default)s, the paper's",
     )
+    train.add_argument(
+        "--rare-colour-sampling",
+        type=float,
+        default=TrainConfig.rare_colour_sampling,
+        metavar="SHARE",
+        help="share of the crops cut from images drawn by how rare their colours are (saturated nebulae, stained nuclei more often than gray sky), 0 to 1; the rest are drawn uniformly; default %(default)s",
+    )
     train.add_argument("--width", type=int, default=32, help="network width (channels of the first layer)")
     train.add_argument(
         "--architecture",
@@ -312,6 +319,7 @@ def _run_train(args) -> None:
         crop_size=args.crop_size,
         learning_rate=args.lr,
         rebalance_lambda=args.rebalance_lambda,
+        rare_colour_sampling=args.rare_colour_sampling,
         width=args.width,
         time_limit_minutes=args.time_limit,
         checkpoint_minutes=args.checkpoint_minutes,

@@ -31,6 +31,10 @@ class TrainConfig:
         Channels of the network's first layer (a fresh model only).
     rebalance_lambda : float
         Mix of the prior with the uniform one for the class-rebalancing weights.
+    rare_colour_sampling : float
+        Share of the crops whose image is drawn by the rarity of its colours
+        (see :func:`napari_colorize.training_data.rare_colour_draws`), 0 to 1;
+        the rest are drawn uniformly.
     time_limit_minutes : float, optional
         Stop after this much training time (the schedule then follows time).
     checkpoint_minutes : float
@@ -129,6 +133,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     width: int = 32
     rebalance_lambda: float = DEFAULT_REBALANCE_LAMBDA
+    rare_colour_sampling: float = 0.0
     time_limit_minutes: float | None = None
     checkpoint_minutes: float = 5.0
     workers: int = field(default_factory=lambda: max(1, min(8, (os.cpu_count() or 2) - 1)))
@@ -187,6 +192,8 @@ class TrainConfig:
             raise ValueError(f"rebalance lambda mixes the prior with the uniform one, 0 to 1, got {self.rebalance_lambda}")
         if self.rebalance_lambda != DEFAULT_REBALANCE_LAMBDA and self.head != "classification":
             raise ValueError("rebalance lambda weighs the classification loss; a regression head has no bins to rebalance")
+        if not 0 <= self.rare_colour_sampling <= 1:
+            raise ValueError(f"rare-colour sampling is a share of the crops, 0 to 1, got {self.rare_colour_sampling}")
         if not 0 <= self.hint_fraction <= 1:
             raise ValueError(f"hint fraction is a share of the crops, 0 to 1, got {self.hint_fraction}")
         low, high = self.frames_scale_jitter

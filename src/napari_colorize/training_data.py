@@ -75,21 +75,60 @@ def scan_images(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, pr
     -------
     ScanResult
     """
-    from tqdm.auto import tqdm
-
     counts = np.zeros(len(bins), dtype=np.int64)
     kept = []
-    jobs = ((p, bins) for p in paths)
-    if workers > 1 and len(paths) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(tqdm(pool.map(_scan_one, jobs, chunksize=32), total=len(paths), desc="scanning", disable=not progress))
-    else:
-        results = [_scan_one(j) for j in tqdm(jobs, total=len(paths), desc="scanning", disable=not progress)]
-    for path, result in zip(paths, results):
+    for path, result in zip(paths, _bin_counts_each(paths, bins, workers=workers, progress=progress)):
         if result is not None:
             kept.append(path)
             counts += result
     return ScanResult(kept, len(paths) - len(kept), counts)
+
+
+def _bin_counts_each(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False, desc: str = "scanning") -> list:
+    """:func:`_scan_one` of each path, in processes when there are many."""
+    from tqdm.auto import tqdm
+
+    jobs = ((p, bins) for p in paths)
+    if workers > 1 and len(paths) > 64:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(tqdm(pool.map(_scan_one, jobs, chunksize=32), total=len(paths), desc=desc, disable=not progress))
+    return [_scan_one(j) for j in tqdm(jobs, total=len(paths), desc=desc, disable=not progress)]
+
+
+def rare_colour_draws(
+    paths: Sequence[Path], bins: np.ndarray, bin_weights: np.ndarray, *, share: float, workers: int = 1, progress: bool = False
+) -> np.ndarray:
+    """How often to draw each image so that rare colours are seen more often.
+
+    An image's rarity is the mean class-rebalancing weight of its pixels'
+    ab bins (on a thumbnail): high for an image full of colours the prior
+    makes rare (a saturated nebula), low for gray sky. A ``share`` of the
+    draws follows the rarity, the rest are uniform.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+        Colour images.
+    bins : ndarray, shape (Q, 2)
+    bin_weights : ndarray, shape (Q,)
+        The run's rebalancing weights (:func:`napari_colorize.color.rebalance_weights`).
+    share : float
+        0 (every image equally often) to 1 (in proportion to rarity).
+
+    Returns
+    -------
+    ndarray of float64, shape (len(paths),)
+        Draw probabilities, summing to 1 (an unreadable image gets the
+        uniform part only).
+    """
+    if not 0 <= share <= 1:
+        raise ValueError(f"rare-colour sampling is a share of the draws, 0 to 1, got {share}")
+    rarity = np.zeros(len(paths))
+    for i, counts in enumerate(_bin_counts_each(paths, bins, workers=workers, progress=progress, desc="rarity")):
+        if counts is not None:
+            rarity[i] = counts @ np.asarray(bin_weights, dtype=np.float64) / counts.sum()
+    uniform = np.full(len(paths), 1.0 / len(paths))
+    return (1.0 - share) * uniform + share * (rarity / rarity.sum() if rarity.sum() > 0 else uniform)
 
 
 @dataclass
@@ -107,12 +146,16 @@ class TrainingData:
     frames : list of Path
         Images whose colours are not learned, for the shift penalty only
         (see ``TrainConfig.frames_share``).
+    draws : ndarray, optional
+        How often each image is drawn (:func:`rare_colour_draws`); None:
+        every image equally often.
     """
 
     images: list[Path]
     prior: np.ndarray
     summary: dict
     frames: list[Path] = field(default_factory=list)
+    draws: np.ndarray | None = None
 
     @classmethod
     def scan(
@@ -153,11 +196,15 @@ class TrainingData:
         summary = json.loads(state["data"])
         images = [Path(p) for p in summary.pop("_paths")]
         frames = [Path(p) for p in summary.pop("_frame_paths", [])]
-        return cls(images, state["prior"].numpy(), summary, frames)
+        draws = summary.pop("_draws", None)
+        return cls(images, state["prior"].numpy(), summary, frames, None if draws is None else np.asarray(draws))
 
     def state_entries(self) -> dict:
         """The saved-state form (the summary plus the image paths) that :meth:`from_state` reads."""
-        return {**self.summary, "_paths": [str(p) for p in self.images], "_frame_paths": [str(p) for p in self.frames]}
+        entries = {**self.summary, "_paths": [str(p) for p in self.images], "_frame_paths": [str(p) for p in self.frames]}
+        if self.draws is not None:
+            entries["_draws"] = self.draws.tolist()
+        return entries
 
 
 #: Where :func:`images_per_subfolder` counts images given as files, not folders.
@@ -241,6 +288,8 @@ class ColorCrops:
         bool tensor that is True for those.
     frames_scale_jitter : (float, float), optional
         ``scale_jitter`` of the crops cut from ``frames`` (default: ``scale_jitter``).
+    draws : array of float, optional
+        Probability of drawing each of ``paths`` (default: all equal).
     """
 
     def __init__(
@@ -258,8 +307,10 @@ class ColorCrops:
         frames: Sequence[Path] = (),
         frames_share: float = 0.0,
         frames_scale_jitter=None,
+        draws=None,
     ):
         self.paths = list(paths)
+        self.draws = None if draws is None else np.asarray(draws, dtype=np.float64)
         self.crop_size = crop_size
         self.scale_jitter = scale_jitter
         self.seed = seed
@@ -284,8 +335,10 @@ class ColorCrops:
         from_frames = bool(self.frames_share) and np.random.default_rng((self.seed, index, 1)).random() < self.frames_share
         paths, read = (self.frames, read_gray_picture) if from_frames else (self.paths, read_rgb)
         c = self.crop_size
+        draws = None if from_frames else self.draws
         for _ in range(10):
-            rgb = read(paths[rng.integers(len(paths))])
+            # Drawn from the same stream either way, so uniform runs see the crops they saw before.
+            rgb = read(paths[rng.integers(len(paths)) if draws is None else rng.choice(len(paths), p=draws)])
             if rgb is not None:
                 break
         else:
