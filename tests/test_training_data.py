@@ -165,19 +165,22 @@ def test_images_of_rare_colours_are_drawn_more_often(tmp_path):
     from napari_colorize.training_data import rare_colour_draws
 
     bins = ab_bins()
-    # Three near-gray images and one saturated red: red is the rare colour.
-    paths = [_flat_image(tmp_path / f"gray{i}.png", (100 + i, 100, 98)) for i in range(3)]
-    paths.append(_flat_image(tmp_path / "red.png", (220, 20, 30)))
-    weights = rebalance_weights(smoothed_prior(scan_images(paths, bins).bin_counts, bins))
-    uniform = rare_colour_draws(paths, bins, weights, share=0.0)
+    # Three larger muted beige images (colour enough to be kept by the scan)
+    # and one small saturated red: red is the rare colour.
+    paths = [_flat_image(tmp_path / f"beige{i}.png", (120 + i, 105, 85), size=64) for i in range(3)]
+    paths.append(_flat_image(tmp_path / "red.png", (220, 20, 30), size=32))
+    scan = scan_images(paths, bins, per_image=True)
+    weights = rebalance_weights(smoothed_prior(scan.bin_counts, bins))
+    counts = scan.image_bin_counts
+    uniform = rare_colour_draws(counts, weights, share=0.0)
     np.testing.assert_allclose(uniform, 0.25)
-    by_rarity = rare_colour_draws(paths, bins, weights, share=1.0)
+    by_rarity = rare_colour_draws(counts, weights, share=1.0)
     assert by_rarity.sum() == pytest.approx(1.0)
     assert by_rarity[3] > 0.5 and by_rarity[3] > 3 * by_rarity[:3].max()
-    half = rare_colour_draws(paths, bins, weights, share=0.5)
+    half = rare_colour_draws(counts, weights, share=0.5)
     np.testing.assert_allclose(half, (uniform + by_rarity) / 2)
     with pytest.raises(ValueError, match="0 to 1"):
-        rare_colour_draws(paths, bins, weights, share=1.5)
+        rare_colour_draws(counts, weights, share=1.5)
 
 
 def test_crops_follow_the_draws(tmp_path):

@@ -26,7 +26,7 @@ from .model_info import ModelDescription
 from .training_checkpoint import Checkpointer, state_path
 from .training_config import TrainConfig
 from .training_consistency import ShiftedPair, context_disagreement
-from .training_data import ColorCrops, TrainingData, rare_colour_draws
+from .training_data import ColorCrops, TrainingData
 from .training_inputs import chosen_contexts, network_inputs
 from .training_loss import Loss, lab_of, split_lab
 
@@ -356,13 +356,17 @@ def train(
     if state is not None:
         data = TrainingData.from_state(state)
     else:
-        data = TrainingData.scan(folders, colorizer.bins, frames=frames, workers=config.workers, progress=progress)
+        data = TrainingData.scan(
+            folders,
+            colorizer.bins,
+            frames=frames,
+            workers=config.workers,
+            progress=progress,
+            rare_colour_sampling=config.rare_colour_sampling,
+            rebalance_lambda=config.rebalance_lambda,
+        )
     colorizer.prior = data.prior
     weights = rebalance_weights(data.prior, lam=config.rebalance_lambda)
-    if config.rare_colour_sampling and state is None:
-        data.draws = rare_colour_draws(
-            data.images, colorizer.bins, weights, share=config.rare_colour_sampling, workers=config.workers, progress=progress
-        )
 
     fresh = colorizer.metadata.get("init", {}).get("fresh_weights", [])
     optimizer = _make_optimizer(colorizer.network, config, state, fresh=fresh)

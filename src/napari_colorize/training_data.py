@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import nearest_bin, rgb_to_lab, smoothed_prior
+from .color import DEFAULT_REBALANCE_LAMBDA, nearest_bin, rebalance_weights, rgb_to_lab, smoothed_prior
 from .formats import FITS_SUFFIXES
 from .io import IMAGE_SUFFIXES, TOP_LEVEL, find_images, group_by_subfolder, read_image, read_rgb
 from .normalization import intensity_range, normalize_frame
@@ -51,14 +51,19 @@ class ScanResult:
         Images left out: grayscale or unreadable.
     bin_counts : ndarray, shape (Q,)
         Pixels of the colour images' thumbnails nearest to each ab bin.
+    image_bin_counts : list of ndarray, optional
+        The same per colour image (when asked for).
     """
 
     color_images: list[Path]
     skipped: int
     bin_counts: np.ndarray
+    image_bin_counts: list[np.ndarray] | None = None
 
 
-def scan_images(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False) -> ScanResult:
+def scan_images(
+    paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False, per_image: bool = False
+) -> ScanResult:
     """Keep the colour images and count their ab bins (for the prior).
 
     Parameters
@@ -70,34 +75,32 @@ def scan_images(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, pr
         Processes to scan with (used for more than 64 images).
     progress : bool
         Show a progress bar.
+    per_image : bool
+        Also keep each colour image's counts (for :func:`rare_colour_draws`).
 
     Returns
     -------
     ScanResult
     """
-    counts = np.zeros(len(bins), dtype=np.int64)
-    kept = []
-    for path, result in zip(paths, _bin_counts_each(paths, bins, workers=workers, progress=progress)):
-        if result is not None:
-            kept.append(path)
-            counts += result
-    return ScanResult(kept, len(paths) - len(kept), counts)
-
-
-def _bin_counts_each(paths: Sequence[Path], bins: np.ndarray, *, workers: int = 1, progress: bool = False, desc: str = "scanning") -> list:
-    """:func:`_scan_one` of each path, in processes when there are many."""
     from tqdm.auto import tqdm
 
+    counts = np.zeros(len(bins), dtype=np.int64)
+    kept, kept_counts = [], []
     jobs = ((p, bins) for p in paths)
     if workers > 1 and len(paths) > 64:
         with ProcessPoolExecutor(workers) as pool:
-            return list(tqdm(pool.map(_scan_one, jobs, chunksize=32), total=len(paths), desc=desc, disable=not progress))
-    return [_scan_one(j) for j in tqdm(jobs, total=len(paths), desc=desc, disable=not progress)]
+            results = list(tqdm(pool.map(_scan_one, jobs, chunksize=32), total=len(paths), desc="scanning", disable=not progress))
+    else:
+        results = [_scan_one(j) for j in tqdm(jobs, total=len(paths), desc="scanning", disable=not progress)]
+    for path, result in zip(paths, results):
+        if result is not None:
+            kept.append(path)
+            kept_counts.append(result)
+            counts += result
+    return ScanResult(kept, len(paths) - len(kept), counts, kept_counts if per_image else None)
 
 
-def rare_colour_draws(
-    paths: Sequence[Path], bins: np.ndarray, bin_weights: np.ndarray, *, share: float, workers: int = 1, progress: bool = False
-) -> np.ndarray:
+def rare_colour_draws(image_bin_counts: Sequence[np.ndarray], bin_weights: np.ndarray, *, share: float) -> np.ndarray:
     """How often to draw each image so that rare colours are seen more often.
 
     An image's rarity is the mean class-rebalancing weight of its pixels'
@@ -107,9 +110,8 @@ def rare_colour_draws(
 
     Parameters
     ----------
-    paths : sequence of Path
-        Colour images.
-    bins : ndarray, shape (Q, 2)
+    image_bin_counts : sequence of ndarray, shape (Q,)
+        Each image's thumbnail pixels per ab bin (:func:`scan_images` with ``per_image``).
     bin_weights : ndarray, shape (Q,)
         The run's rebalancing weights (:func:`napari_colorize.color.rebalance_weights`).
     share : float
@@ -117,18 +119,15 @@ def rare_colour_draws(
 
     Returns
     -------
-    ndarray of float64, shape (len(paths),)
-        Draw probabilities, summing to 1 (an unreadable image gets the
-        uniform part only).
+    ndarray of float64, shape (len(image_bin_counts),)
+        Draw probabilities, summing to 1.
     """
     if not 0 <= share <= 1:
-        raise ValueError(f"rare-colour sampling is a share of the draws, 0 to 1, got {share}")
-    rarity = np.zeros(len(paths))
-    for i, counts in enumerate(_bin_counts_each(paths, bins, workers=workers, progress=progress, desc="rarity")):
-        if counts is not None:
-            rarity[i] = counts @ np.asarray(bin_weights, dtype=np.float64) / counts.sum()
-    uniform = np.full(len(paths), 1.0 / len(paths))
-    return (1.0 - share) * uniform + share * (rarity / rarity.sum() if rarity.sum() > 0 else uniform)
+        raise ValueError(f"rare-colour sampling is a share of the crops, 0 to 1, got {share}")
+    counts = np.asarray(image_bin_counts, dtype=np.float64)
+    rarity = counts @ np.asarray(bin_weights, dtype=np.float64) / counts.sum(axis=1)
+    uniform = np.full(len(counts), 1.0 / len(counts))
+    return (1.0 - share) * uniform + share * rarity / rarity.sum()
 
 
 @dataclass
@@ -159,10 +158,20 @@ class TrainingData:
 
     @classmethod
     def scan(
-        cls, folders: Sequence[str | Path], bins: np.ndarray, *, frames: Sequence[str | Path] = (), workers: int = 1, progress: bool = False
+        cls,
+        folders: Sequence[str | Path],
+        bins: np.ndarray,
+        *,
+        frames: Sequence[str | Path] = (),
+        workers: int = 1,
+        progress: bool = False,
+        rare_colour_sampling: float = 0.0,
+        rebalance_lambda: float = DEFAULT_REBALANCE_LAMBDA,
     ) -> TrainingData:
         """Find the colour images under ``folders`` and their prior, and the
         images under ``frames`` (any, gray or colour: only their lightness is used).
+        With ``rare_colour_sampling``, also how often to draw each image
+        (:func:`rare_colour_draws`, with the rebalancing of ``rebalance_lambda``).
 
         Raises
         ------
@@ -174,7 +183,7 @@ class TrainingData:
         paths = find_images(folders)
         if not paths:
             raise ValueError(f"no JPEG/PNG/TIFF images found in {', '.join(map(str, folders))}")
-        scan = scan_images(paths, bins, workers=workers, progress=progress)
+        scan = scan_images(paths, bins, workers=workers, progress=progress, per_image=bool(rare_colour_sampling))
         if not scan.color_images:
             raise ValueError(f"all {len(paths)} images are grayscale or unreadable: nothing to learn colours from")
         summary = {
@@ -188,7 +197,12 @@ class TrainingData:
             raise ValueError(f"no JPEG/PNG/TIFF/FITS images found in the frames {', '.join(map(str, frames))}")
         if frame_paths:  # recorded only when given, so other runs' records stay as they were
             summary["frames"] = {"folders": [Path(f).name for f in frames], "images": len(frame_paths)}
-        return cls(scan.color_images, smoothed_prior(scan.bin_counts, bins), summary, frame_paths)
+        prior = smoothed_prior(scan.bin_counts, bins)
+        draws = None
+        if rare_colour_sampling:
+            weights = rebalance_weights(prior, lam=rebalance_lambda)
+            draws = rare_colour_draws(scan.image_bin_counts, weights, share=rare_colour_sampling)
+        return cls(scan.color_images, prior, summary, frame_paths, draws)
 
     @classmethod
     def from_state(cls, state: dict) -> TrainingData:
