@@ -30,7 +30,7 @@ from pathlib import Path
 #: Side of the zero-hint probe: any size works, the output is constant.
 PROBE_SIDE = 64
 #: Architectures whose hint path pads by repeating edges (the same path in both).
-REPLICATING = ("colornet-v2-replicate", "colornet-v2-antialiased")
+REPLICATING = ("colornet-v2-replicate", "colornet-v2-antialiased", "colornet-v2-replicate-palette", "colornet-v2-antialiased-palette")
 
 
 def zero_hint_output(colorizer):

@@ -8,8 +8,9 @@ import pytest
 from helpers import make_color_folder, make_color_image
 
 from napari_colorize import colorize
+from napari_colorize.arrays import as_rgb8
 from napari_colorize.checkpoint_files import checkpoint_metadata, resolve_model_path, user_models
-from napari_colorize.fine_tuning import as_rgb8, check_model_name, fine_tune
+from napari_colorize.fine_tuning import check_model_name, fine_tune
 
 pytestmark = pytest.mark.usefixtures("private_settings")  # user models in tmp_path
 

@@ -51,6 +51,7 @@ from .option_controls import option_control
 from .options import ColorizeOptions, option_spec, option_specs
 from .output_layers import add_outputs, find_output, find_output_of, is_colorizable, is_colorize_output
 from .provenance import METADATA_KEY, PREDICTED_NOTE
+from .reference_controls import ReferenceControls
 from .restore_controls import RestoreControls
 from .settings import save_settings
 from .train_widget import user_model_saved
@@ -140,9 +141,11 @@ class ColorizeWidget(Container):
             orientation="horizontal",
             tooltip=_TOOLTIPS["frames"],
         )
-        self.hint_controls = HintControls(self._viewer, on_change=self._on_hints_changed)
+        self.hint_controls = HintControls(self._viewer, on_change=self._on_guidance_changed)
         self.hints_layer, self.hints_every_frame = self.hint_controls.layer, self.hint_controls.every_frame
         self.new_hints_button = self.hint_controls.new_button
+        self.reference_controls = ReferenceControls(self._viewer)
+        self.reference_layer = self.reference_controls.layer
         self.keep_copies = CheckBox(label="Keep earlier results", value=False, tooltip=_TOOLTIPS["keep"])
         self.uncertainty_layer = CheckBox(label="Uncertainty layer", value=False, tooltip=_TOOLTIPS["uncertainty"])
         self.uncertainty_info = Label(label="", value="", visible=False)
@@ -166,7 +169,7 @@ class ColorizeWidget(Container):
             widgets=[self.run_button, self.preview_button, self.cancel_button, self.compare_button], layout="horizontal", labels=False
         )
         outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
-        hints = self.hint_controls.widgets()
+        hints = [*self.hint_controls.widgets(), *self.reference_controls.widgets()]
         restore = self.restore_controls.widgets()
         return [self.input_layer, self.input_info, self.every_selected, *options, *hints, *restore, *outputs, buttons, self.progress_bar, self.status]
 
@@ -188,6 +191,7 @@ class ColorizeWidget(Container):
         self.cancel_button.changed.connect(self.cancel)
         self.compare_button.changed.connect(self.compare)
         self.new_hints_button.changed.connect(self.new_hints_layer)
+        self.reference_layer.changed.connect(self._on_guidance_changed)
         user_model_saved.connect(self.model.reset_choices)  # a model trained in napari joins the chooser
         if hasattr(self.native, "destroyed"):  # closing the dock stops a running worker
             cancel_event, hints, models = self._cancel_event, self.hint_controls, self.model  # not self: it may be half torn down by then
@@ -211,6 +215,7 @@ class ColorizeWidget(Container):
         """Re-read the layer list into the input chooser (keeps the choice if it is still there)."""
         self.input_layer.reset_choices()
         self.hint_controls.refresh()
+        self.reference_controls.refresh()
         self._update_input_info()
 
     def _update_input_info(self, *_args) -> None:
@@ -308,7 +313,7 @@ class ColorizeWidget(Container):
         options = self.colorize_options()
         hints = self.hint_controls.rows(layer)
         request = layer_geometry.result_request(layer, options, frames=self.frames.value, world_point=self._viewer.dims.point, hints=hints)
-        return self._with_uncertainty(request)
+        return self.reference_controls.applied(self._with_uncertainty(request))
 
     def current_frame_request(self) -> ColorizeRequest:
         """The input layer's current frame with the widget's options (for the restored lightness)."""
@@ -319,7 +324,7 @@ class ColorizeWidget(Container):
         layer = self._require_input()
         hints = self.hint_controls.rows(layer)
         request = layer_geometry.preview_request(CanvasView.of(self._viewer), layer, self.colorize_options(), hints=hints)
-        return None if request is None else self._with_uncertainty(request)
+        return None if request is None else self.reference_controls.applied(self._with_uncertainty(request))
 
     def _with_uncertainty(self, request: ColorizeRequest) -> ColorizeRequest:
         """``request`` asking for the uncertainty layer when it is ticked (and offered)."""
@@ -385,8 +390,9 @@ class ColorizeWidget(Container):
         self._comparison = CompareView.show(self._viewer, layer, result)
         self.compare_button.text = "Back"
 
-    def _on_hints_changed(self) -> None:
-        """Hints edited: refresh the preview, if this input has one (after the running job, if any)."""
+    def _on_guidance_changed(self, *_args) -> None:
+        """Hints edited or another reference chosen: refresh the preview, if
+        this input has one (after the running job, if any)."""
         layer = self.input_layer.value
         if layer is None or find_output_of(self._viewer.layers, str(layer.unique_id), "preview") is None:
             return

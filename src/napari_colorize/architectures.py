@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from .colornet import (
     HINT_CHANNELS,
     HINT_MODULES,
+    PALETTE_MODULES,
     build_colornet_v1,
     build_colornet_v2,
     build_colornet_v2_antialiased,
@@ -23,9 +25,10 @@ from .colornet import (
 )
 
 HEADS = ("classification", "regression")
-#: Kinds of extra input: per-pixel channels cut into tiles with the frame, or
-#: one descriptor per frame that the network computes from a view of it.
-INPUT_KINDS = ("pixels", "frame")
+#: Kinds of extra input: per-pixel channels cut into tiles with the frame,
+#: one descriptor per frame that the network computes from a view of it, or
+#: one distribution over the model's ab bins given for the whole call.
+INPUT_KINDS = ("pixels", "frame", "bins")
 
 
 @dataclass(frozen=True)
@@ -41,13 +44,16 @@ class InputSpec:
         For 'pixels': channels per pixel; the input is (..., channels, Y, X),
         aligned with the frames, and cut into tiles with them. For 'frame':
         0 (the network's ``encode_context`` decides the descriptor's size).
+        For 'bins': 0 (one value per ab bin of the model).
     help : str
         One line for users: what it holds.
     kind : {'pixels', 'frame'}
         'pixels' inputs missing from a call are zeros (e.g. "no hints");
         a 'frame' input is computed by the network from a low-resolution
         view of the whole frame (or of a few frames of a stack), and from
-        the tile itself when a tile is colorized alone.
+        the tile itself when a tile is colorized alone; a 'bins' input is
+        (N or 1, Q), a distribution over the model's Q ab bins, zeros when
+        not given.
     """
 
     name: str
@@ -90,6 +96,8 @@ class Architecture:
         Names of the network's submodules that turn the hints into colour
         and do nothing else: what a hint-path graft copies from one model
         to another (and what ``TrainConfig.learn_only`` names to retrain).
+    palette_modules : tuple of str
+        The same for the reference palette.
     """
 
     name: str
@@ -100,6 +108,7 @@ class Architecture:
     context_view: int = 128
     generation: int | None = None
     hint_modules: tuple[str, ...] = ()
+    palette_modules: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -159,5 +168,23 @@ COLORNET_V2_REPLICATE = register_architecture(
 #: ... and low-passing before its first two strides: no recolouring when the grid moves by a pixel.
 COLORNET_V2_ANTIALIASED = register_architecture(
     Architecture(name="colornet-v2-antialiased", build=build_colornet_v2_antialiased, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES)
+)
+#: A reference palette besides: a distribution over the ab bins (the global hints of Zhang et al. 2017).
+PALETTE_INPUT = InputSpec("palette", 0, "reference palette: the distribution of a colour image over the model's ab bins (zeros: none)", kind="bins")
+#: colornet-v2-replicate and -antialiased with a reference-palette input; the
+#: same weights under the same names plus the palette's, so either warm-starts
+#: from its palette-less twin and computes what it did until the palette moves it.
+PALETTE_ARCHITECTURES = tuple(
+    register_architecture(
+        Architecture(
+            name=f"{twin.name}-palette",
+            build=partial(twin.build, palette=True),
+            extra_inputs=(*V2_INPUTS, PALETTE_INPUT),
+            generation=2,
+            hint_modules=HINT_MODULES,
+            palette_modules=PALETTE_MODULES,
+        )
+    )
+    for twin in (COLORNET_V2_REPLICATE, COLORNET_V2_ANTIALIASED)
 )
 DEFAULT_ARCHITECTURE = COLORNET_V1.name

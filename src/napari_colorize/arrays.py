@@ -145,3 +145,20 @@ def strided_sample(values, *, limit: int) -> np.ndarray:
         sample = np.asarray(values[..., ::step, ::step]).reshape(-1)
     sample = np.asarray(sample, dtype=np.float64)
     return sample[np.isfinite(sample)]
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """A colour reference as (Y, X, 3) uint8: RGB or RGBA, any integer or float
+    type (floats taken as 0..1, wider integers scaled from their largest value)."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] not in (3, 4):
+        raise ValueError(f"a colour reference is an RGB image (Y, X, 3), got shape {image.shape}")
+    image = image[..., :3]
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "f":
+        return (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if image.dtype.kind in "ui":
+        top = max(1, int(image.max()))
+        return (np.clip(image, 0, None).astype(np.float64) * (255.0 / top) + 0.5).astype(np.uint8)
+    raise ValueError(f"a colour reference holds numbers, got {image.dtype}")

@@ -136,6 +136,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="colour hints for one input: a CSV file with a header y,x,r,g,b (image pixels; colours 0-255) and, for a stack, "
         "a frame column (the frame's index, from 0); each hint colours a small patch and steers the colours around it",
     )
+    run.add_argument(
+        "--reference",
+        type=Path,
+        metavar="IMAGE",
+        help="a colour image (JPEG, PNG, TIFF) whose palette the result follows, e.g. a Hubble composite or a stained slide; "
+        "its distribution of colours is given to a model trained to take it (natural), not painted on afterwards",
+    )
     add_option_arguments(run)
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")
     run.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -273,11 +280,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"share of the crops (0 to 1) given colour hints sampled from the truth (hint-taking networks; default {TrainConfig.hint_fraction})",
     )
     train.add_argument(
+        "--palette-fraction",
+        type=float,
+        default=TrainConfig.palette_fraction,
+        metavar="SHARE",
+        help=f"share of the crops (0 to 1) given the palette of the image they were cut from, so the network learns to follow a reference palette (-palette architectures; default {TrainConfig.palette_fraction})",
+    )
+    train.add_argument(
         "--learn-only",
         nargs="+",
         default=[],
         metavar="MODULE",
-        help="train only these modules of the network, every other weight and every batch statistic frozen: hint_path hint_gain (its response to hints) or context_path (its use of the frame's context), for a model whose other layers moved on since; models/graft_hint_path.py then puts a retrained hint response on a model without changing its automatic colours",
+        help="train only these modules of the network, every other weight and every batch statistic frozen: hint_path hint_gain (its response to hints), context_path (its use of the frame's context) or palette_path palette_gain (its response to a reference palette), for a model whose other layers moved on since; models/graft_hint_path.py then puts a retrained hint response on a model without changing its automatic colours",
     )
     train.add_argument("--init", metavar="MODEL", help="fine-tune from a shipped model name or checkpoint")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT.state.pt if present")
@@ -338,6 +352,7 @@ def _run_train(args) -> None:
         frames_context_consistency=args.frames_context_consistency,
         frames_scale_jitter=tuple(args.frames_scale),
         hint_fraction=args.hint_fraction,
+        palette_fraction=args.palette_fraction,
         learn_only=tuple(args.learn_only),
     )
     if args.workers is not None:

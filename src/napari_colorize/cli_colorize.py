@@ -40,6 +40,7 @@ def run_colorize(args, options: ColorizeOptions) -> None:
     checked before this is called (and so before any path is touched)."""
     from .engine import prepare_model
     from .io import output_path_for
+    from .palette import palette_input
 
     stacked = bool(getattr(args, "stack", False))
     many = len(args.inputs) > 1 and not stacked
@@ -52,6 +53,7 @@ def run_colorize(args, options: ColorizeOptions) -> None:
         _check_stack_paths(args)
     jobs = [(src, output_path_for(src, args.output, many=many)) for src in args.inputs[: 1 if stacked else None]]
     hints = _read_hints(args, many=many)
+    reference = _read_reference(args, [dst for _, dst in jobs])
     uncertainty_jobs = _uncertainty_jobs(args, many=many)[: 1 if stacked else None]
     new_folders = [folder for folder in (args.output, args.uncertainty) if many and folder is not None]
     _check_jobs(jobs + uncertainty_jobs, overwrite=args.overwrite, new_folders=new_folders)
@@ -61,6 +63,8 @@ def run_colorize(args, options: ColorizeOptions) -> None:
         colorizer.check_uncertainty()  # a regression model has none: refused before any folder is made
     if hints is not None:
         colorizer.check_inputs(["hints"])
+    if reference is not None:
+        palette_input(colorizer, reference[0])  # a model that takes no palette is refused before any folder is made
     for folder in new_folders:
         folder.mkdir(parents=True, exist_ok=True)
     device = colorizer.device
@@ -69,7 +73,7 @@ def run_colorize(args, options: ColorizeOptions) -> None:
     for src, dst in jobs:
         uncertainty_path = uncertainty_paths.get(src)
         sources = args.inputs if stacked else None
-        shape = _colorize_file(src, dst, args, options, uncertainty_path=uncertainty_path, hints=hints, stack_of=sources)
+        shape = _colorize_file(src, dst, args, options, uncertainty_path=uncertainty_path, hints=hints, reference=reference, stack_of=sources)
         if not args.quiet:
             also = f" and {uncertainty_path}" if uncertainty_path else ""
             what = f"{len(sources)} inputs as one stack" if sources else str(src)
@@ -124,6 +128,25 @@ def _read_hints(args, *, many: bool):
     if not args.hints.is_file():
         raise CommandError(f"hints file not found: {args.hints}")
     return read_hints_csv(args.hints)
+
+
+def _read_reference(args, outputs: list[Path]):
+    """The colour image of ``--reference`` (uint8 RGB) and its file name, or None without it."""
+    from .io import read_rgb
+
+    path = args.reference
+    if path is None:
+        return None
+    if args.scheduler:
+        raise CommandError("--reference is not used on a --scheduler yet: run without one")
+    if not path.is_file():
+        raise CommandError(f"reference image not found: {path}")
+    if any(out.exists() and os.path.samefile(path, out) for out in outputs):
+        raise CommandError(f"output {path} is the --reference image: choose another name")
+    rgb = read_rgb(path)
+    if rgb is None:
+        raise CommandError(f"--reference {path.name} is not a colour image (gray or unreadable): a palette comes from a colour image")
+    return rgb, path.name
 
 
 def _checked_hints(hints, shape: tuple[int, ...], src: Path, hints_file: Path):
@@ -193,12 +216,21 @@ def _check_jobs(jobs: list[tuple[Path, Path]], *, overwrite: bool, new_folders: 
 
 
 def _colorize_file(
-    src: Path, dst: Path, args, options: ColorizeOptions, *, uncertainty_path: Path | None = None, hints=None, stack_of: list[Path] | None = None
+    src: Path,
+    dst: Path,
+    args,
+    options: ColorizeOptions,
+    *,
+    uncertainty_path: Path | None = None,
+    hints=None,
+    reference=None,
+    stack_of: list[Path] | None = None,
 ) -> tuple[int, ...]:
     """Colorize one file, or the 2-D files ``stack_of`` as one stack (and
     write its uncertainty to ``uncertainty_path``), with ``hints`` (rows and
-    their names, from ``--hints``) if given; TIFF to TIFF streams frame by
-    frame, strip by strip."""
+    their names, from ``--hints``) and ``reference`` (an RGB image and its
+    file name, from ``--reference``) if given; TIFF to TIFF streams frame
+    by frame, strip by strip."""
     from contextlib import nullcontext
 
     from .engine import colorize_strips
@@ -214,6 +246,7 @@ def _colorize_file(
     # luminance by the readers, so a last axis of 3 is never taken as RGB.
     options = options.replace(rgb=False)
     with_uncertainty = uncertainty_path is not None
+    palette_source = None if reference is None else reference[0]
     tiff_in = sniff_format(src) == "tiff" and not stack_of
     to_zarr = is_zarr_path(dst)
     # TIFF to TIFF, and anything to OME-Zarr, stream strip by strip (from a TIFF, page by page too).
@@ -229,6 +262,7 @@ def _colorize_file(
         """The checked hint rows, and the provenance of the output and of its uncertainty."""
         rows = _checked_hints(hints, shape, Path(name), args.hints)
         used = {} if rows is None else {"hints_file": args.hints.name, "hints": rows.tolist()}
+        used.update({} if reference is None else {"reference_file": reference[1]})
         record = provenance(options, options.model, device=options.device, frame_shape=shape, **source, **used)
         return rows, {METADATA_KEY: record}, {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
 
@@ -243,7 +277,7 @@ def _colorize_file(
             if with_uncertainty:
                 sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta, physical=physical)
             with bar, sink or nullcontext():
-                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows)
+                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows, reference=palette_source)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
                 write = functools.partial(write_rgb_ome_zarr_strips, name=Path(name).stem) if to_zarr else write_rgb_tiff_strips
                 write(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)
@@ -252,7 +286,7 @@ def _colorize_file(
     rows, meta, uncertainty_meta = records(tuple(image.shape))
     bar, update = progress_bar(args.quiet, name)
     with bar:
-        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, hints=rows)
+        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, hints=rows, reference=palette_source)
     rgb, uncertainty = result if with_uncertainty else (result, None)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta, physical=physical)
     if with_uncertainty:

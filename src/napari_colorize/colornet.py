@@ -12,7 +12,13 @@ weights computes exactly what v1 did until training moves it:
   colour, or a pull towards it for regression), weighted by a learned gain;
 - context: a descriptor of the whole frame, the encoder's pooled features of
   a low-resolution view of it (Iizuka et al. 2016), fused into the features
-  at 1/16 resolution, so that the tiles of a frame (or of a stack) agree.
+  at 1/16 resolution, so that the tiles of a frame (or of a stack) agree;
+- palette (the ``-palette`` families only): a reference image's distribution
+  over the ab bins (the global hints of Zhang et al. 2017), fused into the
+  features at 1/16 resolution and, as a prior over the bins weighted by a
+  learned gain, into the output. All zeros means no palette: both branches
+  are bias-free or gated, so the network then computes what it did without
+  them.
 
 ``colornet-v2-replicate`` is colornet-v2 with edge-replicating padding, and
 ``colornet-v2-antialiased`` that network with its first two stride-2 layers
@@ -36,6 +42,10 @@ HINT_CHANNELS = 3 + 3 * len(HINT_SPREAD_SIGMAS)
 HINT_MODULES = ("hint_path", "hint_gain")
 #: Spread of the evidence a hint colour gives over the ab bins (ab units).
 HINT_EVIDENCE_SIGMA = 10.0
+#: Submodules that turn a reference palette into colour, and nothing else.
+PALETTE_MODULES = ("palette_path", "palette_gain")
+#: Floor of a palette's bin probabilities before its log is taken as a prior.
+PALETTE_FLOOR = 1e-4
 #: Binomial low-pass taken before a stride-2 layer of colornet-v2-antialiased.
 ANTIALIAS_TAPS = (1.0, 2.0, 1.0)
 
@@ -116,11 +126,19 @@ def _blocks() -> SimpleNamespace:
             return self.decode(self.down16(x8), x8, x4)
 
     class ColorNetV2(ColorNet):
-        """colornet-v2: v1 plus hint and frame-context inputs (see the module)."""
+        """colornet-v2: v1 plus hint and frame-context inputs, and with
+        ``palette`` a reference-palette input (see the module)."""
 
-        def __init__(self, *, head: str, bins, width: int):
+        def __init__(self, *, head: str, bins, width: int, palette: bool = False):
             super().__init__(head=head, bins=bins, width=width)
             w = width
+            if palette:
+                # Bias-free, so that no palette (zeros) adds nothing.
+                self.palette_path = nn.Sequential(nn.Linear(len(bins), 8 * w, bias=False), nn.ReLU(inplace=True), nn.Linear(8 * w, 8 * w, bias=False))
+                self.palette_gain = nn.Conv2d(2 * w, 1, 1)
+                for last in (self.palette_path[-1], self.palette_gain):
+                    nn.init.zeros_(last.weight)
+                nn.init.zeros_(self.palette_gain.bias)
             self.hint_path = nn.Sequential(conv(HINT_CHANNELS, w, stride=2), conv(w, 2 * w, stride=2), nn.Conv2d(2 * w, 2 * w, 1))
             # How far to trust each spread hint colour, per pixel, from the features there.
             self.hint_gain = nn.Conv2d(2 * w + HINT_CHANNELS, len(HINT_SPREAD_SIGMAS), 1)
@@ -142,11 +160,26 @@ def _blocks() -> SimpleNamespace:
             x16, _, _ = self.features(view, hints)
             return x16.mean(dim=(2, 3))
 
-        def forward(self, lightness, *, hints, context):
+        def forward(self, lightness, *, hints, context, palette=None):
             x16, x8, x4 = self.features(lightness, hints)
             x16 = x16 + self.context_path(context)[:, :, None, None]
+            if palette is not None:
+                # The square roots: a vector of unit length for any palette.
+                x16 = x16 + self.palette_path(palette.clamp_min(0).sqrt())[:, :, None, None]
             y4 = self.up4(self.up8(x16, x8), x4)
-            return self.add_hint_evidence(self.output(y4), y4, hints)
+            out = self.add_hint_evidence(self.output(y4), y4, hints)
+            return out if palette is None else self.add_palette_prior(out, y4, palette)
+
+        def add_palette_prior(self, out, y4, palette):
+            """Add the log of the reference palette's bin probabilities to the
+            logits, weighted by a gain learned from the features (zero at
+            start), where a palette is given (classification only: a
+            regression output has no bins to weigh)."""
+            given = palette.sum(dim=1) > 0
+            if self.is_regression or not torch.any(given):
+                return out
+            prior = torch.log(palette.clamp_min(PALETTE_FLOOR))[:, :, None, None]
+            return out + self.palette_gain(y4) * prior * given[:, None, None, None].to(out.dtype)
 
         def add_hint_evidence(self, out, y4, hints):
             """Fuse the spread hint colours into the output: for classification
@@ -195,30 +228,31 @@ def build_colornet_v1(*, head: str, bins, width: int):
     return _blocks().ColorNet(head=head, bins=bins, width=width)
 
 
-def build_colornet_v2(*, head: str, bins, width: int):
-    """The second generation: lightness, hints and frame context."""
-    return _blocks().ColorNetV2(head=head, bins=bins, width=width)
+def build_colornet_v2(*, head: str, bins, width: int, palette: bool = False):
+    """The second generation: lightness, hints and frame context (and with
+    ``palette``, a reference palette)."""
+    return _blocks().ColorNetV2(head=head, bins=bins, width=width, palette=palette)
 
 
-def build_colornet_v2_replicate(*, head: str, bins, width: int):
+def build_colornet_v2_replicate(*, head: str, bins, width: int, palette: bool = False):
     """colornet-v2 whose convolutions pad by repeating the edge pixels, not
     with zeros: the network then cannot tell where its window ends, the
     cause of colour bands at the tile period (same weights, same names)."""
     from torch import nn
 
-    network = build_colornet_v2(head=head, bins=bins, width=width)
+    network = build_colornet_v2(head=head, bins=bins, width=width, palette=palette)
     for layer in network.modules():
         if isinstance(layer, nn.Conv2d) and any(layer.padding):
             layer.padding_mode = "replicate"
     return network
 
 
-def build_colornet_v2_antialiased(*, head: str, bins, width: int):
+def build_colornet_v2_antialiased(*, head: str, bins, width: int, palette: bool = False):
     """colornet-v2-replicate whose two stride-2 layers to the output's 1/4
     resolution low-pass their input first: a shift of the input by a
     fraction of the output stride then moves the features, not recolours
     them (same weights, same names; warm-starts from colornet-v2-replicate)."""
-    network = build_colornet_v2_replicate(head=head, bins=bins, width=width)
+    network = build_colornet_v2_replicate(head=head, bins=bins, width=width, palette=palette)
     blurred = _blocks().BlurredConv2d
     for block in (network.stem, network.down4[0]):
         plain = block[0]

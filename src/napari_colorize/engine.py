@@ -31,6 +31,7 @@ from .hints import check_hints, hint_map
 from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
+from .palette import palette_input
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import Stitcher, TileGrid
@@ -269,6 +270,8 @@ def check_extra_inputs(extra_inputs: Mapping | None, frames_shape: tuple[int, ..
     computed = sorted(set(extra_inputs) & set(colorizer.frame_inputs))
     if computed:
         raise ValueError(f"{', '.join(computed)} is computed from the frame itself (see the context option), not given")
+    if "palette" in extra_inputs:
+        raise ValueError("give a reference palette as reference= (a colour image), not as an extra input")
     checked = {}
     for name, values in extra_inputs.items():
         values = np.asarray(values, dtype=np.float32)
@@ -287,6 +290,7 @@ def colorize_strips(
     cancel: Callable[[], bool] | None = None,
     extra_inputs: Mapping | None = None,
     hints=None,
+    reference=None,
     strip_rows: int = 256,
     uncertainty: bool = False,
     **option_keywords,
@@ -312,6 +316,9 @@ def colorize_strips(
         (..., channels, Y, X) aligned with the frames.
     hints : array_like of (frame, y, x, r, g, b) rows, optional
         Colour hints, as for :func:`napari_colorize.colorize`.
+    reference : array_like, shape (Y, X, 3), optional
+        A colour image whose palette the colours follow, as for
+        :func:`napari_colorize.colorize`.
     strip_rows : int
         Rows per yielded strip.
     uncertainty : bool
@@ -330,6 +337,7 @@ def colorize_strips(
         cancel=cancel,
         extra_inputs=extra_inputs,
         hints=hints,
+        reference=reference,
         strip_rows=strip_rows,
         uncertainty=uncertainty,
     )
@@ -346,6 +354,7 @@ def strips_of_frames(
     cancel=None,
     extra_inputs: Mapping | None = None,
     hints=None,
+    reference=None,
     strip_rows: int = 256,
     uncertainty: bool = False,
     stack_context_of: np.ndarray | None = None,
@@ -366,13 +375,15 @@ def strips_of_frames(
         colorizer.check_inputs(["hints"])
         if "hints" in extras:
             raise ValueError("give hints either as hint rows or as the 'hints' extra input, not both")
+    palette = palette_input(colorizer, reference)
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, colorizer.device)
     predict = Predictor(
         colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision, uncertainty=uncertainty
     )
     prepare = prepared_frames(image, options)
     rows = max(1, int(strip_rows))
-    return _strips(image, extras, hint_rows, predict, prepare, options, progress=progress, cancel=cancel, rows=rows, shared=stack_context_of)
+    inputs = StripInputs(extras, hint_rows, palette)
+    return _strips(image, inputs, predict, prepare, options, progress=progress, cancel=cancel, rows=rows, shared=stack_context_of)
 
 
 def whole_stack_context(image, options: ColorizeOptions) -> np.ndarray | None:
@@ -393,11 +404,22 @@ def prepared_frames(image, options: ColorizeOptions) -> PreparedFrames:
     return PreparedFrames(image, range_for(image, options.normalize, options.percentiles), options.restoration)
 
 
+@dataclasses.dataclass(frozen=True)
+class StripInputs:
+    """What a colorization is given besides the frames, checked: extra
+    inputs by name, hint rows, and the reference palette (1, Q) or None."""
+
+    extras: dict
+    hint_rows: np.ndarray
+    palette: object = None
+
+
 def _strips(
-    image, extras, hint_rows, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows, shared=None
+    image, inputs: StripInputs, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows, shared=None
 ) -> Iterator[tuple]:
     """The work of :func:`colorize_strips`, frame by frame, on checked inputs
     (with the uncertainty rows when ``predict`` carries them)."""
+    extras, hint_rows = inputs.extras, inputs.hint_rows
     colorizer = predict.colorizer
     leading = image.shape[:-2]
     working = working_shape(image.shape[-2:], options.scale, smallest_side=colorizer.smallest_side)
@@ -433,7 +455,7 @@ def _strips(
                 where = f"frame {number}" + (f" (index {tuple(int(i) for i in index)})" if len(index) > 1 else "")
                 warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
             frame, low, high = prepare(frame)  # restored (and normalised to 0..1) when asked
-            per_frame = {}
+            per_frame = {} if inputs.palette is None else {"palette": inputs.palette}
             if uses_context:
                 per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)
             if tuple(working) == tuple(frame.shape):

@@ -176,6 +176,40 @@ def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device
     }
 
 
+#: The reference palettes :func:`reference_scores` compares: none, the truth
+#: itself (an upper bound), and another image of the same folder.
+REFERENCE_KINDS = ("none", "own", "other")
+
+
+def reference_scores(colorizer, paths, *, max_side: int | None = None, device: str = "cpu") -> dict[str, EvaluationRow]:
+    """Scores with a reference palette, per kind of reference (:data:`REFERENCE_KINDS`).
+
+    Each image's lightness gray is colorized with ``normalize=(0, 1)`` (as
+    :func:`evaluate` does): without a reference, with the image itself as
+    the reference (its true palette: an upper bound), and with the next
+    image of ``paths`` (the first for the last) as the reference.
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+        A palette-taking model (a ``-palette`` architecture).
+    paths : sequence of path
+        Colour images, at least two.
+    max_side : int, optional
+        Shrink larger images first.
+    """
+    truths = [item for item in colour_truths(paths, max_side=max_side)]
+    if len(truths) < 2:
+        raise ValueError(f"a reference from another image needs at least two colour images, got {len(truths)}")
+    scores = {kind: _Scores(ab_bins()) for kind in REFERENCE_KINDS}
+    for index, (_, truth, lab, gray) in enumerate(truths):
+        references = {"none": None, "own": truth, "other": truths[(index + 1) % len(truths)][1]}
+        for kind, reference in references.items():
+            result = colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0), reference=reference)
+            scores[kind].add(truth, lab, result)
+    return {kind: score.row(f"reference: {kind}") for kind, score in scores.items()}
+
+
 def evaluate(
     models: Sequence[str | Path],
     images: str | Path,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint_files
+from .arrays import as_rgb8
 from .checkpoint_files import checkpoint_metadata, resolve_model_path, shipped_models
 from .model_info import ModelDescription
 from .training import TrainConfig, TrainingProgress, train
@@ -46,23 +47,6 @@ def check_model_name(name: str) -> str:
     if name in shipped_models():
         raise ValueError(f"{name!r} is a shipped model: choose another name")
     return name
-
-
-def as_rgb8(image: np.ndarray) -> np.ndarray:
-    """A colour reference as (Y, X, 3) uint8: RGB or RGBA, any integer or float
-    type (floats taken as 0..1, wider integers scaled from their largest value)."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4):
-        raise ValueError(f"a colour reference is an RGB image (Y, X, 3), got shape {image.shape}")
-    image = image[..., :3]
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype.kind == "f":
-        return (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if image.dtype.kind in "ui":
-        top = max(1, int(image.max()))
-        return (np.clip(image, 0, None).astype(np.float64) * (255.0 / top) + 0.5).astype(np.uint8)
-    raise ValueError(f"a colour reference holds numbers, got {image.dtype}")
 
 
 def fine_tune(

@@ -62,6 +62,8 @@ class ColorizeRequest:
     hints : ndarray, optional
         Colour hints, (frame, y, x, r, g, b) rows in the pixels of the
         selected part (see :func:`napari_colorize.layer_geometry.request_hints`).
+    reference : array_like, optional
+        A colour image (Y, X, 3) whose palette the result follows.
     """
 
     data: Any
@@ -77,6 +79,7 @@ class ColorizeRequest:
     level_shapes: list | None = None
     uncertainty: bool = False
     hints: np.ndarray | None = None
+    reference: Any = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -195,6 +198,7 @@ def run_request(request: ColorizeRequest, *, progress: Callable[[int, int], None
             uncertainty=request.uncertainty,
             uncertainty_out=uncertain,
             hints=request.hints,
+            reference=request.reference,
         )
         rgb = with_levels(out, request.layer_name)
         uncertainty = with_levels(uncertain, uncertainty_label) if uncertain is not None else None

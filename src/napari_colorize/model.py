@@ -155,6 +155,8 @@ class Colorizer:
         Extra inputs are given by name: 'pixels' ones as (N, channels, H, W),
         zeros when not given; 'frame' ones as a descriptor (N or 1, D) from
         :meth:`encode_context`, computed from each tile alone when not
+        given; 'bins' ones as (N or 1, Q) (a reference palette:
+        :func:`napari_colorize.palette.reference_palette`), zeros when not
         given. An input the network does not take is refused with a
         ValueError. With ``uncertainty`` (classification models only, see
         :meth:`check_uncertainty`), returns ``(ab, uncertainty)``, the second
@@ -175,6 +177,9 @@ class Colorizer:
             if spec.kind == "frame":
                 given = self.encode_context(self.view_of(lightness)) if given is None else given.to(lightness.device, lightness.dtype)
                 extras[spec.name] = given.expand(lightness.shape[0], -1)
+            elif spec.kind == "bins":
+                given = lightness.new_zeros((1, self.num_bins)) if given is None else given.to(lightness.device, lightness.dtype)
+                extras[spec.name] = given.reshape(-1, self.num_bins).expand(lightness.shape[0], -1)
             else:
                 shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
                 extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)

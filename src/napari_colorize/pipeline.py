@@ -32,6 +32,7 @@ def colorize(
     out: np.ndarray | None = None,
     extra_inputs: Mapping | None = None,
     hints=None,
+    reference=None,
     uncertainty: bool = False,
     uncertainty_out: np.ndarray | None = None,
     lightness_only: bool = False,
@@ -82,6 +83,14 @@ def colorize(
         rows of (y, x, r, g, b) for a single frame), the colour r, g, b in
         0..255 (sRGB, converted to ab). None or no rows gives the automatic
         result. A model that takes no hints refuses them.
+    reference : array_like, shape (Y, X, 3) or (Y, X, 4), optional
+        A colour image whose palette the whole result follows (the global
+        hints of Zhang et al. 2017): its distribution over the model's ab
+        bins is given to a network trained to take it (a ``-palette``
+        architecture, such as the shipped ``natural``), not painted on
+        afterwards. RGB(A), uint8, wider integers or floats in 0..1; it
+        need not show the same scene or have the image's size. A model
+        that takes no palette refuses it.
     uncertainty : bool
         Also return how uncertain the model is at each pixel: the
         normalised entropy of its predicted distribution over the ab bins
@@ -148,8 +157,8 @@ def colorize(
     if uncertainty and scheduler is not None:
         raise ValueError("uncertainty is not computed on a scheduler yet: run without one")
     if scheduler is not None or (is_dask_array(image) and out is None and not uncertainty):
-        if extra_inputs or (hints is not None and len(hints)):
-            raise ValueError("extra inputs and hints are not supported for dask inputs or a scheduler yet: pass a NumPy image")
+        if extra_inputs or (hints is not None and len(hints)) or reference is not None:
+            raise ValueError("extra inputs, hints and a reference palette are not supported for dask inputs or a scheduler yet: pass a NumPy image")
         if options.stack_consensus and image.ndim > 2:
             # Blocks are single frames there: no frame would see its neighbours.
             raise ValueError("stack_consensus shares colours between the frames of one run: not for a lazy result or a scheduler yet (pass a NumPy image, or out=)")
@@ -163,7 +172,15 @@ def colorize(
     rows = max(1, CHUNK_PIXELS // image.shape[-1])
     # Asked first: the model and inputs are checked before the outputs are allocated.
     strips = strips_of_frames(
-        image, options, progress=progress, cancel=cancel, extra_inputs=extra_inputs, hints=hints, strip_rows=rows, uncertainty=uncertainty
+        image,
+        options,
+        progress=progress,
+        cancel=cancel,
+        extra_inputs=extra_inputs,
+        hints=hints,
+        reference=reference,
+        strip_rows=rows,
+        uncertainty=uncertainty,
     )
     out = np.empty(shape, dtype=np.uint8) if out is None else out
     if not uncertainty:

@@ -222,7 +222,8 @@ def _train_loop(
             hints_generator.manual_seed(config.seed * 1_000_003 + step)
             inputs = {}
             # The whole image's view, then (for the consistency options) a cut-out's.
-            views_lightness = [lab_of(view, device)[:, :1] for view in views]
+            views_lab = [lab_of(view, device) for view in views]
+            views_lightness = [view[:, :1] for view in views_lab]
             with autocast:
                 # Each view's descriptor once: the main loss, the shifted window and the context penalty share them.
                 contexts = [network.encode_context(view) for view in views_lightness]
@@ -235,6 +236,8 @@ def _train_loop(
                         generator=hints_generator,
                         fraction=config.hint_fraction,
                         max_hints=config.max_hints,
+                        whole_lab=views_lab[0] if views_lab else None,
+                        palette_fraction=config.palette_fraction,
                     )
             pair = (
                 ShiftedPair.draw(config.crop_size, colorizer.output_stride, generator=hints_generator) if config.penalises_shift else None
@@ -351,6 +354,8 @@ def train(
     for name, value in (("context consistency", config.penalises_context), ("dark sky", config.dark_sky)):
         if value and "context" not in colorizer.frame_inputs:
             raise ValueError(f"{name} needs a network that takes the frame's context; {colorizer.architecture} does not")
+    if config.palette_fraction and "palette" not in colorizer.input_names:
+        raise ValueError(f"a palette fraction needs a palette-taking network (a -palette architecture); {colorizer.architecture} takes none")
     _place_network(colorizer, torch_device, config)  # before the data scan: refuses modules to learn that the network lacks
     colorizer.metadata.update((description or ModelDescription()).entries())
     if state is not None:

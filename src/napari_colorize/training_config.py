@@ -50,6 +50,9 @@ class TrainConfig:
     hint_fraction : float
         Share of the crops given hints sampled from the truth (networks that
         take hints).
+    palette_fraction : float
+        Share of the crops given the palette of the image they were cut
+        from (palette-taking networks: the ``-palette`` architectures).
     max_hints : int
         Most hints in one crop.
     learn_only : tuple of str
@@ -140,6 +143,7 @@ class TrainConfig:
     seed: int = 0
     architecture: str | None = None
     hint_fraction: float = 0.5
+    palette_fraction: float = 0.0
     max_hints: int = 20
     learn_only: tuple[str, ...] = ()
     any_orientation: bool = False
@@ -196,6 +200,8 @@ class TrainConfig:
             raise ValueError(f"rare-colour sampling is a share of the crops, 0 to 1, got {self.rare_colour_sampling}")
         if not 0 <= self.hint_fraction <= 1:
             raise ValueError(f"hint fraction is a share of the crops, 0 to 1, got {self.hint_fraction}")
+        if not 0 <= self.palette_fraction <= 1:
+            raise ValueError(f"palette fraction is a share of the crops, 0 to 1, got {self.palette_fraction}")
         low, high = self.frames_scale_jitter
         if not 0 < low <= high:
             raise ValueError(f"frames scale is a range LOW HIGH with 0 < LOW <= HIGH, got {low} {high}")

@@ -1,6 +1,7 @@
 """What a second-generation network is fed in training besides the lightness:
-colour hints sampled from the truth (Zhang et al. 2017) and the context of the
-whole image a crop came from (Iizuka et al. 2016)."""
+colour hints sampled from the truth (Zhang et al. 2017), the context of the
+whole image a crop came from (Iizuka et al. 2016) and, for a palette-taking
+network, that whole image's palette (the global hints of Zhang et al. 2017)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import math
 
 from .colornet import AB_SCALE, HINT_CHANNELS
 from .hints import spread_hints
+from .palette import ab_palette
+
+#: The palette of a training image is taken from its whole-image view
+#: averaged over blocks of this side (as the ab targets are): fewer pixels
+#: to soft-encode, the same distribution.
+PALETTE_POOLING = 4
 
 #: Side of the largest hint patch, in crop pixels (patches are 1 to 9 wide).
 MAX_HINT_PATCH = 9
@@ -43,7 +50,22 @@ def sample_hints(ab, *, generator, fraction: float, max_hints: int):
     return hints
 
 
-def network_inputs(colorizer, lab, context, *, generator, fraction: float, max_hints: int) -> dict:
+def sample_palettes(ab, bins, *, generator, fraction: float):
+    """Palette inputs (N, Q) from the truth ab (N, 2, S, S) of the images the
+    crops were cut from: for a ``fraction`` of the crops, drawn at random,
+    their image's palette (:func:`napari_colorize.palette.ab_palette`); zeros
+    (no palette) for the rest, so one network serves both."""
+    import torch
+
+    chosen = torch.rand(ab.shape[0], generator=generator) < fraction
+    palettes = ab.new_zeros((ab.shape[0], bins.shape[0]))
+    if torch.any(chosen):
+        pooled = torch.nn.functional.avg_pool2d(ab[chosen], PALETTE_POOLING) if min(ab.shape[-2:]) >= 4 * PALETTE_POOLING else ab[chosen]
+        palettes[chosen] = ab_palette(pooled, bins.to(ab.device)).to(palettes.dtype)
+    return palettes
+
+
+def network_inputs(colorizer, lab, context, *, generator, fraction: float, max_hints: int, whole_lab=None, palette_fraction: float = 0.0) -> dict:
     """The extra inputs of ``colorizer``'s network for one training batch.
 
     Parameters
@@ -56,12 +78,18 @@ def network_inputs(colorizer, lab, context, *, generator, fraction: float, max_h
         gives it in training (so the network learns through it).
     generator : torch.Generator
         Draws the hints (CPU), so a run is repeatable.
+    whole_lab : Tensor (N, 3, S, S), optional
+        Views of the whole images the crops were cut from, in Lab: where a
+        palette-taking network's palettes come from (the crops themselves
+        when not given).
+    palette_fraction : float
+        Share of the crops given their image's palette.
 
     Returns
     -------
     dict
         Keyword arguments for the network: nothing for colornet-v1; hints
-        and context for colornet-v2.
+        and context for colornet-v2, and a palette for its -palette families.
     """
     inputs = {}
     names = colorizer.input_names
@@ -69,6 +97,12 @@ def network_inputs(colorizer, lab, context, *, generator, fraction: float, max_h
         inputs["hints"] = sample_hints(lab[:, 1:].cpu(), generator=generator, fraction=fraction, max_hints=max_hints).to(lab.device)
     if "context" in names:
         inputs["context"] = context
+    if "palette" in names:
+        import torch
+
+        source = lab if whole_lab is None else whole_lab
+        bins = torch.as_tensor(colorizer.bins, dtype=torch.float32, device=lab.device)
+        inputs["palette"] = sample_palettes(source[:, 1:].float(), bins, generator=generator, fraction=palette_fraction)
     return inputs
 
 

@@ -1,0 +1,106 @@
+"""Does a reference palette help? Scores without one, with the truth's own,
+and with another image's.
+
+For each evaluation image: drop its colour (``lightness_to_gray`` of the
+true L, as ``napari-colorize evaluate`` does) and colorize it
+(``normalize=(0, 1)``) three ways (``napari_colorize.evaluation.reference_scores``):
+without a reference (the automatic result), with the image itself as the
+reference (its true palette: an upper bound), and with the next image of
+the same folder as the reference (what a user has: a picture of the same
+kind). Reports, per folder, mean PSNR, rebalanced AuC and colourfulness,
+beside the gray baseline's.
+
+Run: python benchmarks/bench_reference.py [MODEL ...] [--folders DIR ...]
+         [--limit N] [--threads 1] [--output PATH]
+
+Default: `natural` over ../shared/data/eval/natural/{kodak24, mcmaster18}.
+Writes benchmarks/RESULTS_reference.md (``--output`` elsewhere; with
+``--limit`` only if ``--output`` is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from napari_colorize.evaluation import GRAY, evaluate, reference_scores
+from napari_colorize.io import find_images
+from napari_colorize.model import load_checkpoint
+
+HERE = Path(__file__).resolve().parent
+EVAL = HERE.parents[1] / "shared" / "data" / "eval"
+FOLDERS = ("natural/kodak24", "natural/mcmaster18")
+RESULTS = HERE / "RESULTS_reference.md"
+
+
+def cell(row) -> str:
+    return f"{row.psnr:.2f} dB / {row.auc_rebalanced:.1f} % / {row.colorfulness:.1f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="*", default=["natural"])
+    parser.add_argument("--folders", nargs="+", default=None, help="evaluation folders (default: kodak24 and mcmaster18)")
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    folders = [Path(f).resolve() for f in args.folders] if args.folders else [EVAL / f for f in FOLDERS]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        print(f"skipped: evaluation folders not found: {', '.join(missing)}", file=sys.stderr)
+        folders = [f for f in folders if f.is_dir()]
+    if not folders:
+        return 0
+    started = time.perf_counter()
+    colorizers = {model: load_checkpoint(model, device="cpu") for model in args.models}
+    lines = [
+        "| folder (images) | reference | " + " | ".join(f"`{model}`" for model in args.models) + " |",
+        "|---|---|" + "---:|" * len(args.models),
+    ]
+    for folder in folders:
+        paths = find_images([folder])[: args.limit]
+        name = folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder
+        gray = next(row for row in evaluate([], folder, device="cpu", limit=args.limit) if row.method == GRAY)
+        scores = {model: reference_scores(colorizer, paths) for model, colorizer in colorizers.items()}
+        lines.append(
+            f"| {name} ({gray.images} images; the truth's colourfulness {gray.colorfulness_truth:.1f}) | gray (no colour) | "
+            + " | ".join(cell(gray) for _ in args.models)
+            + " |"
+        )
+        for kind, label in (("none", "none (automatic)"), ("own", "its own (upper bound)"), ("other", "another image of the folder")):
+            lines.append(f"| | {label} | " + " | ".join(cell(scores[model][kind]) for model in args.models) + " |")
+        print("\n".join(lines[-4:]), flush=True)
+    minutes = (time.perf_counter() - started) / 60
+    shas = ", ".join(f"`{model}` {colorizer.sha256[:16]}" for model, colorizer in colorizers.items())
+    report = "\n".join(
+        [
+            "# Reference palettes: none, the truth's own, another image's",
+            "",
+            f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {minutes:.1f} min",
+            f"- Command: `python benchmarks/bench_reference.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+            f"- Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
+            f"- Models (sha256): {shas}",
+            "- Cells: mean PSNR / rebalanced AuC / colourfulness. See the docstring of benchmarks/bench_reference.py.",
+            "",
+            *lines,
+            "",
+        ]
+    )
+    output = args.output or (None if args.limit else RESULTS)
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+        print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
