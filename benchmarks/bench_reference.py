@@ -27,12 +27,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench_uncertainty import EVAL, evaluation_folders  # benchmarks/, beside this script
+
 from napari_colorize.evaluation import GRAY, evaluate, reference_scores
 from napari_colorize.io import find_images
 from napari_colorize.model import load_checkpoint
 
 HERE = Path(__file__).resolve().parent
-EVAL = HERE.parents[1] / "shared" / "data" / "eval"
 FOLDERS = ("natural/kodak24", "natural/mcmaster18")
 RESULTS = HERE / "RESULTS_reference.md"
 
@@ -53,11 +54,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    folders = [Path(f).resolve() for f in args.folders] if args.folders else [EVAL / f for f in FOLDERS]
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        print(f"skipped: evaluation folders not found: {', '.join(missing)}", file=sys.stderr)
-        folders = [f for f in folders if f.is_dir()]
+    folders = evaluation_folders(args.folders, FOLDERS)
     if not folders:
         return 0
     started = time.perf_counter()

@@ -59,6 +59,16 @@ def sample_pairs(colorizer, paths, *, pixels: int, seed: int = 0) -> tuple[np.nd
     return np.concatenate(uncertainties), np.concatenate(errors)
 
 
+def evaluation_folders(given, defaults) -> list[Path]:
+    """The folders ``given`` (or ``defaults``, under ../shared/data/eval) that
+    exist; those missing are named on stderr and skipped."""
+    folders = [Path(f).resolve() for f in given] if given else [EVAL / f for f in defaults]
+    missing = [str(f) for f in folders if not f.is_dir()]
+    if missing:
+        print(f"skipped: evaluation folders not found: {', '.join(missing)}", file=sys.stderr)
+    return [f for f in folders if f.is_dir()]
+
+
 def decile_means(uncertainty: np.ndarray, error: np.ndarray) -> list[float]:
     """Mean error in each decile of ``uncertainty`` (ranked, so ties cannot empty a decile)."""
     order = np.argsort(uncertainty, kind="stable")
@@ -85,11 +95,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    folders = [Path(f).resolve() for f in args.folders] if args.folders else [EVAL / f for f in FOLDERS]
-    missing = [str(f) for f in folders if not f.is_dir()]
-    if missing:
-        print(f"skipped: evaluation folders not found: {', '.join(missing)}", file=sys.stderr)
-        folders = [f for f in folders if f.is_dir()]
+    folders = evaluation_folders(args.folders, FOLDERS)
     if not folders:
         return 0
     started = time.perf_counter()
@@ -100,7 +106,9 @@ def main(argv=None) -> int:
         samples = {}
         for folder in folders:
             paths = find_images([folder])[: args.limit]
-            samples[folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder] = sample_pairs(colorizer, paths, pixels=args.pixels)
+            samples[folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder] = sample_pairs(
+                colorizer, paths, pixels=args.pixels
+            )
         pooled = tuple(np.concatenate(parts) for parts in zip(*samples.values()))
         header = " | ".join(f"D{d + 1}" for d in range(DECILES))
         lines = [

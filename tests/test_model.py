@@ -38,11 +38,11 @@ def test_shipped_models_are_listed():
 @pytest.mark.parametrize(
     ("name", "head", "architecture"),
     [
-        ("natural", "classification", "colornet-v2-antialiased"),
+        ("natural", "classification", "colornet-v2-antialiased-palette"),
         ("natural-regression", "regression", "colornet-v2-replicate"),
         ("natural-v1", "classification", "colornet-v1"),
         ("natural-regression-v1", "regression", "colornet-v1"),
-        ("astro", "classification", "colornet-v2-replicate"),
+        ("astro", "classification", "colornet-v2-replicate-palette"),
         ("stained-microscopy", "classification", "colornet-v2-replicate"),
     ],
 )

@@ -82,7 +82,7 @@ def test_the_readme_table_is_that_of_the_shipped_metadata():
 def test_shipped_models_are_described_by_generation_head_and_inputs():
     info = describe_model("natural")
     assert info.shipped and info.name == "natural"
-    assert info.network == "second generation (colornet-v2-antialiased), classification head; inputs: lightness, hints, context"
+    assert info.network == "second generation (colornet-v2-antialiased-palette), classification head; inputs: lightness, hints, context, palette"
     assert describe_model("natural-regression-v1").network == "first generation (colornet-v1), regression head; inputs: lightness"
     assert info.text().startswith("natural (default)\n  network:")
 
