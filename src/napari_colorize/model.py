@@ -117,9 +117,14 @@ class Colorizer:
     def smallest_side(self) -> int:
         """Short side, in pixels, of the smallest images the network was
         trained on: its training crops, from the checkpoint's training record
-        (0 when it has none). Training enlarges every image whose short side
-        is under the crop until the crop fits, so the network has seen
-        smaller images only enlarged."""
+        (0 when it has none), or the ``smallest_side`` it declares (a run
+        that trained only some modules keeps its init's: the frozen layers
+        that see the image learned at those crops). Training enlarges every
+        image whose short side is under the crop until the crop fits, so the
+        network has seen smaller images only enlarged."""
+        declared = self.metadata.get("smallest_side")
+        if isinstance(declared, int) and declared > 0:
+            return declared
         training = self.metadata.get("training")
         config = training.get("config") if isinstance(training, dict) else None
         return int(config.get("crop_size") or 0) if isinstance(config, dict) else 0

@@ -110,6 +110,9 @@ def _build_model(config: TrainConfig, *, init: str | Path | None, state: dict | 
         # What the init model learned from, and its terms, stay with what is made from it.
         inherited = {k: v for k, v in ModelDescription.recorded_in(base.metadata).entries().items() if k in ("training_data", "terms")}
         colorizer.metadata["init"] = {"model": base.name, "sha256": base.sha256, **inherited, **({"fresh_weights": left} if left else {})}
+        if config.learn_only and base.smallest_side:
+            # The frozen layers that see the image learned at the init's crops, whatever this run's are.
+            colorizer.metadata["smallest_side"] = base.smallest_side
         return colorizer
     return create_colorizer(architecture=config.architecture or _FIRST_ARCHITECTURE, head=config.head, width=config.width, bins=ab_bins())
 
