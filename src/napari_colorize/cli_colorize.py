@@ -277,7 +277,8 @@ def _colorize_file(
             if with_uncertainty:
                 sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta, physical=physical)
             with bar, sink or nullcontext():
-                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, hints=rows, reference=palette_source)
+                guidance = {"hints": rows, "reference": palette_source}
+                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, **guidance)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
                 write = functools.partial(write_rgb_ome_zarr_strips, name=Path(name).stem) if to_zarr else write_rgb_tiff_strips
                 write(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)
@@ -286,7 +287,8 @@ def _colorize_file(
     rows, meta, uncertainty_meta = records(tuple(image.shape))
     bar, update = progress_bar(args.quiet, name)
     with bar:
-        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, hints=rows, reference=palette_source)
+        guidance = {"hints": rows, "reference": palette_source}
+        result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, **guidance)
     rgb, uncertainty = result if with_uncertainty else (result, None)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta, physical=physical)
     if with_uncertainty:

@@ -55,6 +55,11 @@ def reference_palette(reference, bins, *, max_side: int = REFERENCE_SIDE) -> np.
     import torch
     from skimage.transform import resize
 
+    shape = getattr(reference, "shape", ())
+    if len(shape) == 3 and max(shape[:2]) > 2 * max_side:
+        # Every few pixels first: a large or lazy (dask, zarr) reference is never read whole.
+        step = max(shape[:2]) // (2 * max_side)
+        reference = reference[::step, ::step]
     rgb = as_rgb8(as_numpy(reference))
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ValueError(f"a colour reference needs pixels, got shape {rgb.shape}")
