@@ -21,13 +21,11 @@ Writes benchmarks/RESULTS_reference.md (``--output`` elsewhere; with
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from bench_uncertainty import EVAL, evaluation_folders  # benchmarks/, beside this script
+from bench_uncertainty import EVAL, evaluation_folders, run_lines, write_report  # benchmarks/, beside this script
 
 from napari_colorize.evaluation import GRAY, evaluate, reference_scores
 from napari_colorize.io import find_images
@@ -82,9 +80,7 @@ def main(argv=None) -> int:
         [
             "# Reference palettes: none, the truth's own, another image's",
             "",
-            f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {minutes:.1f} min",
-            f"- Command: `python benchmarks/bench_reference.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-            f"- Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
+            *run_lines("bench_reference.py", argv, minutes),
             f"- Models (sha256): {shas}",
             "- Cells: mean PSNR / rebalanced AuC / colourfulness. See the docstring of benchmarks/bench_reference.py.",
             "",
@@ -92,10 +88,7 @@ def main(argv=None) -> int:
             "",
         ]
     )
-    output = args.output or (None if args.limit else RESULTS)
-    if output is not None:
-        output.write_text(report, encoding="utf-8")
-        print(f"wrote {output}")
+    write_report(report, args.output, limited=bool(args.limit), default=RESULTS)
     return 0
 
 

@@ -69,6 +69,25 @@ def evaluation_folders(given, defaults) -> list[Path]:
     return [f for f in folders if f.is_dir()]
 
 
+def run_lines(script: str, argv, minutes: float) -> list[str]:
+    """The report lines saying when, how (the command) and where a benchmark ran."""
+    import torch
+
+    return [
+        f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {minutes:.1f} min",
+        f"- Command: `python benchmarks/{script} {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
+    ]
+
+
+def write_report(report: str, output: Path | None, *, limited: bool, default: Path) -> None:
+    """Write ``report`` to ``output``, or to ``default`` unless the run was limited (a partial run overwrites nothing by default)."""
+    output = output or (None if limited else default)
+    if output is not None:
+        output.write_text(report, encoding="utf-8")
+        print(f"wrote {output}")
+
+
 def decile_means(uncertainty: np.ndarray, error: np.ndarray) -> list[float]:
     """Mean error in each decile of ``uncertainty`` (ranked, so ties cannot empty a decile)."""
     order = np.argsort(uncertainty, kind="stable")
@@ -128,18 +147,13 @@ def main(argv=None) -> int:
         [
             "# Uncertainty against error: is the entropy map worth looking at?",
             "",
-            f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {minutes:.1f} min",
-            f"- Command: `python benchmarks/bench_uncertainty.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-            f"- Machine: {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
+            *run_lines("bench_uncertainty.py", argv, minutes),
             f"- {args.pixels} random pixels per image; folders with subfolders include them. See the docstring of benchmarks/bench_uncertainty.py.",
             "",
             *(section + "\n" for section in sections),
         ]
     )
-    output = args.output or (None if args.limit else RESULTS)
-    if output is not None:
-        output.write_text(report, encoding="utf-8")
-        print(f"wrote {output}")
+    write_report(report, args.output, limited=bool(args.limit), default=RESULTS)
     return 0
 
 
