@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_uncertainty import EVAL, evaluation_folders, run_lines, write_report  # benchmarks/, beside this script
+from bench_uncertainty import EVAL, parse_evaluation_arguments, run_lines, write_report  # benchmarks/, beside this script
 
 from napari_colorize.evaluation import GRAY, evaluate, reference_scores
 from napari_colorize.io import find_images
@@ -42,17 +42,7 @@ def cell(row) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("models", nargs="*", default=["natural"])
-    parser.add_argument("--folders", nargs="+", default=None, help="evaluation folders (default: kodak24 and mcmaster18)")
-    parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args(argv)
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    folders = evaluation_folders(args.folders, FOLDERS)
+    args, folders = parse_evaluation_arguments(parser, argv, FOLDERS)
     if not folders:
         return 0
     started = time.perf_counter()

@@ -69,6 +69,25 @@ def evaluation_folders(given, defaults) -> list[Path]:
     return [f for f in folders if f.is_dir()]
 
 
+def parse_evaluation_arguments(parser, argv, defaults: tuple[str, ...]):
+    """``parser`` given the arguments every evaluation benchmark takes (models,
+    ``--folders``, ``--limit``, ``--threads``, ``--output``), parsed; torch set
+    to the threads asked for. Returns the arguments and the folders found."""
+    parser.add_argument("models", nargs="*", default=["natural"])
+    parser.add_argument(
+        "--folders", nargs="+", default=None, help=f"evaluation folders (default: {', '.join(defaults)} under ../shared/data/eval)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args, evaluation_folders(args.folders, defaults)
+
+
 def run_lines(script: str, argv, minutes: float) -> list[str]:
     """The report lines saying when, how (the command) and where a benchmark ran."""
     import torch
@@ -103,18 +122,9 @@ def rows_for(name: str, uncertainty: np.ndarray, error: np.ndarray) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("models", nargs="*", default=["natural"])
-    parser.add_argument("--folders", nargs="+", default=None, help="evaluation folders (default: the natural, astro and micro sets)")
-    parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
     parser.add_argument("--pixels", type=int, default=4000, help="pixels sampled per image")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args(argv)
-    import torch
+    args, folders = parse_evaluation_arguments(parser, argv, FOLDERS)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    folders = evaluation_folders(args.folders, FOLDERS)
     if not folders:
         return 0
     started = time.perf_counter()
