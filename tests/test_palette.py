@@ -9,6 +9,7 @@ from helpers import smooth_frame
 
 from napari_colorize import colorize
 from napari_colorize.color import ab_bins, rgb_to_lab
+from napari_colorize.colornet import PALETTE_MODULES
 from napari_colorize.model import copy_matching_weights, create_colorizer
 from napari_colorize.palette import reference_palette
 
@@ -70,7 +71,7 @@ def palette_twin(width=8, seed=3):
             value.add_(0.05 * torch.randn_like(value))
     twin = create_colorizer(architecture="colornet-v2-antialiased-palette", width=width)
     missing = copy_matching_weights(twin, plain)
-    assert all(name.startswith(("palette_path", "palette_gain")) for name in missing) and missing
+    assert all(name.startswith(PALETTE_MODULES) for name in missing) and missing
     plain.network.eval(), twin.network.eval()
     return plain, twin
 
@@ -147,7 +148,7 @@ def test_learning_to_follow_a_palette_leaves_the_automatic_colours_alone(trainin
     from napari_colorize.training import TrainConfig, train
 
     base = load_checkpoint("natural").network.state_dict()
-    modules = ("palette_path", "palette_gain")
+    modules = PALETTE_MODULES
     config = TrainConfig(
         steps=2,
         batch_size=4,

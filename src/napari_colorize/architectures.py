@@ -17,7 +17,6 @@ from functools import partial
 from .colornet import (
     HINT_CHANNELS,
     HINT_MODULES,
-    PALETTE_MODULES,
     build_colornet_v1,
     build_colornet_v2,
     build_colornet_v2_antialiased,
@@ -47,7 +46,7 @@ class InputSpec:
         For 'bins': 0 (one value per ab bin of the model).
     help : str
         One line for users: what it holds.
-    kind : {'pixels', 'frame'}
+    kind : {'pixels', 'frame', 'bins'}
         'pixels' inputs missing from a call are zeros (e.g. "no hints");
         a 'frame' input is computed by the network from a low-resolution
         view of the whole frame (or of a few frames of a stack), and from
@@ -96,8 +95,6 @@ class Architecture:
         Names of the network's submodules that turn the hints into colour
         and do nothing else: what a hint-path graft copies from one model
         to another (and what ``TrainConfig.learn_only`` names to retrain).
-    palette_modules : tuple of str
-        The same for the reference palette.
     """
 
     name: str
@@ -108,7 +105,6 @@ class Architecture:
     context_view: int = 128
     generation: int | None = None
     hint_modules: tuple[str, ...] = ()
-    palette_modules: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -182,7 +178,6 @@ PALETTE_ARCHITECTURES = tuple(
             extra_inputs=(*V2_INPUTS, PALETTE_INPUT),
             generation=2,
             hint_modules=HINT_MODULES,
-            palette_modules=PALETTE_MODULES,
         )
     )
     for twin in (COLORNET_V2_REPLICATE, COLORNET_V2_ANTIALIASED)
