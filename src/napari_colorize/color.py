@@ -220,6 +220,17 @@ def ab_bins(grid: int = AB_GRID) -> np.ndarray:
     return _gamut_bins(int(grid))
 
 
+#: An image whose mean chroma (ab units) is below this counts as grayscale.
+GRAY_CHROMA = 2.0
+
+
+def looks_gray(ab: np.ndarray) -> bool:
+    """Whether ab values (..., 2) count as grayscale: their mean chroma is
+    under :data:`GRAY_CHROMA`: such an image has no colours to teach or to give as a palette."""
+    ab = np.asarray(ab, dtype=np.float32)
+    return bool(np.hypot(ab[..., 0], ab[..., 1]).mean() < GRAY_CHROMA)
+
+
 def nearest_bin(ab: np.ndarray, bins: np.ndarray) -> np.ndarray:
     """Index of the nearest bin for every ab pair (``ab`` of shape (..., 2))."""
     ab = np.asarray(ab, dtype=np.float32)

@@ -198,7 +198,7 @@ def reference_scores(colorizer, paths, *, max_side: int | None = None, device: s
     max_side : int, optional
         Shrink larger images first.
     """
-    truths = [item for item in colour_truths(paths, max_side=max_side)]
+    truths = list(colour_truths(paths, max_side=max_side))
     if len(truths) < 2:
         raise ValueError(f"a reference from another image needs at least two colour images, got {len(truths)}")
     scores = {kind: _Scores(ab_bins()) for kind in REFERENCE_KINDS}

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import as_numpy, as_rgb8
-from .color import rgb_to_lab, soft_encode
+from .color import looks_gray, rgb_to_lab, soft_encode
 
 #: Longer side, in pixels, of the view of a reference its palette is taken from.
 REFERENCE_SIDE = 256
@@ -68,7 +68,7 @@ def reference_palette(reference, bins, *, max_side: int = REFERENCE_SIDE) -> np.
         shape = tuple(max(1, round(side * max_side / longer)) for side in rgb.shape[:2])
         rgb = resize(rgb, shape, order=1, anti_aliasing=True, preserve_range=True)
     lab = rgb_to_lab(np.asarray(rgb, dtype=np.float32) / 255.0)
-    if np.abs(lab[..., 1:]).max() < 1.0:
+    if looks_gray(lab[..., 1:]):
         raise ValueError("the colour reference is gray: it has no palette to give")
     ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:].transpose(2, 0, 1)[None], dtype=np.float32))
     return ab_palette(ab, torch.tensor(np.asarray(bins), dtype=torch.float32))[0].numpy()

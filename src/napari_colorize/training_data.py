@@ -16,13 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import DEFAULT_REBALANCE_LAMBDA, nearest_bin, rebalance_weights, rgb_to_lab, smoothed_prior
+from .color import DEFAULT_REBALANCE_LAMBDA, looks_gray, nearest_bin, rebalance_weights, rgb_to_lab, smoothed_prior
 from .formats import FITS_SUFFIXES
 from .io import IMAGE_SUFFIXES, TOP_LEVEL, find_images, group_by_subfolder, read_image, read_rgb
 from .normalization import intensity_range, normalize_frame
 
-# An image whose mean chroma (ab units) is below this counts as grayscale.
-_GRAY_CHROMA = 2.0
 # Side of the thumbnails the bins are counted on: the prior needs no detail.
 _THUMBNAIL = 64
 
@@ -34,7 +32,7 @@ def _scan_one(args) -> np.ndarray | None:
     if thumb is None:
         return None
     ab = rgb_to_lab(thumb)[..., 1:]
-    if np.hypot(ab[..., 0], ab[..., 1]).mean() < _GRAY_CHROMA:
+    if looks_gray(ab):
         return None
     return np.bincount(nearest_bin(ab, bins).ravel(), minlength=len(bins))
 
