@@ -1,9 +1,9 @@
 """Consistency of colorize(): the same pixels should get the same colour
-whatever the tile grid, the crop or the noise, without visible tile banding;
-and colour hints should help. Models side by side.
+whatever the tile grid, the crop or the noise, without visible tile banding.
+Models side by side. (Colour hints: benchmarks/bench_hints.py.)
 
 Run: python benchmarks/bench_consistency.py [MODEL ...] [--quick] [--threads N]
-         [--limit N] [--data DIR] [--output PATH]
+         [--data DIR] [--output PATH]
 
 MODEL is a shipped model name or a .safetensors checkpoint (default:
 natural). Figures are printed as a Markdown table and written to
@@ -26,8 +26,7 @@ import numpy as np
 
 from napari_colorize import colorize
 from napari_colorize.color import rgb_to_lab
-from napari_colorize.evaluation import hint_scores
-from napari_colorize.io import find_images, read_image
+from napari_colorize.io import read_image
 from napari_colorize.model import load_checkpoint
 from napari_colorize.normalization import intensity_range, normalize_frame
 from napari_colorize.options import DEFAULT_OVERLAP
@@ -40,7 +39,6 @@ SHIFT = 37  # px, both axes
 NOISE = 0.03  # noise sigma / frame standard deviation
 STACK_FRAMES = 4
 NEIGHBOURS = 6  # frequency bins each side of the tile frequency
-HINT_SETS = ("kodak24", "mcmaster18")
 GRAY_FRAMES = {"EM frame 0": "em-isbi2012-stack.tif", "m51": "m51.tif", "m67": "m67-palomar-dss.tif"}
 
 
@@ -163,19 +161,6 @@ def banding(ab: np.ndarray, frame: np.ndarray, tile: int) -> str:
     return f"{max(ratios.values()):.2f} ({detail}; background C {chroma(ab[background]):.1f}; period {periods} px)"
 
 
-def hint_cells(colorizer, paths, counts, max_side) -> dict[str, str]:
-    """Table cells of :func:`hint_scores` (PSNR / rebalanced AuC / mean ab change
-    far from every hint), plus the PSNR gain of k = 10 over k = 0."""
-    scores = hint_scores(colorizer, paths, counts, max_side=max_side)
-    cells = {
-        f"k={k}": f"{s.psnr:.2f} dB / {s.auc_rebalanced:.1f} %" + ("" if np.isnan(s.far_change) else f" / far {s.far_change:.2f}")
-        for k, s in scores.items()
-    }
-    if 0 in scores and 10 in scores:
-        cells["gain"] = f"{scores[10].psnr - scores[0].psnr:+.2f} dB"
-    return cells
-
-
 def load_inputs(data: Path, quick: bool, notes: list[str]) -> dict[str, np.ndarray]:
     """The gray frames by label (EM frame 0, m51, m67, camera), float32; a note for each missing file."""
     frames = {}
@@ -193,7 +178,7 @@ def load_inputs(data: Path, quick: bool, notes: list[str]) -> dict[str, np.ndarr
     return {k: np.asarray(v[centre_crop(v, side)], dtype=np.float32) for k, v in frames.items()}
 
 
-def measure(colorizer, frames, hint_paths, args) -> dict[tuple[str, str], str]:
+def measure(colorizer, frames, args) -> dict[tuple[str, str], str]:
     """Every figure of one model: {(measurement, target): cell}."""
     crop = 128 if args.quick else 300
     out = {}
@@ -214,13 +199,6 @@ def measure(colorizer, frames, hint_paths, args) -> dict[tuple[str, str], str]:
             out[(f"stack of {STACK_FRAMES} noisy copies, no consensus: {label}", "")] = stack_consistency(colorizer, frames[label])
             if "context" in colorizer.frame_inputs:  # is the stack context worth being the default?
                 out[(f"stack of {STACK_FRAMES} noisy copies, context per frame: {label}", "")] = stack_consistency(colorizer, frames[label], "frame")
-    counts = (0, 10) if args.quick else (0, 1, 5, 10, 20)
-    for name, paths in hint_paths.items():
-        takes = "hints" in colorizer.input_names
-        cells = hint_cells(colorizer, paths, counts, 256 if args.quick else None) if takes else {}
-        for k in counts:
-            out[(f"hints {name} ({len(paths)}), k={k}: PSNR / AuC reb.", "")] = cells.get(f"k={k}", "n/a")
-        out[(f"hints {name}: PSNR gain k=10 over k=0", "≥ +3 dB")] = cells.get("gain", "n/a")
     return out
 
 
@@ -238,14 +216,13 @@ def report(table_text, models, colorizers, seconds, notes, torch) -> str:
     """The results file: when, how, on what, the table and the notes."""
     sums = ", ".join(f"`{m}` sha256 {c.sha256[:16]}" for m, c in zip(models, colorizers))
     lines = [
-        "# Consistency of colorize(): tile grid, crop, stack, banding, hints",
+        "# Consistency of colorize(): tile grid, crop, stack, banding",
         "",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {seconds / 60:.1f} min",
         f"- Command: `python benchmarks/bench_consistency.py {' '.join(sys.argv[1:])}`",
         f"- Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
         f"- Models: {sums}",
-        "- Cells: ratio (C = the mean chroma it is relative to); banding: largest peak ratio (each one);"
-        + ' hints: mean PSNR / rebalanced AuC. See benchmarks/README.md, "Consistency".',
+        '- Cells: ratio (C = the mean chroma it is relative to); banding: largest peak ratio (each one). See benchmarks/README.md, "Consistency".',
         "",
         table_text,
     ]
@@ -257,7 +234,6 @@ def main(argv=None) -> int:
     parser.add_argument("models", nargs="*", default=["natural"], help="shipped model names or .safetensors checkpoints")
     parser.add_argument("--quick", action="store_true", help="smoke run on small crops; figures meaningless")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--limit", type=int, default=None, help="hint images per set (default all; --quick: 2)")
     parser.add_argument("--data", type=Path, default=DATA, help=f"shared data folder (default {DATA})")
     parser.add_argument("--output", type=Path, default=None, help=f"results file (default {RESULTS}; none with --quick)")
     args = parser.parse_args(argv)
@@ -268,18 +244,10 @@ def main(argv=None) -> int:
     notes = ["--quick: small crops and few images, figures meaningless."] if args.quick else []
     colorizers = [load_checkpoint(m, device="cpu") for m in args.models]
     frames = load_inputs(args.data, args.quick, notes)
-    limit = args.limit if args.limit is not None else (2 if args.quick else None)
-    hint_paths = {}
-    for name in HINT_SETS:
-        folder = args.data / "eval" / "natural" / name
-        if folder.is_dir():
-            hint_paths[name] = find_images([folder])[:limit]
-        else:
-            notes.append(f"hints {name}: {folder} missing, skipped.")
     results = {}
     for model, colorizer in zip(args.models, colorizers):
         t0 = time.perf_counter()
-        results[model] = measure(colorizer, frames, hint_paths, args)
+        results[model] = measure(colorizer, frames, args)
         print(f"{model}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     text = table(results, args.models)
     print(text)

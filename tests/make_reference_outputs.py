@@ -31,6 +31,7 @@ CASES = [
     ("spitzer-irac.tif", "natural", {}),
     ("em-isbi2012-stack.tif", "natural", {"context": "stack"}),
     ("m51.tif", "natural", {"hints": [[100, 150, 200, 120, 60], [400, 300, 80, 120, 220]]}),
+    ("m51.tif", "natural", {"hints": [[100, 150, 200, 120, 60], [400, 300, 80, 120, 220]], "hint_reach": "frame"}),
     ("m51.tif", "astro", {}),
     ("m67-palomar-dss.tif", "astro", {}),
     ("spitzer-irac.tif", "astro", {}),

@@ -41,6 +41,20 @@ def test_hints_from_a_file_colour_their_neighbourhood_and_are_recorded(capsys, t
     assert distance["hinted"] < distance["automatic"] - 10
 
 
+def test_hint_reach_frame_is_taken_and_recorded(capsys, tmp_path, gray_png, natural):
+    src, frame = gray_png
+    hints = write_csv(tmp_path / "hints.csv", "y,x,r,g,b\n30,20,{},{},{}\n".format(*BLUE))
+    dst = tmp_path / "out.tif"
+    code, _, err = run(capsys, "colorize", src, "-o", dst, "--hints", hints, "--hint-reach", "frame", "--device", "cpu", "-q")
+    assert code == 0, err
+    with tifffile.TiffFile(dst) as tif:
+        rgb = tif.asarray()
+        record = json.loads(tif.pages[0].description)["napari_colorize"]
+    assert record["parameters"]["hint_reach"] == "frame"
+    np.testing.assert_array_equal(rgb, colorize(frame, model=natural, device="cpu", hints=[(30, 20, *BLUE)], hint_reach="frame"))
+    assert not np.array_equal(rgb, colorize(frame, model=natural, device="cpu", hints=[(30, 20, *BLUE)]))  # local, the default, differs
+
+
 def test_a_stack_takes_hints_by_frame_and_needs_the_frame_column(capsys, tmp_path, natural):
     stack = np.stack([smooth_frame((48, 56), seed=s, low=100, high=50000) for s in range(2)]).astype(np.uint16)
     src = write_tiff(tmp_path / "stack.tif", stack)

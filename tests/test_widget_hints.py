@@ -100,6 +100,29 @@ def test_editing_hints_refreshes_an_open_preview(qtbot, viewer, widget):
     np.testing.assert_allclose(after.metadata[METADATA_KEY]["hints"], [[0, 30, 20, *BLUE]], atol=0.01)
 
 
+def test_hint_reach_sits_with_the_hints_refreshes_the_preview_and_is_recorded(qtbot, viewer, widget):
+    image = smooth_image((48, 260), seed=5)  # wide enough for a far side
+    source = viewer.add_image(image, name="em")
+    widget.input_layer.value = source
+    layout = [w for w in widget]
+    assert layout.index(widget.hint_reach) == layout.index(widget.hints_layer) + 2  # after the hints row
+    points = widget.new_hints_layer()
+    add_hint(points, (24, 20))
+    run_and_wait(qtbot, widget, "preview")
+    (local,) = outputs(viewer, "preview")
+    assert local.metadata[METADATA_KEY]["parameters"]["hint_reach"] == "local"
+    widget.hint_reach.value = "frame"
+
+    def refreshed():
+        shown = outputs(viewer, "preview")
+        return not widget.running and shown and shown[0].metadata[METADATA_KEY]["parameters"]["hint_reach"] == "frame"
+
+    qtbot.waitUntil(refreshed, timeout=RUN_TIMEOUT_MS)
+    (whole,) = outputs(viewer, "preview")
+    np.testing.assert_array_equal(whole.data, colorize(image, device="cpu", hints=[(24, 20, *BLUE)], hint_reach="frame"))
+    np.testing.assert_array_equal(local.data[:, 160:], colorize(image, device="cpu")[:, 160:])  # beyond a local hint's reach
+
+
 def test_hints_with_a_model_that_takes_none_are_reported(qtbot, viewer, widget):
     source = viewer.add_image(smooth_image((40, 48), seed=1), name="em")
     widget.input_layer.value = source

@@ -163,13 +163,14 @@ class ColorizeWidget(Container):
         """The controls top to bottom: options in their declared order, each
         followed by its companion (the checkpoint file after the model chooser...)."""
         companions = {"model": [self.checkpoint, self.model_info], "device": [self.device_info]}
-        main = {name: control for name, control in self.option_controls.items() if name not in self.restore_controls.names}
+        # Hint reach sits with the hints it governs.
+        main = {name: control for name, control in self.option_controls.items() if name not in {*self.restore_controls.names, "hint_reach"}}
         options = [widget for name, control in main.items() for widget in (control, *companions.get(name, []))]
         buttons = Container(
             widgets=[self.run_button, self.preview_button, self.cancel_button, self.compare_button], layout="horizontal", labels=False
         )
         outputs = [self.frames, self.keep_copies, self.uncertainty_layer, self.uncertainty_info]
-        hints = [*self.hint_controls.widgets(), *self.reference_controls.widgets()]
+        hints = [*self.hint_controls.widgets(), self.hint_reach, *self.reference_controls.widgets()]
         restore = self.restore_controls.widgets()
         return [self.input_layer, self.input_info, self.every_selected, *options, *hints, *restore, *outputs, buttons, self.progress_bar, self.status]
 
@@ -192,6 +193,7 @@ class ColorizeWidget(Container):
         self.compare_button.changed.connect(self.compare)
         self.new_hints_button.changed.connect(self.new_hints_layer)
         self.reference_layer.changed.connect(self._on_guidance_changed)
+        self.hint_reach.changed.connect(self._on_guidance_changed)
         user_model_saved.connect(self.model.reset_choices)  # a model trained in napari joins the chooser
         if hasattr(self.native, "destroyed"):  # closing the dock stops a running worker
             cancel_event, hints, models = self._cancel_event, self.hint_controls, self.model  # not self: it may be half torn down by then
@@ -391,7 +393,7 @@ class ColorizeWidget(Container):
         self.compare_button.text = "Back"
 
     def _on_guidance_changed(self, *_args) -> None:
-        """Hints edited or another reference chosen: refresh the preview, if
+        """Hints edited, their reach changed or another reference chosen: refresh the preview, if
         this input has one (after the running job, if any)."""
         layer = self.input_layer.value
         if layer is None or find_output_of(self._viewer.layers, str(layer.unique_id), "preview") is None:

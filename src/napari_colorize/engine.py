@@ -27,7 +27,7 @@ from .chroma_upsampling import guided_ab, strip_bounds
 from .color import gray_to_lightness
 from .context import frame_context, stack_context
 from .devices import resolve_device
-from .hints import check_hints, hint_map
+from .hints import check_hints, hint_map, local_reach
 from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
@@ -107,16 +107,29 @@ class Predictor:
 
     With ``uncertainty`` (classification models only), each prediction
     carries a third channel after ab: the normalised entropy of the
-    predicted distribution.
+    predicted distribution. With ``hint_reach="local"``, tiles that hints
+    reach are predicted with and without them and the two blended by
+    :func:`napari_colorize.hints.local_reach`, so that beyond a hint's
+    reach the result is exactly the automatic one.
     """
 
-    def __init__(self, colorizer: Colorizer, *, temperature: float, batch_size: int, precision: str, uncertainty: bool = False):
+    def __init__(
+        self,
+        colorizer: Colorizer,
+        *,
+        temperature: float,
+        batch_size: int,
+        precision: str,
+        uncertainty: bool = False,
+        hint_reach: str = "local",
+    ):
         if uncertainty:
             colorizer.check_uncertainty()
         self.colorizer = colorizer
         self.temperature = temperature
         self.batch_size = batch_size
         self.uncertainty = uncertainty
+        self.hint_reach = hint_reach
         self.autocast = autocast(colorizer.device, precision)
 
     @property
@@ -131,16 +144,13 @@ class Predictor:
         import torch
 
         per_tile, per_frame = per_tile or {}, per_frame or {}
-        asked = {"uncertainty": True} if self.uncertainty else {}
         parts, start = [], 0
         while start < len(tiles):
             size = min(self.batch_size, len(tiles) - start)
             batch = slice(start, start + size)
             try:
                 with self.autocast:
-                    extras = {**{name: values[batch] for name, values in per_tile.items()}, **per_frame}
-                    predicted = self.colorizer.predict_ab(tiles[batch], temperature=self.temperature, **asked, **extras)
-                    parts.append(torch.cat(predicted, dim=1) if self.uncertainty else predicted)
+                    parts.append(self.predict_batch(tiles[batch], {name: values[batch] for name, values in per_tile.items()}, per_frame))
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise MemoryError("the GPU ran out of memory on a single tile; use device='cpu'") from None
@@ -150,6 +160,33 @@ class Predictor:
                 continue
             start += size
         return torch.cat(parts)
+
+    def predict_batch(self, tiles, per_tile: Mapping, per_frame: Mapping):
+        """One batch's predictions, hints blended in by their reach."""
+        import torch
+
+        hints = per_tile.get("hints")
+        if hints is None or self.hint_reach == "frame":
+            return self.network_ab(tiles, {**per_tile, **per_frame})
+        unhinted = {name: values for name, values in per_tile.items() if name != "hints"}
+        out = self.network_ab(tiles, {**unhinted, **per_frame})
+        reach = local_reach(hints, self.colorizer.output_stride)
+        reached = torch.nonzero(reach.flatten(1).amax(dim=1) > 0).flatten()
+        if len(reached) == 0:
+            return out
+        hinted = self.network_ab(tiles[reached], {**{name: values[reached] for name, values in per_tile.items()}, **per_frame})
+        automatic, weight = out[reached], reach[reached].to(out.dtype)
+        # where, not a lerp: beyond the reach the automatic result is kept bit for bit.
+        blended = torch.where(weight > 0, automatic + weight * (hinted - automatic), automatic)
+        return out.index_copy(0, reached, blended)
+
+    def network_ab(self, tiles, extras: Mapping):
+        """The model's ab (and uncertainty, when asked) for ``tiles`` given ``extras``."""
+        import torch
+
+        asked = {"uncertainty": True} if self.uncertainty else {}
+        predicted = self.colorizer.predict_ab(tiles, temperature=self.temperature, **asked, **extras)
+        return torch.cat(predicted, dim=1) if self.uncertainty else predicted
 
 
 def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: Predictor, *, batch_size: int, on_batch, per_frame=None) -> "torch.Tensor":
@@ -378,7 +415,12 @@ def strips_of_frames(
     palette = palette_input(colorizer, reference)
     logger.info("colorizing %s with %s on %s", image.shape, colorizer.name, colorizer.device)
     predict = Predictor(
-        colorizer, temperature=options.temperature, batch_size=options.batch_size, precision=options.precision, uncertainty=uncertainty
+        colorizer,
+        temperature=options.temperature,
+        batch_size=options.batch_size,
+        precision=options.precision,
+        uncertainty=uncertainty,
+        hint_reach=options.hint_reach,
     )
     prepare = prepared_frames(image, options)
     rows = max(1, int(strip_rows))

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .color import ab_bins, lightness_to_gray, rgb_to_lab
+from .color import ab_bins, lab_to_rgb, lightness_to_gray, rgb_to_lab
 from .devices import resolve_device
 from .io import find_images, group_by_subfolder, read_rgb
 from .metrics import ABErrorCMF, colorfulness, psnr
@@ -119,7 +119,16 @@ class HintScore(NamedTuple):
     far_change: float
 
 
-def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device: str = "cpu") -> dict[int, HintScore]:
+def hint_pixels(index: int, shape: tuple[int, int], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (ys, xs) of ``count`` distinct random pixels of image number
+    ``index`` (seeded by it): its hints, the first k for k hints."""
+    flat = np.random.default_rng(index).choice(shape[0] * shape[1], size=count, replace=False)
+    return np.unravel_index(flat, shape)
+
+
+def hint_scores(
+    colorizer, paths, counts, *, max_side: int | None = None, device: str = "cpu", hint_reach: str = "local"
+) -> dict[int, HintScore]:
     """Scores with k colour hints from the truth, per k (see :class:`HintScore`).
 
     Each image's lightness gray is colorized with ``normalize=(0, 1)`` (as
@@ -137,6 +146,9 @@ def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device
         Numbers of hints, e.g. ``(0, 1, 5, 10, 20)``.
     max_side : int, optional
         Shrink larger images first.
+    device : str
+    hint_reach : str
+        How far the hints act (:func:`napari_colorize.colorize`'s option).
     """
     from scipy.ndimage import distance_transform_edt
 
@@ -147,12 +159,11 @@ def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device
     for index, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False, max_side=max_side)):
         if truth is None:
             continue
-        flat = np.random.default_rng(index).choice(gray.size, size=max(counts), replace=False)
-        ys, xs = np.unravel_index(flat, gray.shape)
+        ys, xs = hint_pixels(index, gray.shape, max(counts))
         rows = np.column_stack([ys, xs, truth[ys, xs]]).astype(np.float64)
         automatic = None
         for k in sorted(counts):
-            result = colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0), hints=rows[:k])
+            result = colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0), hints=rows[:k], hint_reach=hint_reach)
             ab = rgb_to_lab(result)[..., 1:]
             cmfs[k].add(lab[..., 1:], ab)
             psnrs[k].append(psnr(truth, result))
@@ -173,6 +184,54 @@ def hint_scores(colorizer, paths, counts, *, max_side: int | None = None, device
             far[k][0] / far[k][1] if far[k][1] else float("nan"),
         )
         for k in counts
+    }
+
+
+#: The most :func:`local_hint_bound` moves a pixel far from every hint (ab
+#: units): the far-change target of strictly local hints.
+FAR_CHANGE_LIMIT = 2.0
+
+
+def local_hint_bound(colorizer, paths, count: int, *, max_side: int | None = None, device: str = "cpu") -> dict[str, HintScore]:
+    """The best that hints acting only near themselves could score.
+
+    With ``count`` hints placed as in :func:`hint_scores`, each image's
+    automatic result is given the true colour at every pixel within
+    :data:`FAR_FROM_HINTS` of a hint ("near"), and, in a second score, every
+    pixel beyond is also moved :data:`FAR_CHANGE_LIMIT` ab units (or all the
+    way, if nearer) towards its true colour ("near, and far by the limit").
+    No colorizer can do better while changing far pixels that little, so
+    these bound what local hints can give.
+
+    Returns
+    -------
+    dict
+        {"near": HintScore, "near, and far by the limit": HintScore}.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    bounds = {"near": 0.0, "near, and far by the limit": FAR_CHANGE_LIMIT}
+    cmfs = {name: ABErrorCMF(ab_bins()) for name in bounds}
+    psnrs = {name: [] for name in bounds}
+    for index, (_, truth, lab, gray) in enumerate(colour_truths(paths, skip_unreadable=False, max_side=max_side)):
+        if truth is None:
+            continue
+        ys, xs = hint_pixels(index, gray.shape, count)
+        automatic = rgb_to_lab(colorize(gray, model=colorizer, device=device, normalize=(0.0, 1.0)))[..., 1:]
+        unhinted = np.ones(gray.shape, dtype=bool)
+        unhinted[ys, xs] = False
+        near = distance_transform_edt(unhinted) <= FAR_FROM_HINTS
+        error = lab[..., 1:] - automatic
+        length = np.linalg.norm(error, axis=-1, keepdims=True)
+        for name, limit in bounds.items():
+            ab = automatic + error * np.minimum(1.0, limit / np.maximum(length, 1e-9))
+            ab[near] = lab[near, 1:]
+            result = np.round(lab_to_rgb(np.concatenate([lab[..., :1], ab], axis=-1)) * 255).astype(np.uint8)
+            cmfs[name].add(lab[..., 1:], rgb_to_lab(result)[..., 1:])
+            psnrs[name].append(psnr(truth, result))
+    return {
+        name: HintScore(float(np.mean([p for p in psnrs[name] if np.isfinite(p)])), cmfs[name].auc(rebalanced=True), limit)
+        for name, limit in bounds.items()
     }
 
 

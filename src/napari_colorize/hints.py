@@ -20,6 +20,16 @@ HINT_COLUMNS = ("frame", "y", "x", "r", "g", "b")
 #: Half-width, in working pixels, of the square patch a hint paints: training
 #: samples patches 1 to 9 pixels wide, so a 3 x 3 patch is a typical hint.
 HINT_RADIUS = 1
+#: How far hints act (:func:`napari_colorize.colorize`'s ``hint_reach``):
+#: near each hint only, or over the whole frame (as the network was trained).
+HINT_REACHES = ("local", "frame")
+#: Channel of the hint input holding the near spread's confidence.
+NEAR_CONFIDENCE = 5
+#: With ``hint_reach="local"``, the hinted result is taken whole where the
+#: near confidence is at least this (within about two sigma of a hint, 32
+#: working pixels) and fades into the automatic result from there to where
+#: the confidence ends (about four sigma, 62 pixels).
+LOCAL_REACH_FULL = 0.27
 
 
 def check_hints(hints, frames_shape: tuple[int, ...], *, row_names: Sequence[str] | None = None) -> np.ndarray:
@@ -163,6 +173,28 @@ def spread_hints(sparse: np.ndarray) -> np.ndarray:
         full = resize(spread, (3, coarse.shape[1] * factor, coarse.shape[2] * factor), order=1, mode="edge", anti_aliasing=False)
         out[3 + 3 * index : 6 + 3 * index] = full[:, :height, :width]
     return out
+
+
+def local_reach(hint_tiles, stride: int):
+    """Weight in 0..1 of the hinted result against the automatic one, per
+    output cell, for ``hint_reach="local"``.
+
+    Parameters
+    ----------
+    hint_tiles : torch.Tensor, shape (N, HINT_CHANNELS, H, W)
+        Hint inputs of tiles (:func:`hint_map` cut into tiles).
+    stride : int
+        The network's output stride.
+
+    Returns
+    -------
+    torch.Tensor, shape (N, 1, H / stride, W / stride)
+        1 near a hint, exactly 0 beyond the near spread's reach.
+    """
+    import torch
+
+    confidence = hint_tiles[:, NEAR_CONFIDENCE : NEAR_CONFIDENCE + 1].float()
+    return (torch.nn.functional.avg_pool2d(confidence, stride) / LOCAL_REACH_FULL).clamp(max=1.0)
 
 
 def hint_map(rows: np.ndarray, frame_shape: tuple[int, int], working: tuple[int, int], *, radius: int = HINT_RADIUS) -> np.ndarray:
