@@ -12,6 +12,7 @@ from napari_colorize.evaluation import (
     GRAY,
     POOLED,
     EvaluationRow,
+    error_cap,
     evaluate,
     evaluate_by_subfolder,
     format_grouped_table,
@@ -154,3 +155,9 @@ def test_evaluate_command_by_subfolder(capsys, folder_of_sources):
         for method in (GRAY, "natural")
     ]
     assert all(np.isfinite([float(c) for c in cells[3:]]).all() for cells in rows)
+
+
+def test_error_cap_spends_the_mean_change_on_the_largest_errors():
+    errors = np.array([9.0, 5.0, 1.0, 1.0])
+    assert error_cap(errors, 2.0) == pytest.approx(3.0)  # 9 and 5 cut to 3: a change of 8 over 4 errors
+    assert error_cap(errors, 0.0) == np.inf and error_cap(errors, 10.0) == 0.0

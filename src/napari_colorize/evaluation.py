@@ -4,6 +4,7 @@ folder, or over each of its subfolders and all of them pooled."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,26 +188,29 @@ def hint_scores(
     }
 
 
-#: The most :func:`local_hint_bound` moves a pixel far from every hint (ab
-#: units): the far-change target of strictly local hints.
+#: The mean change :func:`local_hint_bound` allows far from every hint (ab
+#: units): the far-change target of local hints.
 FAR_CHANGE_LIMIT = 2.0
 
 
 def local_hint_bound(colorizer, paths, count: int, *, max_side: int | None = None, device: str = "cpu") -> dict[str, HintScore]:
-    """The best that hints acting only near themselves could score.
+    """The best that hints acting near themselves could score.
 
     With ``count`` hints placed as in :func:`hint_scores`, each image's
     automatic result is given the true colour at every pixel within
-    :data:`FAR_FROM_HINTS` of a hint ("near"), and, in a second score, every
-    pixel beyond is also moved :data:`FAR_CHANGE_LIMIT` ab units (or all the
-    way, if nearer) towards its true colour ("near, and far by the limit").
-    No colorizer can do better while changing far pixels that little, so
-    these bound what local hints can give.
+    :data:`FAR_FROM_HINTS` of a hint ("near"); in a second score, the pixels
+    beyond are also brought towards their true colours, spending a mean
+    change of :data:`FAR_CHANGE_LIMIT` ab units where it removes the most
+    squared error: every far error is cut to one threshold, chosen per image
+    ("near, and far by the limit"). No colorizer that changes an image's far
+    pixels by that much on average can have a smaller ab error, so these
+    bound what local hints can give.
 
     Returns
     -------
     dict
-        {"near": HintScore, "near, and far by the limit": HintScore}.
+        {"near": HintScore, "near, and far by the limit": HintScore}; their
+        ``far_change`` is the mean change allowed (0 and the limit).
     """
     from scipy.ndimage import distance_transform_edt
 
@@ -222,9 +226,10 @@ def local_hint_bound(colorizer, paths, count: int, *, max_side: int | None = Non
         unhinted[ys, xs] = False
         near = distance_transform_edt(unhinted) <= FAR_FROM_HINTS
         error = lab[..., 1:] - automatic
-        length = np.linalg.norm(error, axis=-1, keepdims=True)
+        length = np.linalg.norm(error, axis=-1)
         for name, limit in bounds.items():
-            ab = automatic + error * np.minimum(1.0, limit / np.maximum(length, 1e-9))
+            cap = error_cap(length[~near], limit)
+            ab = lab[..., 1:] - error * np.minimum(1.0, cap / np.maximum(length, 1e-9))[..., None]
             ab[near] = lab[near, 1:]
             result = np.round(lab_to_rgb(np.concatenate([lab[..., :1], ab], axis=-1)) * 255).astype(np.uint8)
             cmfs[name].add(lab[..., 1:], rgb_to_lab(result)[..., 1:])
@@ -233,6 +238,21 @@ def local_hint_bound(colorizer, paths, count: int, *, max_side: int | None = Non
         name: HintScore(float(np.mean([p for p in psnrs[name] if np.isfinite(p)])), cmfs[name].auc(rebalanced=True), limit)
         for name, limit in bounds.items()
     }
+
+
+def error_cap(errors: np.ndarray, mean_change: float) -> float:
+    """The threshold t at which cutting every error above it down to it
+    changes the errors by ``mean_change`` on average (inf for no change, 0
+    when even removing every error changes them less)."""
+    if mean_change <= 0 or errors.size == 0:
+        return math.inf
+    if errors.mean() <= mean_change:
+        return 0.0
+    ordered = np.sort(errors)[::-1]
+    # Cutting the largest j errors to t changes them by sum(top j) - j t; find the j where t falls.
+    excess = np.cumsum(ordered) - np.arange(1, ordered.size + 1) * np.append(ordered[1:], 0.0)
+    j = int(np.searchsorted(excess, mean_change * errors.size)) + 1
+    return float((ordered[:j].sum() - mean_change * errors.size) / j)
 
 
 #: The reference palettes :func:`reference_scores` compares: none, the truth
