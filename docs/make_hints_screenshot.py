@@ -7,7 +7,7 @@ Frame 0 of the ISBI 2012 neuron EM stack (../shared/data/gray), opened in
 napari with the Colorize dock widget on 'natural'. Left: the automatic
 result; right: the result with a few hints placed on a hints layer made by the
 widget (mitochondria green, membranes amber, cytoplasm blue), the hint points
-drawn over it. The colours are a user's choice steering the model, not stains.
+drawn over it, with the default hint reach (each colour within about 60 px). The colours are a user's choice steering the model, not stains.
 """
 
 from __future__ import annotations

@@ -120,10 +120,17 @@ class HintScore(NamedTuple):
     far_change: float
 
 
+#: Hint pixels drawn per image: k hints are the first k of them.
+HINT_DRAWS = 20
+
+
 def hint_pixels(index: int, shape: tuple[int, int], count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (ys, xs) of ``count`` distinct random pixels of image number
-    ``index`` (seeded by it): its hints, the first k for k hints."""
-    flat = np.random.default_rng(index).choice(shape[0] * shape[1], size=count, replace=False)
+    """The (ys, xs) of image number ``index``'s first ``count`` hints: of
+    :data:`HINT_DRAWS` distinct random pixels (seeded by ``index``), so
+    that every k, model and score sees the same pixels."""
+    if count > HINT_DRAWS:
+        raise ValueError(f"at most {HINT_DRAWS} hints per image, got {count}")
+    flat = np.random.default_rng(index).choice(shape[0] * shape[1], size=HINT_DRAWS, replace=False)[:count]
     return np.unravel_index(flat, shape)
 
 
@@ -134,8 +141,7 @@ def hint_scores(
 
     Each image's lightness gray is colorized with ``normalize=(0, 1)`` (as
     :func:`evaluate` does) and, as hints, the true colour at the first k of
-    max(counts) distinct random pixels (seeded by the image's index, so every
-    model and every k sees the same pixels).
+    :data:`HINT_DRAWS` distinct random pixels (:func:`hint_pixels`).
 
     Parameters
     ----------
