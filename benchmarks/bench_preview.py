@@ -6,7 +6,9 @@ Run: xvfb-run -a python benchmarks/bench_preview.py [--side 1024] [--repeats 5] 
 Opens a hidden viewer with a side x side uint16 frame filling the canvas,
 then times, median of ``--repeats`` after one warm-up:
 - Preview view with no hints;
-- Preview view with 10 hints on a hints layer;
+- Preview view with 10 hints on a hints layer (the default hint reach,
+  near each hint: tiles a hint reaches run twice, with and without hints),
+  and with the whole-frame reach;
 - a hint moved while the preview is shown: the time from the edit until the
   refreshed preview is on screen (the widget waits for the edit to settle,
   hint_controls.SETTLE_MS, before it starts; that wait is included).
@@ -76,6 +78,11 @@ def main(argv=None) -> int:
     for _ in range(10):
         points.add(rng.uniform(0, args.side, 2))
     results["10 hints"] = median_preview()
+    widget.hint_reach.value = "frame"  # refreshes the shown preview: let it finish first
+    wait_idle()
+    results["10 hints, whole-frame reach"] = median_preview()
+    widget.hint_reach.value = "local"
+    wait_idle()
 
     def shown_hints():
         preview = next(other for other in viewer.layers if other.name == "frame preview")

@@ -339,6 +339,10 @@ def rebalance_weights(prior: np.ndarray, *, lam: float = DEFAULT_REBALANCE_LAMBD
     return w / (prior * w).sum()
 
 
+#: Floor of the exponents the annealed mean takes exp of (see :func:`annealed_mean`).
+EXP_FLOOR = -80.0
+
+
 def annealed_mean(logits: "torch.Tensor", bins: "torch.Tensor", *, temperature: float = DEFAULT_TEMPERATURE) -> "torch.Tensor":
     """Decode a distribution over ab bins to ab values by the annealed mean.
 
@@ -364,9 +368,12 @@ def annealed_mean(logits: "torch.Tensor", bins: "torch.Tensor", *, temperature: 
     # weighted sum: one exp per bin and pixel, and the bin axis is the outer
     # one of each (Q, H*W) slab, so the sums run over contiguous rows (about
     # twice as fast on a CPU as a softmax over dim 1, then an einsum).
+    # The exponents are floored at EXP_FLOOR: a weight of 2e-35 is nothing
+    # beside the largest one's 1, and exp of a value that underflows takes
+    # a slow path on CPUs (about 14x slower over a typical batch of logits).
     n, q, h, w = logits.shape
     flat = logits.float().reshape(n, q, h * w)
-    weights = torch.exp((flat - flat.amax(dim=1, keepdim=True)) / temperature)
+    weights = torch.exp(((flat - flat.amax(dim=1, keepdim=True)) / temperature).clamp_min_(EXP_FLOOR))
     ab = torch.matmul(bins.to(weights).t(), weights) / weights.sum(dim=1, keepdim=True)
     return ab.reshape(n, 2, h, w)
 

@@ -190,6 +190,7 @@ def _blocks() -> SimpleNamespace:
                 return out  # no hint within reach: every weight would be zero
             coarse = nn.functional.adaptive_avg_pool2d(hints, out.shape[-2:])
             gains = self.hint_gain(torch.cat([y4, coarse], dim=1))
+            spreads, weights = [], []
             for index in range(len(HINT_SPREAD_SIGMAS)):
                 first = 3 + 3 * index
                 spread, confidence = coarse[:, first : first + 2], coarse[:, first + 2 : first + 3]
@@ -197,9 +198,24 @@ def _blocks() -> SimpleNamespace:
                 if self.is_regression:
                     out = out + weight * (spread * AB_SCALE - out)
                 else:
-                    distance2 = ((spread[:, None] - self.bin_ab[None, :, :, None, None]) ** 2).sum(dim=2)
-                    out = out - weight * distance2 * (AB_SCALE / HINT_EVIDENCE_SIGMA) ** 2 / 2
-            return out
+                    spreads.append(spread.float())
+                    weights.append(weight.float())
+            if self.is_regression:
+                return out
+            return out - self.weighted_distance2(spreads, weights) * (AB_SCALE / HINT_EVIDENCE_SIGMA) ** 2 / 2
+
+        def weighted_distance2(self, spreads, weights):
+            """sum_i w_i |s_i - bin|^2 for every bin, (N, Q, h, w), as
+            sum_i w_i |s_i|^2 - 2 (sum_i w_i s_i) . bin + (sum_i w_i) |bin|^2:
+            one 1x1 convolution instead of an (N, Q, 2, h, w) tensor per
+            spread, in float32 whatever the autocast."""
+            with torch.autocast(spreads[0].device.type, enabled=False):
+                total = sum(weights)
+                pulled = sum(w * s for w, s in zip(weights, spreads))
+                squares = sum(w * (s**2).sum(dim=1, keepdim=True) for w, s in zip(weights, spreads))
+                bins = self.bin_ab.float()
+                cross = nn.functional.conv2d(pulled, bins[:, :, None, None])
+                return squares - 2 * cross + total * (bins**2).sum(dim=1)[None, :, None, None]
 
     class BlurredConv2d(nn.Conv2d):
         """A strided convolution that low-passes its input with a binomial
