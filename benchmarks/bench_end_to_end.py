@@ -78,7 +78,7 @@ def child(case: str, runs: int, model: str, out: Path) -> None:
 
     from napari_colorize import colorize
     from napari_colorize.model import load_checkpoint
-    from napari_colorize.pipeline import DEFAULT_OVERLAP
+    from napari_colorize.options import DEFAULT_OVERLAP
     from napari_colorize.tiling import TileGrid
 
     colorizer = load_checkpoint(model, device="cpu")

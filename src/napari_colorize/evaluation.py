@@ -154,6 +154,7 @@ def hint_scores(
     max_side : int, optional
         Shrink larger images first.
     device : str
+        Where the network runs.
     hint_reach : str
         How far the hints act (:func:`napari_colorize.colorize`'s option).
     """
