@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     for near, far in product(NEAR, FAR):
         with torch.no_grad():
             bias.copy_(learned + torch.tensor([near, far]))
-        scores = hint_scores(colorizer, paths, COUNTS)
+        # The network's own answer to the hints, which the local reach only blends in near them.
+        scores = hint_scores(colorizer, paths, COUNTS, hint_reach="frame")
         psnr_with = (scores[1].psnr + scores[10].psnr) / 2
         # Ten hints must not cost rare colours; the learned gain is always a candidate.
         allowed = scores[10].auc_rebalanced >= scores[0].auc_rebalanced or near == far == 0.0

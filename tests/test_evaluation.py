@@ -18,6 +18,7 @@ from napari_colorize.evaluation import (
     format_grouped_table,
     format_table,
     hint_scores,
+    local_hint_bound,
 )
 from napari_colorize.io import TOP_LEVEL, find_images
 
@@ -76,8 +77,14 @@ def test_hint_scores_measure_the_change_far_from_every_hint(natural, tmp_path):
     photo = (rng.random((4, 5, 3)) * 255).astype(np.uint8)
     path = tmp_path / "wide.png"
     Image.fromarray(photo).resize((3 * FAR_FROM_HINTS + 40, 3 * FAR_FROM_HINTS), Image.BICUBIC).save(path)
-    scores = hint_scores(natural, [path], (0, 1, 5))
-    assert 0.0 <= scores[1].far_change < 50.0 and 0.0 <= scores[5].far_change < 50.0
+    local = hint_scores(natural, [path], (0, 1, 5))
+    assert local[1].far_change < 0.1 and local[5].far_change < 0.1  # the default reach: near each hint
+    whole = hint_scores(natural, [path], (0, 1, 5), hint_reach="frame")
+    assert whole[1].far_change > 0.5 and whole[5].far_change > 0.5  # the whole-frame reach moves them
+    bound = local_hint_bound(natural, [path], 5)
+    near, far = bound.values()
+    # the truth near the hints beats any hint result there, and more so with far errors cut too
+    assert whole[0].psnr < near.psnr < far.psnr and local[5].psnr < near.psnr and near.far_change == 0
 
 
 # --------------------------------------------------------------------------
