@@ -36,11 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench_uncertainty import EVAL, parse_evaluation_arguments, run_lines, write_report  # benchmarks/, beside this script
+from bench_uncertainty import folder_sets, models_report, parse_evaluation_arguments, write_report  # benchmarks/, beside this script
 
-from napari_colorize.evaluation import FAR_CHANGE_LIMIT, GRAY, evaluate, hint_scores, local_hint_bound, reference_scores
+from napari_colorize.evaluation import FAR_CHANGE_LIMIT, hint_scores, local_hint_bound, reference_scores
 from napari_colorize.hints import HINT_REACHES
-from napari_colorize.io import find_images
 from napari_colorize.model import load_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -91,10 +90,7 @@ def main(argv=None) -> int:
         "| folder (images) | colorized with | target | " + " | ".join(f"`{model}`" for model in args.models) + " |",
         "|---|---|---|" + "---:|" * len(args.models),
     ]
-    for folder in folders:
-        paths = find_images([folder])[: args.limit]
-        name = folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder
-        gray = next(row for row in evaluate([], folder, device="cpu", limit=args.limit) if row.method == GRAY)
+    for name, paths, gray in folder_sets(folders, args.limit):
         cells = {model: model_rows(colorizer, paths) for model, colorizer in colorizers.items()}
         lines.append(
             f"| {name} ({gray.images} images) | gray (no colour) | | "
@@ -106,18 +102,14 @@ def main(argv=None) -> int:
             lines.append(f"| | {label} | {target} | " + " | ".join(cells[model].get(label, "n/a") for model in args.models) + " |")
         print("\n".join(lines[2:]), flush=True)
     minutes = (time.perf_counter() - started) / 60
-    shas = ", ".join(f"`{model}` {colorizer.sha256[:16]}" for model, colorizer in colorizers.items())
-    report = "\n".join(
-        [
-            "# Colour hints and reference palettes: how much they help, how far hints reach",
-            "",
-            *run_lines("bench_hints.py", argv, minutes),
-            f"- Models (sha256): {shas}",
-            "- Cells: mean PSNR / rebalanced AuC / far (mean ab change over 64 px from every hint). See the docstring of benchmarks/bench_hints.py.",
-            "",
-            *lines,
-            "",
-        ]
+    report = models_report(
+        "Colour hints and reference palettes: how much they help, how far hints reach",
+        "bench_hints.py",
+        argv,
+        minutes,
+        colorizers,
+        "mean PSNR / rebalanced AuC / far (mean ab change over 64 px from every hint).",
+        lines,
     )
     write_report(report, args.output, limited=bool(args.limit), default=RESULTS)
     return 0

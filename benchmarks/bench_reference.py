@@ -25,10 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench_uncertainty import EVAL, parse_evaluation_arguments, run_lines, write_report  # benchmarks/, beside this script
+from bench_uncertainty import folder_sets, models_report, parse_evaluation_arguments, write_report  # benchmarks/, beside this script
 
-from napari_colorize.evaluation import GRAY, evaluate, reference_scores
-from napari_colorize.io import find_images
+from napari_colorize.evaluation import reference_scores
 from napari_colorize.model import load_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -51,10 +50,7 @@ def main(argv=None) -> int:
         "| folder (images) | reference | " + " | ".join(f"`{model}`" for model in args.models) + " |",
         "|---|---|" + "---:|" * len(args.models),
     ]
-    for folder in folders:
-        paths = find_images([folder])[: args.limit]
-        name = folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder
-        gray = next(row for row in evaluate([], folder, device="cpu", limit=args.limit) if row.method == GRAY)
+    for name, paths, gray in folder_sets(folders, args.limit):
         scores = {model: reference_scores(colorizer, paths) for model, colorizer in colorizers.items()}
         lines.append(
             f"| {name} ({gray.images} images; the truth's colourfulness {gray.colorfulness_truth:.1f}) | gray (no colour) | "
@@ -65,18 +61,14 @@ def main(argv=None) -> int:
             lines.append(f"| | {label} | " + " | ".join(cell(scores[model][kind]) for model in args.models) + " |")
         print("\n".join(lines[-4:]), flush=True)
     minutes = (time.perf_counter() - started) / 60
-    shas = ", ".join(f"`{model}` {colorizer.sha256[:16]}" for model, colorizer in colorizers.items())
-    report = "\n".join(
-        [
-            "# Reference palettes: none, the truth's own, another image's",
-            "",
-            *run_lines("bench_reference.py", argv, minutes),
-            f"- Models (sha256): {shas}",
-            "- Cells: mean PSNR / rebalanced AuC / colourfulness. See the docstring of benchmarks/bench_reference.py.",
-            "",
-            *lines,
-            "",
-        ]
+    report = models_report(
+        "Reference palettes: none, the truth's own, another image's",
+        "bench_reference.py",
+        argv,
+        minutes,
+        colorizers,
+        "mean PSNR / rebalanced AuC / colourfulness.",
+        lines,
     )
     write_report(report, args.output, limited=bool(args.limit), default=RESULTS)
     return 0

@@ -99,6 +99,27 @@ def run_lines(script: str, argv, minutes: float) -> list[str]:
     ]
 
 
+def folder_sets(folders, limit: int | None):
+    """For each folder: its name (relative to ../shared/data/eval when under
+    it), its first ``limit`` colour images, and the gray baseline's scores
+    on them (``evaluation.evaluate`` with no model)."""
+    from napari_colorize.evaluation import GRAY, evaluate
+
+    for folder in folders:
+        name = folder.relative_to(EVAL) if folder.is_relative_to(EVAL) else folder
+        gray = next(row for row in evaluate([], folder, device="cpu", limit=limit) if row.method == GRAY)
+        yield name, find_images([folder])[:limit], gray
+
+
+def models_report(title: str, script: str, argv, minutes: float, colorizers: dict, cells: str, lines: list[str]) -> str:
+    """A benchmark's report: its title, when and how it ran, the models'
+    digests, what a cell holds, then its table ``lines``."""
+    shas = ", ".join(f"`{model}` {colorizer.sha256[:16]}" for model, colorizer in colorizers.items())
+    return "\n".join(
+        [f"# {title}", "", *run_lines(script, argv, minutes), f"- Models (sha256): {shas}", f"- Cells: {cells} See the docstring of benchmarks/{script}.", "", *lines, ""]
+    )
+
+
 def write_report(report: str, output: Path | None, *, limited: bool, default: Path) -> None:
     """Write ``report`` to ``output``, or to ``default`` unless the run was limited (a partial run overwrites nothing by default)."""
     output = output or (None if limited else default)

@@ -259,17 +259,19 @@ def _colorize_file(
     source.update({"fits_header": read_fits_header(src)} if not stack_of and sniff_format(src) == "fits" else {})  # its WCS still holds
 
     def records(shape: tuple[int, ...]):
-        """The checked hint rows, and the provenance of the output and of its uncertainty."""
+        """The guidance keywords (checked hint rows, reference), and the
+        provenance of the output and of its uncertainty."""
         rows = _checked_hints(hints, shape, Path(name), args.hints)
         used = {} if rows is None else {"hints_file": args.hints.name, "hints": rows.tolist()}
         used.update({} if reference is None else {"reference_file": reference[1]})
         record = provenance(options, options.model, device=options.device, frame_shape=shape, **source, **used)
-        return rows, {METADATA_KEY: record}, {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
+        guidance = {"hints": rows, "reference": palette_source}
+        return guidance, {METADATA_KEY: record}, {METADATA_KEY: {**record, **uncertainty_details(options.model)}}
 
     if streaming:
         opened = TiffStack(src) if tiff_in else nullcontext(_read_stack(stack_of) if stack_of else read_image(src))
         with opened as image:
-            rows, meta, uncertainty_meta = records(tuple(image.shape))
+            guidance, meta, uncertainty_meta = records(tuple(image.shape))
             if getattr(image, "is_colour", False):
                 warnings.warn(f"{src.name} is a colour image: colorizing its luminance", stacklevel=1)
             bar, update = progress_bar(args.quiet, name)
@@ -277,17 +279,15 @@ def _colorize_file(
             if with_uncertainty:
                 sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta, physical=physical)
             with bar, sink or nullcontext():
-                guidance = {"hints": rows, "reference": palette_source}
                 strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, **guidance)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
                 write = functools.partial(write_rgb_ome_zarr_strips, name=Path(name).stem) if to_zarr else write_rgb_tiff_strips
                 write(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)
             return (*image.shape, 3)
     image = _read_stack(stack_of) if stack_of else read_image(src)
-    rows, meta, uncertainty_meta = records(tuple(image.shape))
+    guidance, meta, uncertainty_meta = records(tuple(image.shape))
     bar, update = progress_bar(args.quiet, name)
     with bar:
-        guidance = {"hints": rows, "reference": palette_source}
         result = colorize(image, options=options, progress=update, scheduler=args.scheduler, uncertainty=with_uncertainty, **guidance)
     rgb, uncertainty = result if with_uncertainty else (result, None)
     write_rgb(dst, rgb, overwrite=args.overwrite, metadata=meta, physical=physical)

@@ -190,29 +190,28 @@ def _blocks() -> SimpleNamespace:
                 return out  # no hint within reach: every weight would be zero
             coarse = nn.functional.adaptive_avg_pool2d(hints, out.shape[-2:])
             gains = self.hint_gain(torch.cat([y4, coarse], dim=1))
-            spreads, weights = [], []
-            for index in range(len(HINT_SPREAD_SIGMAS)):
-                first = 3 + 3 * index
-                spread, confidence = coarse[:, first : first + 2], coarse[:, first + 2 : first + 3]
-                weight = gains[:, index : index + 1] * confidence
-                if self.is_regression:
-                    out = out + weight * (spread * AB_SCALE - out)
-                else:
-                    spreads.append(spread.float())
-                    weights.append(weight.float())
+            # Per spread distance: its a, b and its weight, the confidence times the gain.
+            pulls = [
+                (coarse[:, 3 + 3 * index : 5 + 3 * index], gains[:, index : index + 1] * coarse[:, 5 + 3 * index : 6 + 3 * index])
+                for index in range(len(HINT_SPREAD_SIGMAS))
+            ]
             if self.is_regression:
+                for spread, weight in pulls:
+                    out = out + weight * (spread * AB_SCALE - out)
                 return out
-            return out - self.weighted_distance2(spreads, weights) * (AB_SCALE / HINT_EVIDENCE_SIGMA) ** 2 / 2
+            return out - self.weighted_distance2(pulls) * (AB_SCALE / HINT_EVIDENCE_SIGMA) ** 2 / 2
 
-        def weighted_distance2(self, spreads, weights):
-            """sum_i w_i |s_i - bin|^2 for every bin, (N, Q, h, w), as
-            sum_i w_i |s_i|^2 - 2 (sum_i w_i s_i) . bin + (sum_i w_i) |bin|^2:
-            one 1x1 convolution instead of an (N, Q, 2, h, w) tensor per
-            spread, in float32 whatever the autocast."""
-            with torch.autocast(spreads[0].device.type, enabled=False):
-                total = sum(weights)
-                pulled = sum(w * s for w, s in zip(weights, spreads))
-                squares = sum(w * (s**2).sum(dim=1, keepdim=True) for w, s in zip(weights, spreads))
+        def weighted_distance2(self, pulls):
+            """sum_i w_i |s_i - bin|^2 for every bin, (N, Q, h, w), of the
+            (spread s_i, weight w_i) pairs, as sum_i w_i |s_i|^2 -
+            2 (sum_i w_i s_i) . bin + (sum_i w_i) |bin|^2: one 1x1
+            convolution instead of an (N, Q, 2, h, w) tensor per spread, in
+            float32 whatever the autocast."""
+            with torch.autocast(pulls[0][0].device.type, enabled=False):
+                pulls = [(s.float(), w.float()) for s, w in pulls]
+                total = sum(w for _, w in pulls)
+                pulled = sum(w * s for s, w in pulls)
+                squares = sum(w * (s**2).sum(dim=1, keepdim=True) for s, w in pulls)
                 bins = self.bin_ab.float()
                 cross = nn.functional.conv2d(pulled, bins[:, :, None, None])
                 return squares - 2 * cross + total * (bins**2).sum(dim=1)[None, :, None, None]
