@@ -8,16 +8,18 @@ Each backend runs the shipped network as ``colorize()`` does without hints
 (zero hints, a frame context computed beforehand) on 8 real 224 x 224 tiles at once, fp32:
 
 - eager, torch's default layout (NCHW);
-- eager, channels-last: what ``colorize()`` runs today;
+- eager, channels-last: what ``colorize()`` ran on a CPU before stop 27;
 - ``torch.jit.freeze`` of a trace: weights folded in, batch norms fused into
   the convolutions (oneDNN);
-- ONNX Runtime (CPU execution provider), when ``onnxruntime`` and ``onnx``
-  are installed (they are not dependencies: an optional engine).
+- the model's int8 companion in ONNX Runtime (:mod:`napari_colorize.quantized`),
+  what ``colorize()`` runs on a CPU with ``precision="auto"`` since stop 27;
+- the fp32 network in ONNX Runtime (CPU execution provider), exported here
+  (needs ``onnx``, the ``quantize`` extra).
 
 The repetitions are interleaved (every backend once per repetition, Zhang's
 too), medians reported as ms per tile and as a ratio of Zhang's median (the
 issue's target: at most 1/20), with the largest difference of each
-backend's decoded ab (annealed mean, T = 0.38) from the channels-last run.
+backend's decoded ab (annealed mean, T = 0.38) from the fp32 channels-last run.
 """
 
 from __future__ import annotations
@@ -62,12 +64,17 @@ def backends(colorizer, tiles, torch) -> dict:
         context = colorizer.encode_context(torch.rand(1, 1, colorizer.context_view, colorizer.context_view) * 100)
     module = positional(colorizer.network, context)
     found = {
-        "eager, channels-last (colorize() today)": lambda x: colorizer.run_network(
+        "eager fp32, channels-last (colorize() before stop 27)": lambda x: colorizer.run_network(
             x, hints=hints[: len(x)], context=context.expand(len(x), -1)
         )
     }
     nchw = positional(copy.deepcopy(colorizer.network).to(memory_format=torch.contiguous_format), context)
     found["eager, default layout"] = lambda x: nchw(x, hints[: len(x)])
+    from napari_colorize.quantized import int8_unavailable, load_int8
+
+    if int8_unavailable(colorizer) is None:
+        int8 = load_int8(colorizer)
+        found["int8 companion, ONNX Runtime (colorize() on a CPU now)"] = lambda x: int8(x, context=context.expand(len(x), -1))
     with torch.inference_mode():
         last = torch.channels_last
         frozen = torch.jit.freeze(torch.jit.trace(module, (tiles.contiguous(memory_format=last), hints.contiguous(memory_format=last))))
@@ -108,10 +115,10 @@ def main(argv=None) -> int:
     bins = torch.as_tensor(colorizer.bins)
     with torch.inference_mode():
         plain = annealed_mean(next(iter(runs.values()))(tiles), bins, temperature=DEFAULT_TEMPERATURE)
-        moved = {
-            name: float((annealed_mean(run(tiles).float(), bins, temperature=DEFAULT_TEMPERATURE) - plain).abs().max())
-            for name, run in runs.items()
-        }
+        moved = {}
+        for name, run in runs.items():
+            change = (annealed_mean(run(tiles).float(), bins, temperature=DEFAULT_TEMPERATURE) - plain).norm(dim=1)
+            moved[name] = f"{float(change.max()):.1e} / {float(change.mean()):.1e}"
         samples = {name: [] for name in [*runs, "Zhang et al. 2016"]}
         for rep in range(args.reps):
             for name, run in [*runs.items(), ("Zhang et al. 2016", zhang)]:
@@ -122,11 +129,11 @@ def main(argv=None) -> int:
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s); model {colorizer.name} ({colorizer.sha256[:12]}); {tiles_name}, batch {len(tiles)}; medians of {args.reps}"
     )
-    print("| backend | ms / tile | / Zhang's | largest ab difference from colorize() today |")
+    print("| backend | ms / tile | / Zhang's | ab change from eager fp32: largest / mean |")
     print("|---|---:|---:|---:|")
     for name, times in samples.items():
         median = statistics.median(times)
-        moved_cell = f"{moved[name]:.1e}" if name in moved else ""
+        moved_cell = moved.get(name, "")
         print(f"| {name} | {median:.1f} | 1/{reference / median:.1f} | {moved_cell} |")
     print(f"target: at most 1/{1 / TARGET_RATIO:.0f} of Zhang's time per tile")
     return 0

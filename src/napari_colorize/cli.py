@@ -308,8 +308,16 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="one table per folder with rows for each of its subfolders (images directly in it as '(top level)') and for all its images pooled",
     )
-    add_option_arguments(ev, ["temperature", "device"])
+    add_option_arguments(ev, ["temperature", "device", "precision"])
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    quantize = commands.add_parser("quantize", help="make a model's int8 companion, for fast CPU runs, calibrated on colour images")
+    quantize.add_argument("model", metavar="MODEL", help="shipped model name or checkpoint file")
+    quantize.add_argument(
+        "--images", nargs="+", type=Path, required=True, metavar="DIR", help="folders of colour images of the kind the model colours (its training images)"
+    )
+    quantize.add_argument("--limit", type=int, default=64, help="calibrate on at most N images, spread over the folders (default 64)")
+    quantize.add_argument("-o", "--output", type=Path, help="where to write it (default: beside the checkpoint, where colorize finds it)")
 
     models = commands.add_parser("models", help="describe the shipped models, or checkpoint files")
     models.add_argument("models", nargs="*", metavar="MODEL", help="shipped model names or checkpoint files (default: every shipped model)")
@@ -382,9 +390,23 @@ def _run_evaluate(args) -> None:
         bar, update = progress_bar(args.quiet, folder.name)
         bar.unit = "image"
         with bar:
-            scores = score(args.models, folder, temperature=args.temperature, device=args.device, limit=args.limit, progress=update)
+            scores = score(args.models, folder, temperature=args.temperature, device=args.device, precision=args.precision, limit=args.limit, progress=update)
         print(table(scores, title=str(folder)))
         print()
+
+
+def _run_quantize(args) -> None:
+    from .model import load_checkpoint
+    from .quantized import calibration_pictures, quantize_colorizer
+
+    if args.limit < 1:
+        raise CommandError(f"--limit must be at least 1, got {args.limit}")
+    colorizer = load_checkpoint(args.model, device="cpu")
+    try:
+        written = quantize_colorizer(colorizer, calibration_pictures(args.images, limit=args.limit), args.output)
+    except ImportError as exc:
+        raise CommandError(f"quantizing needs onnx and onnxruntime: pip install 'napari-colorize[quantize]' ({exc})") from None
+    print(f"wrote {written} (int8, for {colorizer.name}, sha256 {colorizer.sha256[:12]})")
 
 
 def _run_models(args) -> None:
@@ -418,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``napari-colorize`` command; returns the exit status."""
     args = _build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    runner = {"colorize": lambda parsed: run_colorize(parsed, options_from_arguments(parsed)), "train": _run_train, "evaluate": _run_evaluate, "models": _run_models, "describe": _run_describe}[
+    runner = {"colorize": lambda parsed: run_colorize(parsed, options_from_arguments(parsed)), "train": _run_train, "evaluate": _run_evaluate, "quantize": _run_quantize, "models": _run_models, "describe": _run_describe}[
         args.command
     ]
     with warnings.catch_warnings():  # restored on return: main() may run inside another program

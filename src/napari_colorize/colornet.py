@@ -120,6 +120,10 @@ def _blocks() -> SimpleNamespace:
             y = self.head(y4)
             return y * AB_SCALE if self.is_regression else y
 
+        def automatic(self, lightness, context=None):
+            """The pass without hints or palette (all of v1's)."""
+            return self.forward(lightness)
+
         def forward(self, lightness):
             x4 = self.down4(self.stem(lightness / 50.0 - 1.0))
             x8 = self.down8(x4)
@@ -169,6 +173,18 @@ def _blocks() -> SimpleNamespace:
             y4 = self.up4(self.up8(x16, x8), x4)
             out = self.add_hint_evidence(self.output(y4), y4, hints)
             return out if palette is None else self.add_palette_prior(out, y4, palette)
+
+        def automatic(self, lightness, context):
+            """What :meth:`forward` computes with no hints and no palette: the
+            pass that an int8 engine runs (:mod:`napari_colorize.quantized`).
+            With edge-replicating padding the hint path maps zero hints to
+            one vector, computed on a single pixel instead of the tile."""
+            replicate = self.hint_path[0][0].padding_mode == "replicate"
+            shape = (1, HINT_CHANNELS, 1, 1) if replicate else (lightness.shape[0], HINT_CHANNELS, *lightness.shape[-2:])
+            x4 = self.down4(self.stem(lightness / 50.0 - 1.0)) + self.hint_path(lightness.new_zeros(shape))
+            x8 = self.down8(x4)
+            x16 = self.down16(x8) + self.context_path(context)[:, :, None, None]
+            return self.output(self.up4(self.up8(x16, x8), x4))
 
         def add_palette_prior(self, out, y4, palette):
             """Add the log of the reference palette's bin probabilities to the

@@ -32,6 +32,7 @@ from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
+from .quantized import int8_unavailable, load_int8
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import Stitcher, TileGrid
@@ -91,13 +92,26 @@ def working_shape(shape: tuple[int, int], scale: float, *, smallest_side: int = 
     return tuple(max(1, int(round(n * scale))) for n in shape)
 
 
+def resolve_precision(colorizer: Colorizer, precision: str) -> str:
+    """The arithmetic a precision name means for ``colorizer`` here: 'auto'
+    is bf16 on CUDA, int8 on a CPU where the model has an int8 companion
+    that ONNX Runtime can run (:mod:`napari_colorize.quantized`), fp32
+    otherwise; any other name is itself."""
+    if precision != "auto":
+        return precision
+    if colorizer.device.type == "cuda":
+        return "bf16"
+    return "int8" if int8_unavailable(colorizer) is None else "fp32"
+
+
 def autocast(device, precision: str):
-    """The autocast context of a precision name on ``device``."""
+    """The autocast context of a precision name on ``device`` (int8's
+    fp32 parts, hinted tiles, run in fp32)."""
     import torch
 
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision == "fp32":
+    if precision in ("fp32", "int8"):
         return torch.autocast(device.type, enabled=False)
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
@@ -130,7 +144,9 @@ class Predictor:
         self.batch_size = batch_size
         self.uncertainty = uncertainty
         self.hint_reach = hint_reach
-        self.autocast = autocast(colorizer.device, precision)
+        self.precision = resolve_precision(colorizer, precision)
+        self.autocast = autocast(colorizer.device, self.precision)
+        self.int8 = load_int8(colorizer) if self.precision == "int8" else None
 
     @property
     def channels(self) -> int:
@@ -185,6 +201,8 @@ class Predictor:
         import torch
 
         asked = {"uncertainty": True} if self.uncertainty else {}
+        if self.int8 is not None and "hints" not in extras and "palette" not in extras:
+            asked["network"] = self.int8
         predicted = self.colorizer.predict_ab(tiles, temperature=self.temperature, **asked, **extras)
         return torch.cat(predicted, dim=1) if self.uncertainty else predicted
 

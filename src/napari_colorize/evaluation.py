@@ -302,6 +302,7 @@ def evaluate(
     *,
     temperature: float | None = None,
     device: str = "auto",
+    precision: str = "auto",
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[EvaluationRow]:
@@ -316,6 +317,8 @@ def evaluate(
     temperature : float, optional
         Annealed-mean temperature (default: the pipeline's).
     device : str
+    precision : str
+        The network's arithmetic (``precision`` of :func:`napari_colorize.colorize`).
     limit : int, optional
         Use only the first ``limit`` images (sorted by path).
     progress : callable(done, total), optional
@@ -333,7 +336,7 @@ def evaluate(
         If it holds no colour image.
     """
     paths = find_images([_existing_folder(images)])[:limit]
-    names, scores = _score_groups(models, {POOLED: paths}, temperature=temperature, device=device, progress=progress)
+    names, scores = _score_groups(models, {POOLED: paths}, temperature=temperature, device=device, precision=precision, progress=progress)
     if not scores:
         raise ValueError(f"no colour images found in {images}")
     return _rows(names, scores[POOLED])
@@ -345,6 +348,7 @@ def evaluate_by_subfolder(
     *,
     temperature: float | None = None,
     device: str = "auto",
+    precision: str = "auto",
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, list[EvaluationRow]]:
@@ -367,6 +371,8 @@ def evaluate_by_subfolder(
     temperature : float, optional
         Annealed-mean temperature (default: the pipeline's).
     device : str
+    precision : str
+        The network's arithmetic (``precision`` of :func:`napari_colorize.colorize`).
     limit : int, optional
         Use only the first ``limit`` images (sorted by path) of each subfolder.
     progress : callable(done, total), optional
@@ -387,7 +393,7 @@ def evaluate_by_subfolder(
     """
     folder = _existing_folder(images)
     groups = {group: paths[:limit] for group, paths in group_by_subfolder(find_images([folder]), folder).items()}
-    names, scores = _score_groups(models, groups, temperature=temperature, device=device, progress=progress)
+    names, scores = _score_groups(models, groups, temperature=temperature, device=device, precision=precision, progress=progress)
     if not scores:
         raise ValueError(f"no colour images found in {images}")
     if len(scores) > 1:
@@ -411,6 +417,7 @@ def _score_groups(
     *,
     temperature: float | None,
     device: str,
+    precision: str,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[list[str], dict[str, list[_Scores]]]:
     """Colorize the lightness of each image of each group with each model and score it.
@@ -426,7 +433,7 @@ def _score_groups(
     torch_device = resolve_device(device)
     colorizers = [load_checkpoint(m, device=str(torch_device)) for m in models]
     bins = ab_bins()
-    options = {} if temperature is None else {"temperature": temperature}
+    options = {"precision": precision, **({} if temperature is None else {"temperature": temperature})}
     total = sum(len(paths) for paths in groups.values())
     done = 0
     scores = {}

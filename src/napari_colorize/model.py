@@ -154,7 +154,7 @@ class Colorizer:
         it runs fastest in (:meth:`predict_ab` makes the inputs and decodes)."""
         return self.network(_in_fast_layout(lightness), **{name: _in_fast_layout(value) for name, value in inputs.items()})
 
-    def predict_ab(self, lightness, *, temperature: float, uncertainty: bool = False, **extra_inputs):
+    def predict_ab(self, lightness, *, temperature: float, uncertainty: bool = False, network=None, **extra_inputs):
         """ab at 1/``output_stride`` resolution for a batch of L tiles (N, 1, H, W), as a tensor.
 
         Extra inputs are given by name: 'pixels' ones as (N, channels, H, W),
@@ -166,7 +166,9 @@ class Colorizer:
         ValueError. With ``uncertainty`` (classification models only, see
         :meth:`check_uncertainty`), returns ``(ab, uncertainty)``, the second
         (N, 1, h, w): the normalised entropy of the predicted distribution
-        (:func:`napari_colorize.color.normalized_entropy`).
+        (:func:`napari_colorize.color.normalized_entropy`). ``network``, when
+        given, runs in place of the colorizer's own with the same inputs (an
+        int8 companion: :func:`napari_colorize.quantized.load_int8`).
         """
         import torch
 
@@ -189,7 +191,7 @@ class Colorizer:
                 shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
                 extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
         with _fast_inference(), torch.inference_mode():
-            out = self.run_network(lightness, **extras)
+            out = (network or self.run_network)(lightness, **extras)
             if self.head == "regression":
                 return out.float().contiguous()
             bins = torch.as_tensor(self.bins, device=out.device)

@@ -38,7 +38,7 @@ from .restoration import (
 
 DEFAULT_OVERLAP = 32
 DEFAULT_BATCH_SIZE = 8
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 @dataclass(frozen=True)
@@ -328,7 +328,11 @@ class ColorizeOptions:
         kind=str,
         choices=PRECISIONS,
         in_widget=False,
-        help="network arithmetic: auto is bf16 autocast on CUDA and fp32 elsewhere; on CUDA out-of-memory the batch is halved",
+        help=(
+            "network arithmetic: auto is bf16 autocast on CUDA, int8 on a CPU where the model has an int8 companion "
+            "and ONNX Runtime is installed (tiles that hints or a reference palette reach run in fp32), fp32 otherwise; "
+            "on CUDA out-of-memory the batch is halved"
+        ),
     )
     rgb: bool | None = option(
         None,

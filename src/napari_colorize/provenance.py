@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine import working_shape
+from .engine import resolve_precision, working_shape
 from .model import Colorizer
 from .options import ColorizeOptions
 
@@ -43,7 +43,7 @@ def provenance(
     -------
     dict
         JSON-ready: the note that colours are predicted, the model, every
-        parameter, the device and the package version, what restoration ran
+        parameter, the device and arithmetic that ran, the package version, what restoration ran
         (only when one did), then ``details``.
     """
     from . import __version__
@@ -57,6 +57,7 @@ def provenance(
         "parameters": options.parameters(),
         **({"working_shape": list(working_shape(frame_shape[-2:], options.scale, smallest_side=colorizer.smallest_side))} if frame_shape else {}),
         "device_used": str(device),
+        "precision_used": resolve_precision(colorizer, options.precision),
         "napari_colorize_version": __version__,
         **({"restoration": options.restoration.describe()} if options.restoration.active else {}),
         **details,

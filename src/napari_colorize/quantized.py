@@ -1,0 +1,273 @@
+"""Int8 inference of a colorizer on the CPU, with ONNX Runtime.
+
+A model's int8 companion is a file beside its checkpoint,
+``<name>.int8.onnx``: the network's pass without hints or palette
+(``automatic``, what colorizing a frame runs for every tile that no hint
+reaches) exported to ONNX and statically quantized, by
+:func:`quantize_colorizer`: int8 weights per output channel, uint8
+activations whose ranges were calibrated on the model's own kind of
+images. On a CPU with int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI,
+Arm dot-product) it runs several times faster than the fp32 network.
+
+The companion records the sha256 of the checkpoint it was made from, and is
+used only with those very weights: retrained weights need a new one.
+Runs with hints or a reference palette take the fp32 network on the tiles
+those reach (their inputs are not in the int8 graph).
+
+Running a companion needs ``onnxruntime``; making one also needs ``onnx``
+(the ``quantize`` extra).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+#: Name ending of a checkpoint's int8 companion, in place of ``.safetensors``.
+INT8_SUFFIX = ".int8.onnx"
+#: Metadata key of the companion: the sha256 of the checkpoint it was made from.
+CHECKPOINT_SHA_KEY = "napari_colorize.checkpoint_sha256"
+#: Calibration tiles cut from each image, at most.
+CALIBRATION_TILES_PER_IMAGE = 2
+
+
+def companion_path(checkpoint: str | Path) -> Path:
+    """Where the int8 companion of the checkpoint file ``checkpoint`` lives."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + INT8_SUFFIX)
+
+
+def int8_unavailable(colorizer) -> str | None:
+    """Why ``colorizer`` cannot run in int8 here, or None when it can."""
+    try:
+        load_int8(colorizer)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def load_int8(colorizer) -> Int8Network:
+    """The int8 companion of ``colorizer``, ready to run (loaded once).
+
+    Raises
+    ------
+    ValueError
+        If the model is not on the CPU, has no companion, ONNX Runtime is
+        missing, or the companion is unreadable or was made from other
+        weights than the checkpoint's.
+    """
+    if colorizer.device.type != "cpu":
+        raise ValueError(f"int8 runs on the CPU; this model is on {colorizer.device.type}")
+    if not colorizer.path or not companion_path(colorizer.path).is_file():
+        raise ValueError(
+            f"model {colorizer.name!r} has no int8 companion (a {INT8_SUFFIX} file beside its checkpoint); "
+            "make one with 'napari-colorize quantize'"
+        )
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise ValueError("int8 needs ONNX Runtime: pip install onnxruntime") from None
+    import torch
+
+    return _load_session(str(companion_path(colorizer.path)), colorizer.sha256, torch.get_num_threads())
+
+
+@lru_cache(maxsize=4)
+def _load_session(path: str, sha256: str, threads: int) -> Int8Network:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
+        raise ValueError(f"cannot read the int8 companion {path}: {exc}") from None
+    made_from = session.get_modelmeta().custom_metadata_map.get(CHECKPOINT_SHA_KEY)
+    if made_from != sha256:
+        raise ValueError(
+            f"the int8 companion {path} was made from other weights (sha256 {str(made_from)[:12]}) than its checkpoint "
+            f"({sha256[:12]}); make it again with 'napari-colorize quantize'"
+        )
+    return Int8Network(session)
+
+
+class Int8Network:
+    """An int8 companion as the network :meth:`Colorizer.predict_ab` runs:
+    lightness tiles (N, 1, H, W) and the frame context in, fp32 logits (or
+    ab) out, as tensors. Hints and palette must be absent or all zeros."""
+
+    def __init__(self, session):
+        self.session = session
+        self.takes_context = any(arg.name == "context" for arg in session.get_inputs())
+
+    def __call__(self, lightness, *, context=None, hints=None, palette=None):
+        import torch
+
+        for name, given in (("hints", hints), ("palette", palette)):
+            if given is not None and torch.any(given):
+                raise ValueError(f"the int8 network takes no {name}; run them in fp32")
+        feeds = {"lightness": lightness.detach().float().contiguous().cpu().numpy()}
+        if self.takes_context:
+            feeds["context"] = context.detach().float().contiguous().cpu().numpy()
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+def calibration_pictures(folders, *, limit: int, max_side: int = 512) -> Iterator[np.ndarray]:
+    """Up to ``limit`` RGB pictures from image ``folders``, spread evenly
+    over them (sorted paths), each at most ``max_side`` px on its longer
+    side; grayscale and unreadable files are skipped.
+
+    Raises
+    ------
+    ValueError
+        If the folders hold no image files.
+    """
+    from .io import find_images, read_rgb
+
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ValueError(f"image folder not found: {folder}")
+    paths = find_images(folders)
+    if not paths:
+        raise ValueError(f"no image files in {', '.join(map(str, folders))}")
+    chosen = sorted({int(i) for i in np.linspace(0, len(paths) - 1, min(limit, len(paths)))})
+    for index in chosen:
+        picture = read_rgb(paths[index], max_side=max_side)
+        if picture is not None:
+            yield picture
+
+
+def calibration_inputs(colorizer, pictures: Iterable[np.ndarray], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
+    """ONNX feeds of real tiles for calibrating the int8 ranges: the
+    lightness of up to :data:`CALIBRATION_TILES_PER_IMAGE` random tiles of
+    each RGB picture, each with its picture's frame context."""
+    import torch
+
+    from .color import rgb_to_lab
+
+    rng = np.random.default_rng(seed)
+    side = colorizer.tile_size
+    feeds = []
+    for picture in pictures:
+        lightness = rgb_to_lab(picture)[..., 0]
+        if min(lightness.shape) < side:
+            continue
+        frame = torch.from_numpy(np.ascontiguousarray(lightness))[None, None]
+        context = colorizer.encode_context(colorizer.view_of(frame)).numpy() if colorizer.frame_inputs else None
+        for _ in range(CALIBRATION_TILES_PER_IMAGE):
+            y, x = (int(rng.integers(0, n - side + 1)) for n in lightness.shape)
+            feed = {"lightness": np.ascontiguousarray(lightness[None, None, y : y + side, x : x + side])}
+            if context is not None:
+                feed["context"] = context
+            feeds.append(feed)
+    return feeds
+
+
+def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Path | None = None) -> Path:
+    """Make the int8 companion of a saved colorizer.
+
+    Parameters
+    ----------
+    colorizer : Colorizer
+        Loaded from a checkpoint file (its sha256 is recorded).
+    pictures : iterable of ndarray
+        RGB pictures (H, W, 3) of the kind the model colours (its training
+        or evaluation images), each at least one tile on its short side;
+        a few dozen suffice.
+    path : path, optional
+        Where to write it; default :func:`companion_path` of the checkpoint.
+
+    Returns
+    -------
+    Path
+        The file written (atomically: a failed run leaves no half file).
+
+    Raises
+    ------
+    ValueError
+        If the colorizer is unsaved or no picture gave a calibration tile.
+    ImportError
+        If ``onnx`` or ``onnxruntime`` is missing (``pip install
+        napari-colorize[quantize]``).
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not colorizer.sha256:
+        raise ValueError("only a saved model can be quantized: its companion records which checkpoint it belongs to")
+    feeds = calibration_inputs(colorizer, pictures)
+    if not feeds:
+        raise ValueError(f"no picture was at least {colorizer.tile_size} px on its short side: nothing to calibrate on")
+    path = Path(path) if path is not None else companion_path(colorizer.path)
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self):
+            self.remaining = iter(feeds)
+
+        def get_next(self):
+            return next(self.remaining, None)
+
+    with tempfile.TemporaryDirectory() as work:
+        exported, prepared, quantized = (Path(work) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
+        export_automatic(colorizer, feeds[0], exported)
+        quant_pre_process(str(exported), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Feeds(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        model = onnx.load(str(quantized))
+        onnx.helper.set_model_props(model, {CHECKPOINT_SHA_KEY: colorizer.sha256, "napari_colorize.model": colorizer.name})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.tmp")
+        onnx.save(model, str(partial))
+        partial.replace(path)
+    _load_session.cache_clear()
+    return path
+
+
+def export_automatic(colorizer, example: dict[str, np.ndarray], path: Path) -> None:
+    """Export the network's ``automatic`` pass to ONNX (fp32), any batch
+    and tile size."""
+    import copy
+
+    import torch
+
+    network = copy.deepcopy(colorizer.network).float().eval().to(memory_format=torch.contiguous_format)
+
+    class Automatic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.network = network
+
+        def forward(self, *inputs):
+            return self.network.automatic(*inputs)
+
+    names = list(example)
+    axes = {"lightness": {0: "tiles", 2: "height", 3: "width"}, "context": {0: "tiles"}, "logits": {0: "tiles", 2: "rows", 3: "columns"}}
+    # torch's TorchScript exporter warns of its own deprecation and of
+    # constant folds it skips: nothing a user can act on.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Automatic(),
+            tuple(torch.from_numpy(example[name]) for name in names),
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={name: axes[name] for name in [*names, "logits"]},
+            dynamo=False,
+            opset_version=17,
+        )

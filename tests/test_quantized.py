@@ -1,0 +1,133 @@
+"""The int8 engine (ONNX Runtime): the shipped model's int8 companion gives
+the fp32 network's colours within a stated tolerance, is chosen by
+``precision="auto"`` on the CPU and recorded, keeps hints exact where they
+reach, and a companion is made for a saved model and refused for other
+weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from napari_colorize import colorize
+from napari_colorize.color import rgb_to_lab
+from napari_colorize.model import load_checkpoint, save_checkpoint
+from napari_colorize.quantized import companion_path, int8_unavailable, load_int8, quantize_colorizer
+
+#: How far int8 colours may be from fp32 ones, in ab units: the mean over
+#: pixels, and the 99th percentile. Measured on the sample below: 0.6 and 3.
+MEAN_AB_TOLERANCE = 1.5
+P99_AB_TOLERANCE = 8.0
+
+
+def photo_gray(side: int = 448) -> np.ndarray:
+    from skimage import data
+
+    return np.asarray(data.camera()[:side, :side])
+
+
+def ab_change(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(rgb_to_lab(first)[..., 1:] - rgb_to_lab(second)[..., 1:], axis=-1)
+
+
+def test_shipped_int8_companion_matches_fp32_within_tolerance():
+    gray = photo_gray()
+    fp32 = colorize(gray, model="natural", device="cpu", precision="fp32")
+    int8 = colorize(gray, model="natural", device="cpu", precision="int8")
+    change = ab_change(fp32, int8)
+    assert 0 < change.mean() <= MEAN_AB_TOLERANCE
+    assert np.percentile(change, 99) <= P99_AB_TOLERANCE
+    assert np.abs(rgb_to_lab(fp32)[..., 0] - rgb_to_lab(int8)[..., 0]).max() < 1.0  # the lightness is the input's
+
+
+def test_auto_runs_int8_on_the_cpu_and_says_so(tmp_path):
+    from napari_colorize.engine import resolve_precision
+    from napari_colorize.options import ColorizeOptions
+    from napari_colorize.provenance import provenance
+
+    colorizer = load_checkpoint("natural", device="cpu")
+    assert resolve_precision(colorizer, "auto") == "int8"
+    assert resolve_precision(colorizer, "fp32") == "fp32"
+    gray = photo_gray(256)
+    assert np.array_equal(colorize(gray, model="natural", device="cpu"), colorize(gray, model="natural", device="cpu", precision="int8"))
+    record = provenance(ColorizeOptions(), colorizer, device="cpu")
+    assert record["precision_used"] == "int8"
+    assert record["parameters"]["precision"] == "auto"
+
+
+def test_int8_keeps_hints_exact_where_they_reach_and_automatic_beyond():
+    gray = photo_gray()
+    hint = (60, 60, 220, 40, 40)  # y, x and a red
+    automatic = colorize(gray, model="natural", device="cpu", precision="int8")
+    hinted = colorize(gray, model="natural", device="cpu", precision="int8", hints=[hint])
+    fp32 = colorize(gray, model="natural", device="cpu", precision="fp32", hints=[hint])
+    assert np.array_equal(hinted[:, 200:], automatic[:, 200:])  # beyond the hint's reach: int8, bit for bit
+    near = (slice(50, 71), slice(50, 71))  # hinted tiles run in fp32, blended with int8's automatic result
+    assert ab_change(hinted[near], fp32[near]).mean() <= MEAN_AB_TOLERANCE
+    red = rgb_to_lab(np.array([[hint[2:]]], dtype=np.uint8))[0, 0, 1:]
+    assert np.linalg.norm(rgb_to_lab(hinted[near])[..., 1:] - red, axis=-1).mean() < np.linalg.norm(
+        rgb_to_lab(automatic[near])[..., 1:] - red, axis=-1
+    ).mean() - 10
+
+
+def test_a_saved_model_gets_a_companion_and_another_weights_are_refused(tmp_path, tiny_model):
+    pytest.importorskip("onnx")
+    from napari_colorize.model import create_colorizer
+
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_checkpoint(create_colorizer(architecture="colornet-v2-replicate", width=8), checkpoint)
+    colorizer = load_checkpoint(checkpoint)
+    assert "no int8 companion" in int8_unavailable(colorizer)
+    rng = np.random.default_rng(0)
+    pictures = [rng.integers(0, 256, (256, 300, 3), dtype=np.uint8) for _ in range(3)]
+    written = quantize_colorizer(colorizer, pictures)
+    assert written == companion_path(checkpoint) == tmp_path / "tiny.int8.onnx"
+    assert int8_unavailable(colorizer) is None
+    gray = rng.random((240, 260)).astype(np.float32)
+    fp32 = colorize(gray, model=checkpoint, device="cpu", precision="fp32")
+    int8 = colorize(gray, model=checkpoint, device="cpu", precision="int8")
+    assert int8.shape == fp32.shape and ab_change(fp32, int8).mean() <= MEAN_AB_TOLERANCE
+
+    # Other weights under the same name: the companion is refused, auto falls back to fp32.
+    retrained = tmp_path / "retrained.safetensors"
+    save_checkpoint(create_colorizer(architecture="colornet-v2-replicate", width=8), retrained)
+    shutil.copy(written, companion_path(retrained))
+    other = load_checkpoint(retrained)
+    with pytest.raises(ValueError, match="other weights"):
+        load_int8(other)
+    with pytest.raises(ValueError, match="other weights"):
+        colorize(gray, model=retrained, device="cpu", precision="int8")
+    assert np.array_equal(colorize(gray, model=retrained, device="cpu"), colorize(gray, model=retrained, device="cpu", precision="fp32"))
+
+
+def test_cli_quantize_writes_the_companion_and_refuses_a_missing_folder(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    from PIL import Image
+
+    from napari_colorize.cli import main
+    from napari_colorize.model import create_colorizer
+
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_checkpoint(create_colorizer(architecture="colornet-v2-replicate", width=8), checkpoint)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for index in range(3):
+        Image.fromarray(rng.integers(0, 256, (240, 250, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    assert main(["quantize", str(checkpoint), "--images", str(tmp_path / "absent")]) == 2
+    assert "image folder not found" in capsys.readouterr().err
+    assert not companion_path(checkpoint).exists()
+    assert main(["quantize", str(checkpoint), "--images", str(folder)]) == 0
+    assert companion_path(checkpoint).is_file()
+    output = tmp_path / "out.tif"
+    assert main(["colorize", str(folder / "0.png"), "-o", str(output), "--model", str(checkpoint), "--precision", "int8"]) == 0
+    import tifffile
+
+    with tifffile.TiffFile(output) as tif:
+        record = json.loads(tif.pages[0].description)["napari_colorize"]
+    assert record["precision_used"] == "int8" and record["parameters"]["precision"] == "int8"
