@@ -1,7 +1,7 @@
 """Streaming through the command line: peak memory on a huge frame, and time
 per frame as a stack grows.
 
-Run: python benchmarks/bench_streaming.py [--huge-side 16384] [--frames 10 100]
+Run: python benchmarks/bench_streaming.py [--huge-side 16384] [--frames 10 100 1000]
          [--outputs tif ome.zarr]
 
 Each case runs `napari-colorize colorize IN.tif -o OUT.tif` (the huge frame
@@ -72,14 +72,14 @@ def main() -> None:
             seconds, peak = _run_cli(src, tmp / f"out{frames}.tif")
             per_frame[frames] = seconds / frames
             print(f"stack {frames:4d} x {args.side}^2 uint16: {seconds:7.1f} s, {seconds / frames:.2f} s/frame, peak RSS {peak:.0f} MB")
-        if len(per_frame) > 1:
-            small, large = min(per_frame), max(per_frame)
+        counts = sorted(per_frame)
+        for small, large in zip(counts, counts[1:]):
             # The fixed start-up (imports, model load) is spread over more frames in
             # the long run; the marginal time per extra frame shows whether it stays flat.
             marginal = (per_frame[large] * large - per_frame[small] * small) / (large - small)
             print(
                 f"time per frame, {large} vs {small} frames: ratio {per_frame[large] / per_frame[small]:.2f}; "
-                f"marginal s/frame beyond {small} frames {marginal:.2f} vs {per_frame[small]:.2f} overall at {small}"
+                f"marginal s/frame from {small} to {large} frames {marginal:.3f} vs {per_frame[small]:.3f} overall at {small}"
             )
         if args.huge_side:
             src = tmp / "huge.tif"

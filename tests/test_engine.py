@@ -175,7 +175,6 @@ def test_autocast_runs_the_network_in_the_requested_precision(precision, dtype):
 def test_reduced_precision_is_close_to_fp32_on_cpu(natural, precision):
     frame = smooth_frame((224, 224), seed=0)  # one tile: bf16 runs ~15x slower than fp32 on CPUs without bf16 units
     reference = colorize(frame, model=natural, device="cpu", precision="fp32")
-    np.testing.assert_array_equal(colorize(frame, model=natural, device="cpu", precision="auto"), reference)
     diff = level_differences(colorize(frame, model=natural, device="cpu", precision=precision), reference)
     assert diff.any(), "autocast had no effect"
     assert diff.mean() < MEAN_LEVELS

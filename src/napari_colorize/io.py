@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -326,3 +326,25 @@ def write_rgb_tiff_strips(
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def sample_pictures(folders, *, limit: int, max_side: int = 512) -> Iterator[np.ndarray]:
+    """Up to ``limit`` RGB pictures from image ``folders``, spread evenly
+    over them (sorted paths), each at most ``max_side`` px on its longer
+    side; grayscale and unreadable files are skipped.
+
+    Raises
+    ------
+    ValueError
+        If the folders hold no image files.
+    """
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise ValueError(f"image folder not found: {folder}")
+    paths = find_images(folders)
+    if not paths:
+        raise ValueError(f"no image files in {', '.join(map(str, folders))}")
+    chosen = sorted({int(i) for i in np.linspace(0, len(paths) - 1, min(limit, len(paths)))})
+    # Checked now, read as they are used: a few dozen pictures need not be held at once.
+    pictures = (read_rgb(paths[index], max_side=max_side) for index in chosen)
+    return (picture for picture in pictures if picture is not None)

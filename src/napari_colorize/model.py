@@ -167,8 +167,9 @@ class Colorizer:
         :meth:`check_uncertainty`), returns ``(ab, uncertainty)``, the second
         (N, 1, h, w): the normalised entropy of the predicted distribution
         (:func:`napari_colorize.color.normalized_entropy`). ``network``, when
-        given, runs in place of the colorizer's own with the same inputs (an
-        int8 companion: :func:`napari_colorize.quantized.load_int8`).
+        given, runs in place of the colorizer's own (an int8 companion:
+        :func:`napari_colorize.quantized.load_int8`); it is given only the
+        inputs named in its ``input_names``, and the others must not be.
         """
         import torch
 
@@ -178,8 +179,14 @@ class Colorizer:
             self.check_uncertainty()
 
         self.check_inputs(extra_inputs)
+        if network is not None:
+            refused = sorted(set(extra_inputs) - set(network.input_names))
+            if refused:
+                raise ValueError(f"the {network.name} network takes no {', '.join(refused)}")
         extras = {}
         for spec in self.extra_inputs:
+            if network is not None and spec.name not in network.input_names:
+                continue  # the network runs as if it were all zeros
             given = extra_inputs.get(spec.name)
             if spec.kind == "frame":
                 given = self.encode_context(self.view_of(lightness)) if given is None else given.to(lightness.device, lightness.dtype)

@@ -330,7 +330,7 @@ class ColorizeOptions:
         in_widget=False,
         help=(
             "network arithmetic: auto is bf16 autocast on CUDA, int8 on a CPU where the model has an int8 companion "
-            "and ONNX Runtime is installed (tiles that hints or a reference palette reach run in fp32), fp32 otherwise; "
+            "and ONNX Runtime is installed (tiles that hints reach, and runs with a reference palette, take fp32), fp32 otherwise; "
             "on CUDA out-of-memory the batch is halved"
         ),
     )

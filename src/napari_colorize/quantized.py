@@ -11,8 +11,8 @@ Arm dot-product) it runs several times faster than the fp32 network.
 
 The companion records the sha256 of the checkpoint it was made from, and is
 used only with those very weights: retrained weights need a new one.
-Runs with hints or a reference palette take the fp32 network on the tiles
-those reach (their inputs are not in the int8 graph).
+Tiles that hints reach, and runs with a reference palette, take the fp32
+network (those inputs are not in the int8 graph).
 
 Running a companion needs ``onnxruntime``; making one also needs ``onnx``
 (the ``quantize`` extra).
@@ -21,7 +21,7 @@ Running a companion needs ``onnxruntime``; making one also needs ``onnx``
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,48 +98,21 @@ def _load_session(path: str, sha256: str, threads: int) -> Int8Network:
 
 class Int8Network:
     """An int8 companion as the network :meth:`Colorizer.predict_ab` runs:
-    lightness tiles (N, 1, H, W) and the frame context in, fp32 logits (or
-    ab) out, as tensors. Hints and palette must be absent or all zeros."""
+    lightness tiles (N, 1, H, W), and the frame context when the model
+    takes one, in; fp32 logits (or ab) out, as tensors. It has no hint or
+    palette input: it computes what the network does with those all zeros."""
+
+    name = "int8"
 
     def __init__(self, session):
         self.session = session
-        self.takes_context = any(arg.name == "context" for arg in session.get_inputs())
+        self.input_names = tuple(arg.name for arg in session.get_inputs() if arg.name != "lightness")
 
-    def __call__(self, lightness, *, context=None, hints=None, palette=None):
+    def __call__(self, lightness, **inputs):
         import torch
 
-        for name, given in (("hints", hints), ("palette", palette)):
-            if given is not None and torch.any(given):
-                raise ValueError(f"the int8 network takes no {name}; run them in fp32")
-        feeds = {"lightness": lightness.detach().float().contiguous().cpu().numpy()}
-        if self.takes_context:
-            feeds["context"] = context.detach().float().contiguous().cpu().numpy()
-        return torch.from_numpy(self.session.run(None, feeds)[0])
-
-
-def calibration_pictures(folders, *, limit: int, max_side: int = 512) -> Iterator[np.ndarray]:
-    """Up to ``limit`` RGB pictures from image ``folders``, spread evenly
-    over them (sorted paths), each at most ``max_side`` px on its longer
-    side; grayscale and unreadable files are skipped.
-
-    Raises
-    ------
-    ValueError
-        If the folders hold no image files.
-    """
-    from .io import find_images, read_rgb
-
-    for folder in folders:
-        if not Path(folder).is_dir():
-            raise ValueError(f"image folder not found: {folder}")
-    paths = find_images(folders)
-    if not paths:
-        raise ValueError(f"no image files in {', '.join(map(str, folders))}")
-    chosen = sorted({int(i) for i in np.linspace(0, len(paths) - 1, min(limit, len(paths)))})
-    for index in chosen:
-        picture = read_rgb(paths[index], max_side=max_side)
-        if picture is not None:
-            yield picture
+        feeds = {"lightness": lightness, **inputs}
+        return torch.from_numpy(self.session.run(None, {name: value.detach().float().contiguous().cpu().numpy() for name, value in feeds.items()})[0])
 
 
 def calibration_inputs(colorizer, pictures: Iterable[np.ndarray], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
