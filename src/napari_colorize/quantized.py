@@ -33,6 +33,12 @@ INT8_SUFFIX = ".int8.onnx"
 CHECKPOINT_SHA_KEY = "napari_colorize.checkpoint_sha256"
 #: Calibration tiles cut from each image, at most.
 CALIBRATION_TILES_PER_IMAGE = 2
+#: Submodules kept in fp32: the context path (one vector per frame: nothing
+#: to save) and the output head (its logits are divided by the temperature,
+#: 0.38, before the exponential, which would amplify their rounding 2.6x).
+#: On 18 natural and EM tiles this halved the int8 colours' 99th-percentile
+#: change from fp32 for about 10 % more time per tile.
+FP32_MODULES = ("context_path", "head")
 
 
 def companion_path(checkpoint: str | Path) -> Path:
@@ -192,6 +198,8 @@ def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Pa
         exported, prepared, quantized = (Path(work) / name for name in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         export_automatic(colorizer, feeds[0], exported)
         quant_pre_process(str(exported), str(prepared))
+        nodes = onnx.load(str(prepared)).graph.node
+        kept = [node.name for node in nodes if node.name.startswith(tuple(f"/{module}/" for module in FP32_MODULES))]
         quantize_static(
             str(prepared),
             str(quantized),
@@ -200,6 +208,7 @@ def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Pa
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=kept,
         )
         model = onnx.load(str(quantized))
         onnx.helper.set_model_props(model, {CHECKPOINT_SHA_KEY: colorizer.sha256, "napari_colorize.model": colorizer.name})
