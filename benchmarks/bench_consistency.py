@@ -214,14 +214,16 @@ def table(results: dict[str, dict], models: list[str]) -> str:
 
 def report(table_text, models, colorizers, seconds, notes, torch) -> str:
     """The results file: when, how, on what, the table and the notes."""
-    sums = ", ".join(f"`{m}` sha256 {c.sha256[:16]}" for m, c in zip(models, colorizers))
+    from napari_colorize.engine import resolve_precision
+
+    sums = ", ".join(f"`{m}` sha256 {c.sha256[:16]} ({resolve_precision(c, 'auto')})" for m, c in zip(models, colorizers))
     lines = [
         "# Consistency of colorize(): tile grid, crop, stack, banding",
         "",
         f"- Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; took {seconds / 60:.1f} min",
         f"- Command: `python benchmarks/bench_consistency.py {' '.join(sys.argv[1:])}`",
         f"- Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
-        f"- Models: {sums}",
+        f"- Models, each with the arithmetic colorize() ran it in (its default, precision='auto'): {sums}",
         '- Cells: ratio (C = the mean chroma it is relative to); banding: largest peak ratio (each one). See benchmarks/README.md, "Consistency".',
         "",
         table_text,
