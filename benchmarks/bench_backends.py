@@ -61,7 +61,7 @@ def backends(colorizer, tiles, torch) -> dict:
     colorizer.network.float().eval()
     hints = tiles.new_zeros((tiles.shape[0], HINT_CHANNELS, *tiles.shape[-2:]))
     with torch.inference_mode():
-        context = colorizer.encode_context(torch.rand(1, 1, colorizer.context_view, colorizer.context_view) * 100)
+        context = colorizer.encode_context(colorizer.view_of(tiles[:1]))  # a real frame context: the int8 ranges were calibrated on real ones
     module = positional(colorizer.network, context)
     found = {
         "eager fp32, channels-last (colorize() before stop 27)": lambda x: colorizer.run_network(
