@@ -13,7 +13,7 @@ from helpers import STACK, assert_one_line_error, assert_refused, cli, make_colo
 from PIL import Image
 
 from napari_colorize import colorize
-from napari_colorize.io import find_images, read_image, read_rgb, write_rgb_tiff_strips
+from napari_colorize.io import find_images, read_image, read_rgb, sample_pictures, write_rgb_tiff_strips
 
 
 # --------------------------------------------------------------------------
@@ -142,3 +142,17 @@ def test_read_rgb(training_folder, tmp_path):
     rgba = tmp_path / "rgba.png"
     make_color_image(32).convert("RGBA").save(rgba)
     assert read_rgb(rgba).shape == (32, 32, 3)
+
+
+def test_sample_pictures_spreads_over_the_folders_and_skips_what_has_no_colour(training_folder, tmp_path):
+    every = list(sample_pictures([training_folder], limit=100))
+    assert len(every) < len(find_images([training_folder]))  # the gray and broken files are skipped
+    assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in every)
+    assert len(list(sample_pictures([training_folder], limit=2))) <= 2
+    assert max(max(p.shape[:2]) for p in sample_pictures([training_folder], limit=100, max_side=40)) <= 40
+    with pytest.raises(ValueError, match="image folder not found"):
+        sample_pictures([tmp_path / "missing"], limit=4)  # at once, not when first read
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no image files"):
+        sample_pictures([empty], limit=4)

@@ -119,13 +119,16 @@ def test_cli_quantize_writes_the_companion_and_refuses_a_missing_folder(tmp_path
     rng = np.random.default_rng(1)
     for index in range(3):
         Image.fromarray(rng.integers(0, 256, (240, 250, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    output = tmp_path / "out.tif"
+    asked = ["colorize", str(folder / "0.png"), "-o", str(output), "--model", str(checkpoint), "--precision", "int8"]
+    assert main(asked) == 2  # no companion yet: a clear refusal, no file
+    assert "has no int8 companion" in capsys.readouterr().err and not output.exists()
     assert main(["quantize", str(checkpoint), "--images", str(tmp_path / "absent")]) == 2
     assert "image folder not found" in capsys.readouterr().err
     assert not companion_path(checkpoint).exists()
     assert main(["quantize", str(checkpoint), "--images", str(folder)]) == 0
     assert companion_path(checkpoint).is_file()
-    output = tmp_path / "out.tif"
-    assert main(["colorize", str(folder / "0.png"), "-o", str(output), "--model", str(checkpoint), "--precision", "int8"]) == 0
+    assert main(asked) == 0
     import tifffile
 
     with tifffile.TiffFile(output) as tif:
