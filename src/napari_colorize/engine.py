@@ -32,7 +32,7 @@ from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
-from .quantized import int8_unavailable, load_int8
+from .quantized import companion_path, int8_unavailable, load_int8
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import Stitcher, TileGrid
@@ -101,7 +101,10 @@ def resolve_precision(colorizer: Colorizer, precision: str) -> str:
         return precision
     if colorizer.device.type == "cuda":
         return "bf16"
-    return "int8" if int8_unavailable(colorizer) is None else "fp32"
+    reason = int8_unavailable(colorizer)
+    if reason is not None and colorizer.device.type == "cpu" and colorizer.path and companion_path(colorizer.path).is_file():
+        warnings.warn(f"running in fp32: {reason}", stacklevel=2)  # a companion is there but cannot serve: say why
+    return "int8" if reason is None else "fp32"
 
 
 def autocast(device, precision: str):

@@ -43,8 +43,8 @@ def provenance(
     -------
     dict
         JSON-ready: the note that colours are predicted, the model, every
-        parameter, the device and arithmetic that ran, the package version, what restoration ran
-        (only when one did), then ``details``.
+        parameter, the device and the arithmetic that ran, the package
+        version, what restoration ran (only when one did), then ``details``.
     """
     from . import __version__
 
