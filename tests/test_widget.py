@@ -219,9 +219,12 @@ def test_rerun_replaces_the_output_unless_copies_are_kept(qtbot, viewer, widget)
     run_and_wait(qtbot, widget)
     first = outputs(viewer)[0]
     first.opacity = 0.5
+    before = np.array(first.data)
+    widget.temperature.value = 0.2
     run_and_wait(qtbot, widget)
-    (replaced,) = outputs(viewer)
-    assert replaced is not first and replaced.opacity == 0.5
+    (replaced,) = outputs(viewer)  # the new result, shown as the earlier one was
+    assert replaced.opacity == 0.5 and not np.array_equal(replaced.data, before)
+    assert replaced.metadata["napari_colorize"]["parameters"]["temperature"] == 0.2
     widget.keep_copies.value = True
     run_and_wait(qtbot, widget)
     assert len(outputs(viewer)) == 2

@@ -96,10 +96,28 @@ def add_outputs(viewer: napari.viewer.Viewer, request: ColorizeRequest, outcome:
     return made[0][0]
 
 
+#: What a layer made here carries over when it takes a new result in place.
+TAKEN_OVER = ("data", "name", "metadata", "scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+
+
 def replace_layer(viewer, layer, earlier) -> None:
-    """Add ``layer``, or, when ``earlier`` is a layer, put it where that was, as it was shown."""
+    """Add ``layer``, or, when ``earlier`` is a layer, show it where that was, as it was shown.
+
+    Where the two are alike (both RGB or neither, both multiscale or
+    neither, as many dimensions), ``earlier`` takes ``layer``'s data, name,
+    metadata, placement and colours in place: removing a layer makes napari
+    collect garbage, about 0.2 s with torch loaded, which was most of a
+    Preview refresh.
+    """
     if earlier is None:
         viewer.add_layer(layer)
+        return
+    if (earlier.rgb, earlier.multiscale, earlier.ndim) == (layer.rgb, layer.multiscale, layer.ndim):
+        for name in TAKEN_OVER:
+            if hasattr(layer, name):  # units and axis labels: napari >= 0.6
+                setattr(earlier, name, getattr(layer, name))
+        if not layer.rgb:
+            earlier.colormap, earlier.contrast_limits = layer.colormap, layer.contrast_limits
         return
     position = viewer.layers.index(earlier)
     layer.visible, layer.opacity, layer.blending = earlier.visible, earlier.opacity, earlier.blending
