@@ -106,7 +106,9 @@ def main(argv=None) -> int:
         print(f"  run {run + 1}/{args.runs}", file=sys.stderr, flush=True)
     per_tile = statistics.median(zhang)
     print(f"# python benchmarks/bench_cli_speed.py {' '.join(sys.argv[1:] if argv is None else argv)}")
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s); medians of {args.runs}; Zhang's network {per_tile * 1000:.0f} ms per tile")
+    print(
+        f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s); medians of {args.runs}; Zhang's network {per_tile * 1000:.0f} ms per tile"
+    )
     print("| case | tiles | command (s) | Zhang's network on those tiles (s) | ratio | target |")
     print("|---|---:|---:|---:|---:|---|")
     for name, (_, tiles) in cases.items():

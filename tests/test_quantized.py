@@ -70,9 +70,10 @@ def test_int8_keeps_hints_exact_where_they_reach_and_automatic_beyond():
     near = (slice(50, 71), slice(50, 71))  # hinted tiles run in fp32, blended with int8's automatic result
     assert ab_change(hinted[near], fp32[near]).mean() <= MEAN_AB_TOLERANCE
     red = rgb_to_lab(np.array([[hint[2:]]], dtype=np.uint8))[0, 0, 1:]
-    assert np.linalg.norm(rgb_to_lab(hinted[near])[..., 1:] - red, axis=-1).mean() < np.linalg.norm(
-        rgb_to_lab(automatic[near])[..., 1:] - red, axis=-1
-    ).mean() - 10
+    assert (
+        np.linalg.norm(rgb_to_lab(hinted[near])[..., 1:] - red, axis=-1).mean()
+        < np.linalg.norm(rgb_to_lab(automatic[near])[..., 1:] - red, axis=-1).mean() - 10
+    )
 
 
 def test_a_saved_model_gets_a_companion_and_another_weights_are_refused(tmp_path, tiny_model):

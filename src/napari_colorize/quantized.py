@@ -122,7 +122,9 @@ class Int8Network:
         import torch
 
         feeds = {"lightness": lightness, **inputs}
-        return torch.from_numpy(self.session.run(None, {name: value.detach().float().contiguous().cpu().numpy() for name, value in feeds.items()})[0])
+        return torch.from_numpy(
+            self.session.run(None, {name: value.detach().float().contiguous().cpu().numpy() for name, value in feeds.items()})[0]
+        )
 
 
 def calibration_inputs(colorizer, pictures: Iterable[np.ndarray], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
