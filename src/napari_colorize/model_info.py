@@ -20,6 +20,7 @@ from pathlib import Path
 from .architectures import get_architecture
 from .checkpoint_files import DEFAULT_MODEL, checkpoint_metadata, resolve_model_path, shipped_models, shipped_models_dir
 from .io import TOP_LEVEL
+from .quantized import companion_path
 
 #: Metadata entries that describe a model, in the order users read them.
 DESCRIPTION_FIELDS = ("description", "domain", "training_data", "terms")
@@ -85,6 +86,8 @@ class ModelInfo:
         where not recorded (see ``derived``).
     derived : tuple of str
         The description fields the checkpoint does not record.
+    int8 : str
+        Its int8 companion beside it (see :mod:`napari_colorize.quantized`), or ''.
     """
 
     name: str
@@ -96,6 +99,7 @@ class ModelInfo:
     training_data: str
     terms: str
     derived: tuple[str, ...] = ()
+    int8: str = ""
 
     @classmethod
     def of(cls, path: str | Path, metadata: Mapping, *, shipped: bool = False) -> ModelInfo:
@@ -109,11 +113,14 @@ class ModelInfo:
         }
         derived = tuple(f for f in DESCRIPTION_FIELDS if not getattr(recorded, f))
         values = {f: getattr(recorded, f) or said[f] for f in DESCRIPTION_FIELDS}
-        return cls(name=Path(path).stem, path=str(path), shipped=shipped, network=_network(metadata), derived=derived, **values)
+        companion = companion_path(path)
+        int8 = str(companion) if companion.is_file() else ""
+        return cls(name=Path(path).stem, path=str(path), shipped=shipped, network=_network(metadata), derived=derived, int8=int8, **values)
 
     def lines(self) -> list[tuple[str, str]]:
-        """(label, text) pairs, the network first."""
-        return [("network", self.network), *((f.replace("_", " "), getattr(self, f)) for f in DESCRIPTION_FIELDS)]
+        """(label, text) pairs, the network first, how it runs on a CPU last."""
+        on_cpu = f"int8 ({self.int8})" if self.int8 else "fp32: it has no int8 companion (make one with 'napari-colorize quantize')"
+        return [("network", self.network), *((f.replace("_", " "), getattr(self, f)) for f in DESCRIPTION_FIELDS), ("on a CPU", on_cpu)]
 
     def text(self) -> str:
         """A few lines for a terminal: the name (and file, or whether it is the
