@@ -72,3 +72,19 @@ def test_references_of_any_type_become_rgb8():
     assert as_rgb8(np.full((4, 4, 4), 0.5)).tolist()[0][0] == [128, 128, 128]
     assert as_rgb8(np.full((4, 4, 3), 1000, np.uint16)).max() == 255
     assert check_model_name("  my.model_2 ") == "my.model_2"
+
+
+def test_a_fine_tuned_model_gets_an_int8_companion_from_its_references(tmp_path):
+    pytest.importorskip("onnx")
+    from napari_colorize.engine import resolve_precision
+    from napari_colorize.model import load_checkpoint
+    from napari_colorize.quantized import companion_path
+
+    fine_tune(references(2, size=256), name="fast", minutes=0.02, device="cpu")
+    path = resolve_model_path("fast")
+    assert companion_path(path).is_file()
+    assert resolve_precision(load_checkpoint(path), "auto") == "int8"  # as fast on a CPU as the shipped models
+    # references under a tile wide give none, and a companion of replaced weights is removed
+    fine_tune(references(1), name="fast", minutes=0.02, device="cpu", overwrite=True)
+    assert not companion_path(path).exists()
+    assert resolve_precision(load_checkpoint(path), "auto") == "fp32"

@@ -379,8 +379,14 @@ def _run_train(args) -> None:
     )
     info = colorizer.metadata["training"]
     print(f"wrote {args.output}: {info['steps']} steps in {info['wall_time_s']:.0f} s, loss {info['final_loss']}")
-    folders = " ".join(shlex.quote(str(folder)) for folder in args.folders)
-    print(f"for int8 speed on a CPU, make its companion: napari-colorize quantize {shlex.quote(str(args.output))} --images {folders}")
+    from .fine_tuning import make_int8_companion
+
+    companion = make_int8_companion(args.output, args.folders)
+    if companion is not None:
+        print(f"wrote {companion}: its int8 companion, for speed on a CPU")
+    else:
+        folders = " ".join(shlex.quote(str(folder)) for folder in args.folders)
+        print(f"for int8 speed on a CPU, make its companion: napari-colorize quantize {shlex.quote(str(args.output))} --images {folders}")
 
 
 def _run_evaluate(args) -> None:

@@ -127,10 +127,21 @@ class Int8Network:
         )
 
 
+def can_quantize() -> bool:
+    """Whether :func:`quantize_colorizer` can run here (``onnx`` and ``onnxruntime`` installed)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def calibration_inputs(colorizer, pictures: Iterable[np.ndarray], *, seed: int = 0) -> list[dict[str, np.ndarray]]:
     """ONNX feeds of real tiles for calibrating the int8 ranges: the
     lightness of up to :data:`CALIBRATION_TILES_PER_IMAGE` random tiles of
-    each RGB picture, each with its picture's frame context."""
+    each RGB picture at least a tile on its short side, each with its
+    picture's frame context."""
     import torch
 
     from .color import rgb_to_lab
@@ -162,8 +173,8 @@ def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Pa
         Loaded from a checkpoint file (its sha256 is recorded).
     pictures : iterable of ndarray
         RGB pictures (H, W, 3) of the kind the model colours (its training
-        or evaluation images), each at least one tile on its short side;
-        a few dozen suffice.
+        images); those under a tile on their short side are skipped. A few
+        dozen suffice.
     path : path, optional
         Where to write it; default :func:`companion_path` of the checkpoint.
 
@@ -175,7 +186,7 @@ def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Pa
     Raises
     ------
     ValueError
-        If the colorizer is unsaved or no picture gave a calibration tile.
+        If the colorizer is unsaved or no picture is a tile wide.
     ImportError
         If ``onnx`` or ``onnxruntime`` is missing (``pip install
         napari-colorize[quantize]``).
@@ -190,7 +201,7 @@ def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Pa
         raise ValueError("only a saved model can be quantized: its companion records which checkpoint it belongs to")
     feeds = calibration_inputs(colorizer, pictures)
     if not feeds:
-        raise ValueError(f"no picture was at least {colorizer.tile_size} px on its short side: nothing to calibrate on")
+        raise ValueError(f"no colour picture of at least {colorizer.tile_size} px on its short side to calibrate on")
     path = Path(path) if path is not None else companion_path(colorizer.path)
 
     class Feeds(CalibrationDataReader):
