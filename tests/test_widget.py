@@ -162,8 +162,8 @@ def test_run_on_2d_layer_adds_a_faithful_rgb_layer(qtbot, viewer, widget):
     assert made["napari_colorize_version"] == __version__
     assert made["parameters"]["temperature"] == pytest.approx(0.3)
     assert {"scale", "overlap", "normalize", "percentiles", "batch_size", "device"} <= set(made["parameters"])
-    assert made["device_used"] == "cpu"
-    assert "Done" in widget.status.value and widget.run_button.enabled
+    assert made["device_used"] == "cpu" and made["precision_used"] == "int8"  # natural's int8 companion, on a CPU
+    assert "Done" in widget.status.value and "on cpu (int8)" in widget.status.value and widget.run_button.enabled
 
 
 def test_every_frame_of_a_stack_lands_on_the_same_slider(qtbot, viewer, widget):

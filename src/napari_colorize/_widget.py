@@ -464,8 +464,9 @@ class ColorizeWidget(Container):
             layer = self.add_output(request, outcome)
             self.progress_bar.value = self.progress_bar.max  # a finished run shows 100 %
             stored = f" Too large for memory: kept in {outcome.stored_in}." if outcome.stored_in else ""
+            arithmetic = layer.metadata[METADATA_KEY]["precision_used"]
             self.status.value = (
-                f"Done in {outcome.seconds:.1f} s on {outcome.device}: {layer.name!r}.{stored} {PREDICTED_NOTE.capitalize()}."
+                f"Done in {outcome.seconds:.1f} s on {outcome.device} ({arithmetic}): {layer.name!r}.{stored} {PREDICTED_NOTE.capitalize()}."
             )
 
     def _on_finished(self) -> None:
