@@ -202,7 +202,7 @@ def main(argv=None) -> None:
 
     md.append("## Per-tile CPU speed: ours vs Zhang et al. 2016\n")
     md.append(f"Command: `{' '.join(tile_cmd)}`\n")
-    md.append("Network forward pass only, 224x224 L tiles in, fp32, eval mode, `torch.inference_mode()`, "
+    md.append(f"Network forward pass only, 224x224 L tiles in, ours in {tile.get('precision', 'fp32')} (as `colorize()` runs it on a CPU), Zhang's in fp32, eval mode, `torch.inference_mode()`, "
               "subnormals flushed to zero (as `colorize()` does), "
               f"default threads; input tiles: {tile['input_tiles']}; medians over {tile['reps']} interleaved repetitions after warm-up, ours and Zhang's "
               "timed in the same process. GFLOP counted by `torch.utils.flop_counter.FlopCounterMode` "
