@@ -20,7 +20,7 @@ from napari_colorize.model import load_checkpoint, save_checkpoint
 from napari_colorize.quantized import companion_path, int8_unavailable, load_int8, quantize_colorizer
 
 #: How far int8 colours may be from fp32 ones, in ab units: the mean over
-#: pixels, and the 99th percentile. Measured on the sample below: 0.7 and 3.3.
+#: pixels, and the 99th percentile. Measured on the sample below: 0.8 and 3.0.
 MEAN_AB_TOLERANCE = 1.5
 P99_AB_TOLERANCE = 8.0
 
@@ -43,6 +43,12 @@ def test_shipped_int8_companion_matches_fp32_within_tolerance():
     assert 0 < change.mean() <= MEAN_AB_TOLERANCE
     assert np.percentile(change, 99) <= P99_AB_TOLERANCE
     assert np.abs(rgb_to_lab(fp32)[..., 0] - rgb_to_lab(int8)[..., 0]).max() < 1.0  # the lightness is the input's
+    # noise, as in low-dose frames: its activations lie beyond clean photographs' (calibrated on noisy copies too)
+    noise = np.random.default_rng(0).random((300, 300)).astype(np.float32)
+    change = ab_change(
+        colorize(noise, model="natural", device="cpu", precision="fp32"), colorize(noise, model="natural", device="cpu", precision="int8")
+    )
+    assert change.mean() <= MEAN_AB_TOLERANCE and np.percentile(change, 99) <= P99_AB_TOLERANCE
 
 
 def test_auto_runs_int8_on_the_cpu_and_says_so(tmp_path):
