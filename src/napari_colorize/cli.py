@@ -379,7 +379,7 @@ def _run_train(args) -> None:
     )
     info = colorizer.metadata["training"]
     print(f"wrote {args.output}: {info['steps']} steps in {info['wall_time_s']:.0f} s, loss {info['final_loss']}")
-    from .fine_tuning import make_int8_companion
+    from .quantized import make_int8_companion
 
     companion = make_int8_companion(args.output, args.folders)
     if companion is not None:

@@ -9,7 +9,6 @@ result is a checkpoint like any other, recording what it learned from.
 
 from __future__ import annotations
 
-import logging
 import re
 import tempfile
 from collections.abc import Callable, Sequence
@@ -21,10 +20,9 @@ from . import checkpoint_files
 from .arrays import as_rgb8
 from .checkpoint_files import checkpoint_metadata, resolve_model_path, shipped_models
 from .model_info import ModelDescription
+from .quantized import make_int8_companion
 from .training import TrainConfig, TrainingProgress, train
 from .training_checkpoint import state_path
-
-logger = logging.getLogger(__name__)
 
 #: A fine-tuning run: small batches (a few images), every orientation
 #: (scientific images have no up), a gentle learning rate (it starts from a
@@ -147,22 +145,3 @@ def fine_tune(
         make_int8_companion(output, sources)
     colorizer.name, colorizer.path = name, str(output)
     return colorizer
-
-
-def make_int8_companion(checkpoint: Path, folders: Sequence[Path]) -> Path | None:
-    """Make the int8 companion of a checkpoint just trained, calibrated on
-    the images it learned from, so that it runs as fast on a CPU as the
-    shipped models (:mod:`napari_colorize.quantized`); where it cannot be
-    made (``onnx`` not installed, no image a tile wide), remove any earlier
-    one, which belonged to the weights just replaced, and return None."""
-    from .io import sample_pictures
-    from .model import load_checkpoint
-    from .quantized import can_quantize, companion_path, quantize_colorizer
-
-    if can_quantize():
-        try:
-            return quantize_colorizer(load_checkpoint(checkpoint, device="cpu"), sample_pictures(folders, limit=64))
-        except ValueError as exc:
-            logger.info("no int8 companion for %s: %s", checkpoint, exc)
-    companion_path(checkpoint).unlink(missing_ok=True)
-    return None

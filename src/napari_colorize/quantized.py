@@ -20,12 +20,15 @@ Running a companion needs ``onnxruntime``; making one also needs ``onnx``
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 #: Name ending of a checkpoint's int8 companion, in place of ``.safetensors``.
 INT8_SUFFIX = ".int8.onnx"
@@ -86,11 +89,17 @@ def load_int8(colorizer) -> Int8Network:
         raise ValueError("int8 needs ONNX Runtime: pip install onnxruntime") from None
     import torch
 
-    return _load_session(str(companion_path(colorizer.path)), colorizer.sha256, torch.get_num_threads())
+    loaded = _load_session(str(companion_path(colorizer.path)), colorizer.sha256, torch.get_num_threads())
+    if isinstance(loaded, str):
+        raise ValueError(loaded)  # noqa: TRY004 - the reason it cannot serve, not a wrong type
+    return loaded
 
 
-@lru_cache(maxsize=4)
-def _load_session(path: str, sha256: str, threads: int) -> Int8Network:
+@lru_cache(maxsize=8)
+def _load_session(path: str, sha256: str, threads: int) -> Int8Network | str:
+    """The companion at ``path`` for the checkpoint ``sha256``, or why it
+    cannot serve: a refusal is kept too, so that a stale companion is read
+    once per process, not at every run and record."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -102,10 +111,10 @@ def _load_session(path: str, sha256: str, threads: int) -> Int8Network:
     try:
         session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
-        raise ValueError(f"cannot read the int8 companion {path}: {exc}") from None
+        return f"cannot read the int8 companion {path}: {exc}"
     made_from = session.get_modelmeta().custom_metadata_map.get(CHECKPOINT_SHA_KEY)
     if made_from != sha256:
-        raise ValueError(
+        return (
             f"the int8 companion {path} was made from other weights (sha256 {str(made_from)[:12]}) than its checkpoint "
             f"({sha256[:12]}); make it again with 'napari-colorize quantize'"
         )
@@ -282,3 +291,21 @@ def export_automatic(colorizer, example: dict[str, np.ndarray], path: Path) -> N
             dynamo=False,
             opset_version=17,
         )
+
+
+def make_int8_companion(checkpoint: Path, folders) -> Path | None:
+    """Make the int8 companion of a checkpoint just trained, calibrated on
+    the images it learned from (image ``folders``), so that it runs as fast
+    on a CPU as the shipped models; where it cannot be made (``onnx`` not
+    installed, no image a tile wide), remove any earlier one, which belonged
+    to the weights just replaced, and return None."""
+    from .io import sample_pictures
+    from .model import load_checkpoint
+
+    if can_quantize():
+        try:
+            return quantize_colorizer(load_checkpoint(checkpoint, device="cpu"), sample_pictures(folders, limit=64))
+        except ValueError as exc:
+            logger.info("no int8 companion for %s: %s", checkpoint, exc)
+    companion_path(checkpoint).unlink(missing_ok=True)
+    return None
