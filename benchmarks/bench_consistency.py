@@ -3,7 +3,7 @@ whatever the tile grid, the crop or the noise, without visible tile banding.
 Models side by side. (Colour hints: benchmarks/bench_hints.py.)
 
 Run: python benchmarks/bench_consistency.py [MODEL ...] [--quick] [--threads N]
-         [--data DIR] [--output PATH]
+         [--window PX] [--data DIR] [--output PATH]
 
 MODEL is a shipped model name or a .safetensors checkpoint (default:
 natural). Figures are printed as a Markdown table and written to
@@ -26,11 +26,11 @@ import numpy as np
 
 from napari_colorize import colorize
 from napari_colorize.color import rgb_to_lab
+from napari_colorize.engine import frame_grid
 from napari_colorize.io import read_image
 from napari_colorize.model import load_checkpoint
 from napari_colorize.normalization import intensity_range, normalize_frame
-from napari_colorize.options import DEFAULT_OVERLAP
-from napari_colorize.tiling import TileGrid
+from napari_colorize.options import DEFAULT_WINDOW, ColorizeOptions
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parents[1] / "shared" / "data"
@@ -70,7 +70,7 @@ def centre_crop(frame: np.ndarray, side: int | None) -> tuple[slice, slice]:
     return slice(y, y + side), slice(x, x + side)
 
 
-def grid_consistency(colorizer, frame: np.ndarray, crop: int) -> tuple[dict, np.ndarray]:
+def grid_consistency(colorizer, frame: np.ndarray, crop: int, window: int) -> tuple[dict, np.ndarray]:
     """Shift and crop consistency of one frame, with the whole frame's intensity range.
 
     Parameters
@@ -79,6 +79,8 @@ def grid_consistency(colorizer, frame: np.ndarray, crop: int) -> tuple[dict, np.
     frame : ndarray, shape (Y, X)
     crop : int
         Side of the centre crop colorized alone.
+    window : int
+        The window option of every run.
 
     Returns
     -------
@@ -90,26 +92,26 @@ def grid_consistency(colorizer, frame: np.ndarray, crop: int) -> tuple[dict, np.
     whole_ab : ndarray, shape (Y, X, 2)
         ab of the whole-frame result.
     """
-    options = {"model": colorizer, "device": "cpu", "normalize": intensity_range(frame)}
+    options = {"model": colorizer, "device": "cpu", "normalize": intensity_range(frame), "window": window}
     whole = ab_of(colorize(frame, **options))
     region = centre_crop(frame, crop)
     cells = {}
-    for name, window in (("shift", (slice(SHIFT, None), slice(SHIFT, None))), ("crop", region)):
-        alone = ab_of(colorize(frame[window], **options))
-        reference = whole[window]
+    for name, part in (("shift", (slice(SHIFT, None), slice(SHIFT, None))), ("crop", region)):
+        alone = ab_of(colorize(frame[part], **options))
+        reference = whole[part]
         cells[name] = cell(ab_change(reference, alone) / chroma(reference), chroma(reference))
     turned_back = ab_of(colorize(frame[::-1], **options))[::-1]
     cells["upside down"] = cell(ab_change(whole, turned_back) / chroma(whole), chroma(whole))
     return cells, whole
 
 
-def stack_consistency(colorizer, frame: np.ndarray, context: str = "stack", consensus: int = 0) -> str:
+def stack_consistency(colorizer, frame: np.ndarray, window: int, context: str = "stack", consensus: int = 0) -> str:
     """Mean over frame pairs of mean |Δab| / mean chroma, for noisy copies of ``frame``
     colorized as one stack (stack normalisation and, for a model that takes it,
     ``context``; colours shared with ``consensus`` frames on each side)."""
     sigma = NOISE * float(frame.std())
     stack = np.stack([frame + np.random.default_rng(seed).normal(0.0, sigma, frame.shape) for seed in range(STACK_FRAMES)])
-    options = {"normalize": "stack", "context": context, "stack_consensus": consensus}
+    options = {"normalize": "stack", "context": context, "stack_consensus": consensus, "window": window}
     ab = ab_of(colorize(stack.astype(np.float32), model=colorizer, device="cpu", **options))
     mean_chroma = chroma(ab)
     changes = [ab_change(ab[i], ab[j]) for i, j in combinations(range(STACK_FRAMES), 2)]
@@ -117,7 +119,7 @@ def stack_consistency(colorizer, frame: np.ndarray, context: str = "stack", cons
 
 
 def tile_period(starts: tuple[int, ...]) -> float | None:
-    """Mean spacing of tile starts (None for a single tile)."""
+    """Mean spacing of tile (or window) starts (None for a single one)."""
     return (starts[-1] - starts[0]) / (len(starts) - 1) if len(starts) > 1 else None
 
 
@@ -136,29 +138,42 @@ def peak_ratio(profile: np.ndarray, period: float) -> float:
     return float(amplitude[offsets[keep] == 0][0] / np.median(amplitude[offsets[keep] != 0]))
 
 
-def banding(ab: np.ndarray, frame: np.ndarray, tile: int) -> str:
-    """Tile-period banding of the background's a* and b* row and column means.
-
-    Background: pixels below the median normalised intensity. The row means
-    (a profile along y) are tested at the spacing of the tile rows, the
-    column means at that of the tile columns. The cell gives the largest of
-    the four peak ratios (see :func:`peak_ratio`), then each of them.
-    """
-    intensity = normalize_frame(frame, *intensity_range(frame))
-    background = intensity < np.percentile(intensity, 50)
-    grid = TileGrid.for_shape(frame.shape, tile=tile, overlap=DEFAULT_OVERLAP, align=4)
+def banding_ratios(ab: np.ndarray, background: np.ndarray, periods: tuple[float, float]) -> dict[str, float]:
+    """Peak ratios (see :func:`peak_ratio`) of the background's a* and b* row
+    means (a profile along y) at ``periods[0]`` and column means at ``periods[1]``."""
     ratios = {}
-    for axis, name, starts in ((1, "rows", grid.starts_y), (0, "cols", grid.starts_x)):
-        period = tile_period(starts)
-        if period is None:
-            return "single tile: no period"
+    for axis, name, period in ((1, "rows", periods[0]), (0, "cols", periods[1])):
         with np.errstate(invalid="ignore"):
             means = (ab * background[..., None]).sum(axis) / background.sum(axis)[..., None]
         for channel, letter in enumerate("ab"):
             ratios[f"{letter} {name}"] = peak_ratio(means[:, channel], period)
+    return ratios
+
+
+def banding(ab: np.ndarray, frame: np.ndarray, colorizer, window: int) -> str:
+    """Tile-period banding of the background's a* and b* row and column means.
+
+    Background: pixels below the median normalised intensity. The row means
+    (a profile along y) are tested at the spacing of the rows of tiles (or
+    windows) colorize() cut the frame into, the column means at that of
+    their columns. The cell gives the largest of the four peak ratios, then
+    each of them, and the largest for the frame coloured in one window (no
+    seam anywhere): what the frame's own content gives at that period,
+    which dominates when there are only a few windows (a period of a few
+    hundred pixels, a couple of cycles).
+    """
+    intensity = normalize_frame(frame, *intensity_range(frame))
+    background = intensity < np.percentile(intensity, 50)
+    grid = frame_grid(frame.shape, colorizer, ColorizeOptions(model=colorizer, window=window))
+    periods = tuple(tile_period(starts) for starts in (grid.starts_y, grid.starts_x))
+    if None in periods:
+        return "single window: no period"
+    ratios = banding_ratios(ab, background, periods)
+    one_window = ab_of(colorize(frame, model=colorizer, device="cpu", normalize=intensity_range(frame), window=max(frame.shape) + colorizer.tile_size))
+    seamless = max(banding_ratios(one_window, background, periods).values())
     detail = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
-    periods = "/".join(f"{tile_period(s):.0f}" for s in (grid.starts_y, grid.starts_x))
-    return f"{max(ratios.values()):.2f} ({detail}; background C {chroma(ab[background]):.1f}; period {periods} px)"
+    shown = "/".join(f"{p:.0f}" for p in periods)
+    return f"{max(ratios.values()):.2f} ({detail}; in one window: {seamless:.2f}; background C {chroma(ab[background]):.1f}; period {shown} px)"
 
 
 def load_inputs(data: Path, quick: bool, notes: list[str]) -> dict[str, np.ndarray]:
@@ -185,20 +200,20 @@ def measure(colorizer, frames, args) -> dict[tuple[str, str], str]:
     for label in ("EM frame 0", "m51", "m67"):
         if label not in frames:
             continue
-        cells, whole_ab = grid_consistency(colorizer, frames[label], crop)
+        cells, whole_ab = grid_consistency(colorizer, frames[label], crop, args.window)
         out[(f"shift {SHIFT} px: {label}", "≤ 0.15")] = cells["shift"]
         out[(f"crop {crop}²: {label}", "≤ 0.15")] = cells["crop"]
         out[(f"upside down and back: {label}", "")] = cells["upside down"]
         if label == "m67":
-            out[("banding at tile period: m67", "≤ 2")] = banding(whole_ab, frames[label], colorizer.tile_size)
+            out[("banding at tile period: m67", "≤ 2")] = banding(whole_ab, frames[label], colorizer, args.window)
     for label in ("EM frame 0", "camera"):
         if label in frames:
             out[(f"stack of {STACK_FRAMES} noisy copies, stack consensus {STACK_FRAMES - 1}: {label}", "≤ 0.02")] = stack_consistency(
-                colorizer, frames[label], consensus=STACK_FRAMES - 1
+                colorizer, frames[label], args.window, consensus=STACK_FRAMES - 1
             )
-            out[(f"stack of {STACK_FRAMES} noisy copies, no consensus: {label}", "")] = stack_consistency(colorizer, frames[label])
+            out[(f"stack of {STACK_FRAMES} noisy copies, no consensus: {label}", "")] = stack_consistency(colorizer, frames[label], args.window)
             if "context" in colorizer.frame_inputs:  # is the stack context worth being the default?
-                out[(f"stack of {STACK_FRAMES} noisy copies, context per frame: {label}", "")] = stack_consistency(colorizer, frames[label], "frame")
+                out[(f"stack of {STACK_FRAMES} noisy copies, context per frame: {label}", "")] = stack_consistency(colorizer, frames[label], args.window, "frame")
     return out
 
 
@@ -212,7 +227,7 @@ def table(results: dict[str, dict], models: list[str]) -> str:
     return "\n".join(lines)
 
 
-def report(table_text, models, colorizers, seconds, notes, torch) -> str:
+def report(table_text, models, colorizers, seconds, notes, torch, window) -> str:
     """The results file: when, how, on what, the table and the notes."""
     from napari_colorize.engine import resolve_precision
 
@@ -224,6 +239,7 @@ def report(table_text, models, colorizers, seconds, notes, torch) -> str:
         f"- Command: `python benchmarks/bench_consistency.py {' '.join(sys.argv[1:])}`",
         f"- Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), device cpu",
         f"- Models, each with the arithmetic colorize() ran it in (its default, precision='auto'): {sums}",
+        f"- Window option: {window} px (at or below a model's tile size: its tiles)",
         '- Cells: ratio (C = the mean chroma it is relative to); banding: largest peak ratio (each one). See benchmarks/README.md, "Consistency".',
         "",
         table_text,
@@ -236,6 +252,7 @@ def main(argv=None) -> int:
     parser.add_argument("models", nargs="*", default=["natural"], help="shipped model names or .safetensors checkpoints")
     parser.add_argument("--quick", action="store_true", help="smoke run on small crops; figures meaningless")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help=f"colorize()'s window option (default {DEFAULT_WINDOW}; 224: the model's tiles)")
     parser.add_argument("--data", type=Path, default=DATA, help=f"shared data folder (default {DATA})")
     parser.add_argument("--output", type=Path, default=None, help=f"results file (default {RESULTS}; none with --quick)")
     args = parser.parse_args(argv)
@@ -257,7 +274,7 @@ def main(argv=None) -> int:
         print(f"Note: {note}")
     output = args.output if args.output is not None or args.quick else RESULTS
     if output is not None:
-        output.write_text(report(text, args.models, colorizers, time.perf_counter() - start, notes, torch))
+        output.write_text(report(text, args.models, colorizers, time.perf_counter() - start, notes, torch, args.window))
         print(f"written: {output}", file=sys.stderr)
     return 0
 

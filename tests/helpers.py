@@ -95,9 +95,9 @@ def pad_frame(grid, frame: np.ndarray) -> np.ndarray:
 
 
 def cut_tiles(grid, padded: np.ndarray, origins) -> np.ndarray:
-    """The tiles at ``origins`` cut from a padded frame: (n, tile, tile)."""
-    t = grid.tile
-    return np.stack([padded[y : y + t, x : x + t] for y, x in origins])
+    """The tiles at ``origins`` cut from a padded frame: (n, height, width)."""
+    th, tw = grid.tile
+    return np.stack([padded[y : y + th, x : x + tw] for y, x in origins])
 
 
 # --------------------------------------------------------------------------

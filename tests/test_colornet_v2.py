@@ -123,14 +123,16 @@ def test_one_context_per_frame_not_per_tile(v2, monkeypatch):
 def test_the_context_comes_from_the_whole_frame(v2):
     """A region is coloured from the whole frame's context: the same 224 tile
     inside two different frames gets different colours, and a stack context
-    gives identical frames identical colours whatever their neighbours."""
+    gives identical frames identical colours whatever their neighbours
+    (the model's own tiles, window 224, so that only the context links them)."""
     frame = smooth_frame((224, 448), seed=2)
     other = frame.copy()
     other[:, 224:] = frame.max() - frame[:, 224:]  # the right half differs
-    both = colorize(np.stack([frame, other]), model=v2, device="cpu", normalize=(float(frame.min()), float(frame.max())), overlap=0)
+    tiles = {"overlap": 0, "window": 224, "normalize": (float(frame.min()), float(frame.max()))}
+    both = colorize(np.stack([frame, other]), model=v2, device="cpu", **tiles)
     assert np.abs(chroma(both[0][:, :200]) - chroma(both[1][:, :200])).mean() > 0.05
     twins = np.stack([frame, other, frame])
-    shared = colorize(twins, model=v2, device="cpu", context="stack", normalize=(float(frame.min()), float(frame.max())), overlap=0)
+    shared = colorize(twins, model=v2, device="cpu", context="stack", **tiles)
     np.testing.assert_array_equal(shared[0], shared[2])
     assert np.abs(chroma(shared[0][:, :200]) - chroma(shared[1][:, :200])).mean() < 1e-3  # one palette
 

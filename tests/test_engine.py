@@ -96,7 +96,7 @@ def test_out_of_memory_halves_the_batch_until_it_fits(tiny_model, caplog):
 
 def test_out_of_memory_in_colorize_gives_the_normal_result(tiny_model, caplog):
     stack = np.stack([smooth_frame((300, 420), seed=s) for s in range(2)])  # 2 x 6 tiles
-    expected = colorize(stack, model=tiny_model, device="cpu", batch_size=8)
+    expected = colorize(stack, model=tiny_model, device="cpu", batch_size=8, window=224)
     calls, progress = [], []
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         out = colorize(
@@ -104,6 +104,7 @@ def test_out_of_memory_in_colorize_gives_the_normal_result(tiny_model, caplog):
             model=short_of_memory(tiny_model, 2, calls),
             device="cpu",
             batch_size=8,
+            window=224,
             progress=lambda done, total: progress.append((done, total)),
         )
     failed = [n for n in calls if n > 2]
@@ -210,8 +211,9 @@ def test_strips_cover_every_row_in_order(stack, reference, natural):
 
 @needs_dask
 def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, natural_v1):
-    """A lazy frame too large to read whole is read a tile or a strip at a
-    time, and gives the in-memory result. (A context-taking model also reads
+    """A lazy frame too large to read whole is read a window (here the
+    model's tiles) or a strip at a time, and gives the in-memory result.
+    (A context-taking model also reads
     a strided sample of the frame, under 1024 x 1024 pixels, for its view:
     all of a frame as small as this one; see ``context.frame_view``.)"""
     from helpers import recording_dask
@@ -221,9 +223,10 @@ def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, 
     frame = np.random.default_rng(5).integers(0, 4000, (300, 520)).astype(np.uint16)
     monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
     reads = []
-    strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), model=natural_v1, device="cpu", normalize=(0, 4000), strip_rows=40)
+    options = {"model": natural_v1, "device": "cpu", "normalize": (0, 4000), "window": 224}
+    strips = colorize_strips(recording_dask(frame, reads, rows=50, cols=130), strip_rows=40, **options)
     result = np.concatenate([rgb for _, _, _, rgb in strips])
-    np.testing.assert_array_equal(result, colorize(frame, model=natural_v1, device="cpu", normalize=(0, 4000)))
+    np.testing.assert_array_equal(result, colorize(frame, **options))
     pixels_per_computation = {}
     for computation, shape in reads:
         pixels_per_computation[computation] = pixels_per_computation.get(computation, 0) + int(np.prod(shape))

@@ -22,7 +22,7 @@ from helpers import smooth_frame
 from napari_colorize import colorize
 from napari_colorize.color import ab_bins, gray_to_lightness, lightness_to_gray, rgb_to_lab
 from napari_colorize.model import Colorizer
-from napari_colorize.tiling import TileGrid
+from napari_colorize.tiling import TileGrid, window_sides
 
 TILE, STRIDE, OVERLAP = 224, 4, 32
 #: ab error of a uint8 RGB output near L = 50 (rounding to 1/255)
@@ -120,7 +120,8 @@ class ColorByTile(_StandIn):
     def __init__(self, grid: TileGrid, working_lightness: np.ndarray):
         super().__init__()
         self.grid = grid
-        self.candidates = np.stack([working_lightness[y : y + TILE, x : x + TILE] for y, x in grid.origins])
+        self.height, self.width = grid.tile
+        self.candidates = np.stack([working_lightness[y : y + self.height, x : x + self.width] for y, x in grid.origins])
         self.seen: list[tuple[int, int]] = []
 
     def color_of(self, origin) -> np.ndarray:
@@ -136,7 +137,7 @@ class ColorByTile(_StandIn):
             origin = self.grid.origins[int(distance.argmin())]
             self.seen.append(origin)
             ab = torch.tensor(self.color_of(origin), dtype=torch.float32, device=lightness.device)
-            out.append(ab[:, None, None].expand(2, TILE // STRIDE, TILE // STRIDE))
+            out.append(ab[:, None, None].expand(2, self.height // STRIDE, self.width // STRIDE))
         return torch.stack(out)
 
 
@@ -146,19 +147,20 @@ def _erode(mask: np.ndarray, pixels: int) -> np.ndarray:
     return ndimage.binary_erosion(mask, iterations=pixels)
 
 
-@pytest.mark.parametrize("scale", [1.0, 0.5])
-def test_each_tile_colour_fills_its_own_region_and_blends_without_a_seam(scale):
-    height, width = 480, 560  # 3 x 3 tiles at scale 1, 2 x 2 at 0.5
+@pytest.mark.parametrize(("scale", "window"), [(1.0, TILE), (0.5, TILE), (1.0, 320)])
+def test_each_tile_colour_fills_its_own_region_and_blends_without_a_seam(scale, window):
+    """Tiles (3 x 3 at scale 1, 2 x 2 at 0.5) or windows (2 x 2 of 256 x 320)."""
+    height, width = 480, 560
     yy, xx = np.mgrid[:height, :width].astype(np.float64)
     lightness = 55 + 4 * np.sin(xx / 23) + 4 * np.cos(yy / 31 + 0.3) + 3 * xx / width + 3 * yy / height
     frame = lightness_to_gray(lightness).astype(np.float32)
     step = round(1 / scale)
     working = (height // step, width // step)
-    grid = TileGrid.for_shape(working, tile=TILE, overlap=OVERLAP, align=STRIDE)
+    grid = TileGrid.for_shape(working, tile=window_sides(working, tile=TILE, window=window, overlap=OVERLAP, align=STRIDE), overlap=OVERLAP, align=STRIDE)
     # the working lightness, near enough to recognise each tile (exact at scale 1)
     working_lightness = gray_to_lightness(frame.reshape(working[0], step, working[1], step).mean(axis=(1, 3)))
     network = ColorByTile(grid, working_lightness)
-    rgb = colorize(frame, model=stand_in(network), normalize=(0.0, 1.0), scale=scale, overlap=OVERLAP, batch_size=2, device="cpu")
+    rgb = colorize(frame, model=stand_in(network), normalize=(0.0, 1.0), scale=scale, overlap=OVERLAP, window=window, batch_size=2, device="cpu")
 
     assert len(grid) > 1 and sorted(network.seen) == sorted(grid.origins), "each tile run exactly once"
     ab = rgb_to_lab(rgb)[..., 1:].astype(np.float64)
@@ -167,9 +169,10 @@ def test_each_tile_colour_fills_its_own_region_and_blends_without_a_seam(scale):
     # others start, for the bilinear upsampling), its colour is shown as is
     covered = np.zeros(working, int)
     owner = np.zeros(working, int)
+    th, tw = grid.tile
     for number, (y, x) in enumerate(grid.origins):
-        covered[y : y + TILE, x : x + TILE] += 1
-        owner[y : y + TILE, x : x + TILE] = number
+        covered[y : y + th, x : x + tw] += 1
+        owner[y : y + th, x : x + tw] = number
     covered, owner = (np.kron(a, np.ones((step, step), int)) for a in (covered, owner))  # to full resolution
     for number, origin in enumerate(grid.origins):
         alone = _erode((covered == 1) & (owner == number), STRIDE * step)

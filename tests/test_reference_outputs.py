@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from make_reference_outputs import CASES, GRAY, REFERENCE, case_key, digest, machine
+from make_reference_outputs import CASES, GRAY, RECORDED_SETTINGS, REFERENCE, case_key, digest, machine
 
 from napari_colorize import colorize
 
@@ -26,7 +26,7 @@ def test_output_is_bit_identical_to_the_recording(name, model, options):
     import tifffile
 
     image = tifffile.imread(GRAY / name)
-    rgb = colorize(image, model=model, device="cpu", **{"precision": "fp32", **options})
+    rgb = colorize(image, model=model, device="cpu", **{**RECORDED_SETTINGS, **options})
     expected = RECORDED["outputs"][case_key(name, model, options)]
     assert list(rgb.shape) == expected["shape"]
     assert digest(rgb) == expected["sha256"]

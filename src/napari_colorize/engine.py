@@ -35,7 +35,7 @@ from .palette import palette_input
 from .quantized import companion_path, int8_unavailable, load_int8
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
-from .tiling import Stitcher, TileGrid
+from .tiling import Stitcher, TileGrid, window_sides
 
 if TYPE_CHECKING:
     import torch
@@ -320,6 +320,19 @@ def prepare_model(options: ColorizeOptions) -> Colorizer:
     return colorizer
 
 
+def frame_grid(working: tuple[int, int], colorizer: Colorizer, options: ColorizeOptions) -> TileGrid:
+    """The windows the network colours a frame of ``working`` shape in (see the window option)."""
+    align, tile = colorizer.output_stride, colorizer.tile_size
+    sides = window_sides(working, tile=tile, window=options.window, overlap=options.overlap, align=align)
+    return TileGrid.for_shape(working, tile=sides, overlap=options.overlap, align=align)
+
+
+def windows_per_batch(grid: TileGrid, colorizer: Colorizer, options: ColorizeOptions) -> int:
+    """Windows of ``grid`` per forward pass: as many pixels as ``batch_size``
+    model tiles, and at least one window."""
+    return max(1, options.batch_size * colorizer.tile_size**2 // (grid.tile[0] * grid.tile[1]))
+
+
 def check_extra_inputs(extra_inputs: Mapping | None, frames_shape: tuple[int, ...], colorizer: Colorizer) -> dict[str, np.ndarray]:
     """Extra inputs as NumPy arrays (..., channels, Y, X) aligned with the frames, checked against the model."""
     extra_inputs = dict(extra_inputs or {})
@@ -486,7 +499,8 @@ def _strips(
     colorizer = predict.colorizer
     leading = image.shape[:-2]
     working = working_shape(image.shape[-2:], options.scale, smallest_side=colorizer.smallest_side)
-    grid = TileGrid.for_shape(working, tile=colorizer.tile_size, overlap=options.overlap, align=colorizer.output_stride)
+    grid = frame_grid(working, colorizer, options)
+    batch_size = windows_per_batch(grid, colorizer, options)
     total = len(grid) * int(np.prod(leading, dtype=np.int64))
     done = 0
 
@@ -531,7 +545,7 @@ def _strips(
             if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
                 frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
             chroma = predict_chroma(
-                source, to_lightness, frame_extras, grid, predict, batch_size=options.batch_size, on_batch=on_batch, per_frame=per_frame
+                source, to_lightness, frame_extras, grid, predict, batch_size=batch_size, on_batch=on_batch, per_frame=per_frame
             )
             cells = cell_lightness(source, to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
             yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high))

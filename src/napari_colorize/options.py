@@ -37,6 +37,10 @@ from .restoration import (
 )
 
 DEFAULT_OVERLAP = 32
+#: Largest side of the windows the network colours a frame in (see ColorizeOptions.window).
+DEFAULT_WINDOW = 1024
+#: Largest window allowed: one window's logits (Q bins at 1/4 of its side) stay near 1 GB.
+MAX_WINDOW = 4096
 DEFAULT_BATCH_SIZE = 8
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
@@ -196,6 +200,17 @@ class ColorizeOptions:
         # A 224 tile then still brings 32 new pixels; the model's tile size is the hard limit.
         gui_range=(0, 192, 8),
         help="minimum overlap of neighbouring tiles in working pixels, below the model's tile size: more overlap, smoother seams, more tiles",
+    )
+    window: int = option(
+        DEFAULT_WINDOW,
+        label="Network window (px)",
+        kind=int,
+        minimum=0,
+        maximum=MAX_WINDOW,
+        in_widget=False,
+        help="largest side, in working pixels, of the pieces the network colours in one pass: a frame is cut into as few equal windows as cover it, "
+        "so less of the work goes to their overlaps (a 4096² frame: 25 windows of 864 px, 7 percent overlap, against 484 tiles of 224 px, 27 percent). "
+        "At or below the model's tile size (224 for the shipped models), the frame is cut into the model's tiles",
     )
     temperature: float = option(
         DEFAULT_TEMPERATURE,

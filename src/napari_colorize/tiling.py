@@ -5,6 +5,11 @@ output stride, covered by overlapping tiles whose starts are multiples of the
 stride, and the per-tile predictions (at 1/stride resolution) are blended with
 weights that ramp linearly across the overlaps, so that no seams show.
 Works on NumPy arrays and on torch tensors alike.
+
+The pieces the network runs on need not be the model's training tile: a
+fully convolutional network can colour a larger window in one pass, and
+:func:`window_sides` picks the sides that cover a frame with the fewest
+windows, so that less of the work goes to overlaps.
 """
 
 from __future__ import annotations
@@ -51,6 +56,41 @@ def tile_starts(length: int, *, tile: int, overlap: int, align: int = 1) -> list
     return starts
 
 
+def window_step(tile: int, align: int) -> int:
+    """What every window side is a multiple of: the largest power of two that
+    divides the model's ``tile`` (32 for 224), and ``align``, so that each
+    stride-2 layer of the network halves a window exactly as it halves a tile."""
+    step = tile & -tile
+    return step * align // math.gcd(step, align)
+
+
+def window_sides(shape: tuple[int, int], *, tile: int, window: int, overlap: int, align: int = 1) -> tuple[int, int]:
+    """Sides (height, width) of the windows that cover a frame of ``shape``
+    with the fewest windows of at most ``window`` (and at least ``tile``)
+    per axis, overlapping by at least ``overlap``, each side a multiple of
+    :func:`window_step`. With ``window <= tile``, the model's tiles.
+
+    Examples
+    --------
+    >>> window_sides((4096, 4096), tile=224, window=1024, overlap=32, align=4)
+    (864, 864)
+    >>> window_sides((512, 700), tile=224, window=1024, overlap=32, align=4)
+    (512, 704)
+    >>> window_sides((4096, 300), tile=224, window=224, overlap=32, align=4)
+    (224, 224)
+    """
+    if window <= tile:
+        return (tile, tile)
+    step = window_step(tile, align)
+    largest = max(tile, window // step * step)
+    sides = []
+    for length in shape:
+        count = 1 if length <= largest else math.ceil((length - overlap) / (largest - overlap))
+        side = math.ceil(math.ceil((length + (count - 1) * overlap) / count) / step) * step
+        sides.append(min(largest, max(tile, side)))
+    return tuple(sides)
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """Overlapping tiles over a 2D frame of ``shape`` (padded as needed).
@@ -61,7 +101,8 @@ class TileGrid:
         Frame shape before padding.
     padded_shape : tuple of int
         Frame shape after padding (>= tile, multiple of ``align``).
-    tile : int
+    tile : tuple of int
+        The tiles' (height, width).
     overlap : int
     align : int
     starts_y, starts_x : tuple of int
@@ -69,27 +110,29 @@ class TileGrid:
 
     shape: tuple[int, int]
     padded_shape: tuple[int, int]
-    tile: int
+    tile: tuple[int, int]
     overlap: int
     align: int
     starts_y: tuple[int, ...]
     starts_x: tuple[int, ...]
 
     @classmethod
-    def for_shape(cls, shape: tuple[int, int], *, tile: int, overlap: int, align: int = 1) -> "TileGrid":
+    def for_shape(cls, shape: tuple[int, int], *, tile: int | tuple[int, int], overlap: int, align: int = 1) -> "TileGrid":
+        """The grid of tiles of side ``tile`` (or (height, width)) over a frame of ``shape``."""
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"need a non-empty 2D frame shape, got {shape}")
-        if tile % align:
+        tile = (int(tile), int(tile)) if np.ndim(tile) == 0 else tuple(int(t) for t in tile)
+        if any(t % align for t in tile):
             raise ValueError(f"tile ({tile}) must be a multiple of align ({align})")
-        padded = tuple(max(tile, math.ceil(n / align) * align) for n in shape)
+        padded = tuple(max(t, math.ceil(n / align) * align) for n, t in zip(shape, tile))
         return cls(
             shape=tuple(int(n) for n in shape),
             padded_shape=padded,
             tile=tile,
             overlap=overlap,
             align=align,
-            starts_y=tuple(tile_starts(padded[0], tile=tile, overlap=overlap, align=align)),
-            starts_x=tuple(tile_starts(padded[1], tile=tile, overlap=overlap, align=align)),
+            starts_y=tuple(tile_starts(padded[0], tile=tile[0], overlap=overlap, align=align)),
+            starts_x=tuple(tile_starts(padded[1], tile=tile[1], overlap=overlap, align=align)),
         )
 
     @property
@@ -101,21 +144,22 @@ class TileGrid:
         return len(self.starts_y) * len(self.starts_x)
 
     def tiles(self, frame, origins: list[tuple[int, int]]) -> np.ndarray:
-        """Stack the tiles at ``origins`` read from the *unpadded* frame: (n, tile, tile).
+        """Stack the tiles at ``origins`` read from the *unpadded* frame: (n, height, width).
 
         Each tile is sliced (so a memory-mapped or lazy frame is read piece by
         piece) and padded on its own (mirrored; edge-extended for 1-pixel
-        axes), exactly as mirroring the whole frame would have padded it: pads (under ``align`` wide) are narrower than the
-        slices they mirror whenever ``tile >= 2 * align``, as for the model's
-        224-pixel tiles.
+        axes), exactly as mirroring the whole frame would have padded it:
+        along an axis with several tiles, pads (under ``align`` wide) are
+        narrower than the slices they mirror whenever ``tile >= 2 * align``,
+        as for the model's 224-pixel tiles; a lone tile holds the whole axis.
         """
-        t = self.tile
+        th, tw = self.tile
         out = []
         for y, x in origins:
-            piece = np.asarray(frame[y : y + t, x : x + t])
-            if piece.shape != (t, t):
+            piece = np.asarray(frame[y : y + th, x : x + tw])
+            if piece.shape != (th, tw):
                 mode = "symmetric" if min(self.shape) > 1 else "edge"
-                piece = np.pad(piece, [(0, t - piece.shape[0]), (0, t - piece.shape[1])], mode=mode)
+                piece = np.pad(piece, [(0, th - piece.shape[0]), (0, tw - piece.shape[1])], mode=mode)
             out.append(piece)
         return np.stack(out)
 
@@ -154,14 +198,12 @@ class Stitcher:
     """
 
     def __init__(self, grid: TileGrid, *, channels: int, scale: int = 1, like=None):
-        if grid.tile % scale or grid.align % scale:
+        if any(t % scale for t in grid.tile) or grid.align % scale:
             raise ValueError("tile and alignment must be multiples of the scale")
         self.grid = grid
         self.scale = scale
-        out_tile = grid.tile // scale
         shape = tuple(n // scale for n in grid.padded_shape)
-        w1d = taper(out_tile, grid.overlap / scale)
-        weight = np.outer(w1d, w1d)
+        weight = np.outer(*(taper(t // scale, grid.overlap / scale) for t in grid.tile))
         if like is not None and not isinstance(like, np.ndarray):
             import torch
 
@@ -174,11 +216,12 @@ class Stitcher:
             self._tile_weight = weight
 
     def add(self, prediction, y: int, x: int) -> None:
-        """Add one tile's prediction (channels, tile/scale, tile/scale) at input origin (y, x)."""
-        s, t = self.scale, self.grid.tile // self.scale
+        """Add one tile's prediction (channels, height/scale, width/scale) at input origin (y, x)."""
+        s = self.scale
+        th, tw = (t // s for t in self.grid.tile)
         ys, xs = y // s, x // s
-        self._sum[:, ys : ys + t, xs : xs + t] += prediction * self._tile_weight
-        self._weight[ys : ys + t, xs : xs + t] += self._tile_weight
+        self._sum[:, ys : ys + th, xs : xs + tw] += prediction * self._tile_weight
+        self._weight[ys : ys + th, xs : xs + tw] += self._tile_weight
 
     def result(self, *, crop: bool = True):
         """The blended prediction, cropped to the unpadded frame (rounded up) if ``crop``."""
