@@ -157,10 +157,12 @@ def banding(ab: np.ndarray, frame: np.ndarray, colorizer, window: int) -> str:
     (a profile along y) are tested at the spacing of the rows of tiles (or
     windows) colorize() cut the frame into, the column means at that of
     their columns. The cell gives the largest of the four peak ratios, then
-    each of them, and the largest for the frame coloured in one window (no
-    seam anywhere): what the frame's own content gives at that period,
-    which dominates when there are only a few windows (a period of a few
-    hundred pixels, a couple of cycles).
+    each of them. For windows larger than the model's tile it also gives
+    the largest for the frame coloured in one window (no seam anywhere):
+    what the frame's own content gives at that period, which dominates when
+    there are only a few windows (a period of a few hundred pixels, a
+    couple of cycles); and how far the windows' colours and the tiles' are
+    from that seamless result.
     """
     intensity = normalize_frame(frame, *intensity_range(frame))
     background = intensity < np.percentile(intensity, 50)
@@ -169,11 +171,20 @@ def banding(ab: np.ndarray, frame: np.ndarray, colorizer, window: int) -> str:
     if None in periods:
         return "single window: no period"
     ratios = banding_ratios(ab, background, periods)
-    one_window = ab_of(colorize(frame, model=colorizer, device="cpu", normalize=intensity_range(frame), window=max(frame.shape) + colorizer.tile_size))
-    seamless = max(banding_ratios(one_window, background, periods).values())
     detail = ", ".join(f"{k} {v:.2f}" for k, v in ratios.items())
     shown = "/".join(f"{p:.0f}" for p in periods)
-    return f"{max(ratios.values()):.2f} ({detail}; in one window: {seamless:.2f}; background C {chroma(ab[background]):.1f}; period {shown} px)"
+    cell = f"{max(ratios.values()):.2f} ({detail}; background C {chroma(ab[background]):.1f}; period {shown} px"
+    if not colorizer.windowed or window <= colorizer.tile_size:
+        return cell + ")"
+    options = {"model": colorizer, "device": "cpu", "normalize": intensity_range(frame)}
+    one_window = ab_of(colorize(frame, window=max(frame.shape) + colorizer.tile_size, **options))
+    tiles = ab_of(colorize(frame, window=colorizer.tile_size, **options))
+    seamless = max(banding_ratios(one_window, background, periods).values())
+    away = {name: ab_change(result, one_window) / chroma(one_window) for name, result in (("windows", ab), ("tiles", tiles))}
+    return cell + (
+        f"; the frame in one window, where no seam can be: {seamless:.2f}; mean \\|Δab\\| from it over its mean chroma: "
+        f"{away['windows']:.3f} in these windows, {away['tiles']:.3f} in {colorizer.tile_size} tiles)"
+    )
 
 
 def load_inputs(data: Path, quick: bool, notes: list[str]) -> dict[str, np.ndarray]:

@@ -92,3 +92,13 @@ def test_unknown_and_clashing_architectures(toy, tmp_path):
     unregister_architecture("toy-tint")
     with pytest.raises(CheckpointError, match="unsupported architecture 'toy-tint'"):
         load_checkpoint(path)
+
+
+def test_only_edge_replicating_networks_run_in_windows():
+    """A network that pads with zeros knows where its tile ends (the first
+    generation was trained and is kept so); one that repeats the edge does
+    not, and may colour larger windows in one pass."""
+    windowed = {name: get_architecture(name).windowed for name in architectures()}
+    assert windowed["colornet-v1"] is False and windowed["colornet-v2"] is False
+    for name in ("colornet-v2-replicate", "colornet-v2-antialiased", "colornet-v2-replicate-palette", "colornet-v2-antialiased-palette"):
+        assert windowed[name] is True, name

@@ -29,8 +29,8 @@ TILE, STRIDE, OVERLAP = 224, 4, 32
 QUANTIZATION = 1.5
 
 
-def stand_in(module: torch.nn.Module) -> Colorizer:
-    return Colorizer(network=module, head="regression", bins=ab_bins())
+def stand_in(module: torch.nn.Module, *, windowed: bool = False) -> Colorizer:
+    return Colorizer(network=module, head="regression", bins=ab_bins(), windowed=windowed)
 
 
 class _StandIn(torch.nn.Module):
@@ -160,7 +160,8 @@ def test_each_tile_colour_fills_its_own_region_and_blends_without_a_seam(scale, 
     # the working lightness, near enough to recognise each tile (exact at scale 1)
     working_lightness = gray_to_lightness(frame.reshape(working[0], step, working[1], step).mean(axis=(1, 3)))
     network = ColorByTile(grid, working_lightness)
-    rgb = colorize(frame, model=stand_in(network), normalize=(0.0, 1.0), scale=scale, overlap=OVERLAP, window=window, batch_size=2, device="cpu")
+    model = stand_in(network, windowed=window > TILE)
+    rgb = colorize(frame, model=model, normalize=(0.0, 1.0), scale=scale, overlap=OVERLAP, window=window, batch_size=2, device="cpu")
 
     assert len(grid) > 1 and sorted(network.seen) == sorted(grid.origins), "each tile run exactly once"
     ab = rgb_to_lab(rgb)[..., 1:].astype(np.float64)

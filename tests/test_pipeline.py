@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from helpers import smooth_frame
@@ -210,9 +212,13 @@ def test_progress_reaches_total(tiny_model):
     calls = []
     colorize(stack, model=tiny_model, device="cpu", batch_size=3, window=224, progress=lambda done, total: calls.append((done, total)))
     assert calls == [(3, 8), (4, 8), (7, 8), (8, 8)]
-    calls.clear()  # in the default windows, one per frame
-    colorize(stack, model=tiny_model, device="cpu", progress=lambda done, total: calls.append((done, total)))
+    calls.clear()  # a windowed network, in the default windows: one per frame
+    windowed = dataclasses.replace(tiny_model, windowed=True)
+    colorize(stack, model=windowed, device="cpu", progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 2), (2, 2)]
+    calls.clear()  # a network that is not (the first generation's): its tiles, whatever the window
+    colorize(stack, model=tiny_model, device="cpu", window=1024, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (8, 8)
 
 
 def test_cancel(tiny_model):

@@ -95,6 +95,12 @@ class Architecture:
         Names of the network's submodules that turn the hints into colour
         and do nothing else: what a hint-path graft copies from one model
         to another (and what ``TrainConfig.learn_only`` names to retrain).
+    windowed : bool
+        Whether it may colour a window larger than its tile in one pass
+        (the ``window`` option): a fully convolutional network that pads
+        by repeating the edge, so that it cannot tell where its window
+        ends, colours a pixel alike in a tile or a window. Otherwise it
+        always runs in its tiles, as it was trained.
     """
 
     name: str
@@ -105,6 +111,7 @@ class Architecture:
     context_view: int = 128
     generation: int | None = None
     hint_modules: tuple[str, ...] = ()
+    windowed: bool = False
 
 
 _REGISTRY: dict[str, Architecture] = {}
@@ -159,11 +166,15 @@ V2_INPUTS = (
 COLORNET_V2 = register_architecture(Architecture(name="colornet-v2", build=build_colornet_v2, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES))
 #: The second generation padding by edge replication: no sense of where the window ends.
 COLORNET_V2_REPLICATE = register_architecture(
-    Architecture(name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES)
+    Architecture(
+        name="colornet-v2-replicate", build=build_colornet_v2_replicate, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES, windowed=True
+    )
 )
 #: ... and low-passing before its first two strides: no recolouring when the grid moves by a pixel.
 COLORNET_V2_ANTIALIASED = register_architecture(
-    Architecture(name="colornet-v2-antialiased", build=build_colornet_v2_antialiased, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES)
+    Architecture(
+        name="colornet-v2-antialiased", build=build_colornet_v2_antialiased, extra_inputs=V2_INPUTS, generation=2, hint_modules=HINT_MODULES, windowed=True
+    )
 )
 #: A reference palette besides: a distribution over the ab bins (the global hints of Zhang et al. 2017).
 PALETTE_INPUT = InputSpec("palette", 0, "reference palette: the distribution of a colour image over the model's ab bins (zeros: none)", kind="bins")
@@ -178,6 +189,7 @@ PALETTE_ARCHITECTURES = tuple(
             extra_inputs=(*V2_INPUTS, PALETTE_INPUT),
             generation=2,
             hint_modules=HINT_MODULES,
+            windowed=twin.windowed,
         )
     )
     for twin in (COLORNET_V2_REPLICATE, COLORNET_V2_ANTIALIASED)

@@ -378,13 +378,13 @@ def annealed_mean(logits: "torch.Tensor", bins: "torch.Tensor", *, temperature: 
     n, q, h, w = logits.shape
     flat = logits.float().reshape(n, q, h * w)
     to_ab = bins.to(flat).t()
-    ab = flat.new_empty((n, 2, h * w))
     step = max(256, ANNEALED_MEAN_SLAB // n) if flat.device.type == "cpu" else h * w
+    slabs = []
     for start in range(0, h * w, step):
         part = flat[:, :, start : start + step]
         weights = torch.exp(((part - part.amax(dim=1, keepdim=True)) / temperature).clamp_min_(EXP_FLOOR))
-        torch.div(torch.matmul(to_ab, weights), weights.sum(dim=1, keepdim=True), out=ab[:, :, start : start + step])
-    return ab.reshape(n, 2, h, w)
+        slabs.append(torch.matmul(to_ab, weights) / weights.sum(dim=1, keepdim=True))
+    return torch.cat(slabs, dim=2).reshape(n, 2, h, w)
 
 
 def normalized_entropy(logits: "torch.Tensor") -> "torch.Tensor":

@@ -55,13 +55,16 @@ class Colorizer:
     architecture : str
         Registered architecture name (see :mod:`napari_colorize.architectures`).
     tile_size : int
-        Side of the tiles the network is run on.
+        Side of the tiles the network was trained on (and is run on, unless ``windowed``).
     output_stride : int
         Input pixels per predicted chroma pixel.
     extra_inputs : tuple of InputSpec
         Inputs the network takes besides the lightness.
     context_view : int
         Side of the low-resolution view from which a 'frame' input is computed.
+    windowed : bool
+        Whether it may colour windows larger than its tile (see
+        :class:`napari_colorize.architectures.Architecture`).
     """
 
     network: Any
@@ -77,6 +80,7 @@ class Colorizer:
     output_stride: int = 4
     extra_inputs: tuple[InputSpec, ...] = ()
     context_view: int = 128
+    windowed: bool = False
 
     @property
     def num_bins(self) -> int:
@@ -278,6 +282,7 @@ def create_colorizer(
         output_stride=spec.output_stride,
         extra_inputs=spec.extra_inputs,
         context_view=spec.context_view,
+        windowed=spec.windowed,
     )
 
 
