@@ -24,7 +24,8 @@ or reads the input, then calls colorize(image, model=..., device='cpu') --
 everything else at its defaults -- once cold and then --runs more times. The
 time of each call covers the whole colorize() call (normalisation, tiling,
 network, stitching, upsampling, Lab -> sRGB); the reported time is the median
-of the warm calls. Peak memory is the peak RSS (ru_maxrss) of that subprocess,
+of the warm calls. "tiles" counts the 224 tiles the input holds (tiles/s:
+224-tile-equivalents per second), whatever windows colorize() runs in. Peak memory is the peak RSS (ru_maxrss) of that subprocess,
 read by the parent from os.wait4(); "above baseline" subtracts the RSS after
 imports and model load (before the input exists), so it includes the input
 and output arrays.
@@ -102,6 +103,7 @@ def child(case: str, runs: int, model: str, out: Path) -> None:
         raise SystemExit(f"unknown case {case!r}")
     rss_with_input = current_rss()
     frames = int(np.prod(image.shape[:-2], dtype=np.int64))
+    # In the model's tiles, the unit of the Zhang comparison, whatever windows colorize() runs in.
     grid = TileGrid.for_shape(image.shape[-2:], tile=colorizer.tile_size, overlap=DEFAULT_OVERLAP, align=colorizer.output_stride)
     tiles = frames * len(grid)
 
