@@ -52,7 +52,7 @@ EDGE_DILATION = 2
 
 
 def compose_strips_guided(frame, low, high, chroma, working, *, output_stride, rows, radius, eps, guide_blur=0.0, timer=None):
-    """:func:`napari_colorize.engine.compose_strips` with the bilinear ab refined
+    """:func:`napari_colorize.composing.compose_strips` with the bilinear ab refined
     by :func:`guided_ab` strip by strip (halo rows above and below each strip).
 
     ``radius=0`` is the engine's bilinear composition. ``timer`` (a one-item

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .arrays import frame_indices, grayscale_frames, has_finite_pixel, readable_frame
-from .chroma_upsampling import guided_ab, strip_bounds
 from .color import gray_to_lightness
+from .composing import compose_strips, uncertainty_strips
 from .context import frame_context, stack_context
 from .devices import resolve_device
 from .hints import check_hints, hint_map, local_reach
@@ -172,7 +172,7 @@ class Predictor:
                     parts.append(self.predict_batch(tiles[batch], {name: values[batch] for name, values in per_tile.items()}, per_frame))
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
-                    raise MemoryError("the GPU ran out of memory on a single tile; use device='cpu'") from None
+                    raise MemoryError("the GPU ran out of memory on a single tile (or window): use a smaller window, or device='cpu'") from None
                 torch.cuda.empty_cache()
                 self.batch_size = max(1, size // 2)
                 logger.warning("GPU out of memory: retrying with batches of %d tiles", self.batch_size)
@@ -233,102 +233,6 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
             stitcher.add(tile_ab.float(), y, x)
         on_batch(len(batch))
     return stitcher.result(crop=False)
-
-
-def sampling_grid(shape: tuple[int, int], working: tuple[int, int], output_stride: int, chroma_shape: tuple[int, int], device):
-    """Where each full-resolution row and column of a frame of ``shape`` falls on
-    the stitched chroma grid of ``chroma_shape``, in ``grid_sample``'s [-1, 1] coordinates.
-
-    Exact pixel-centre mapping: full-resolution pixel -> working frame -> chroma grid.
-    """
-    import torch
-
-    (height, width), (hc, wc) = shape, chroma_shape
-    ys = ((torch.arange(height, device=device) + 0.5) * (working[0] / height) / output_stride) / hc * 2 - 1
-    xs = ((torch.arange(width, device=device) + 0.5) * (working[1] / width) / output_stride) / wc * 2 - 1
-    return ys, xs
-
-
-def upsample_rows(canvas: "torch.Tensor", ys: "torch.Tensor", xs: "torch.Tensor") -> "torch.Tensor":
-    """Bilinear samples (1, C, len(ys), len(xs)) of ``canvas`` (1, C, hc, wc) at the
-    grid coordinates of :func:`sampling_grid`."""
-    import torch
-
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
-    return torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def compose_strips(
-    frame, low: float, high: float, chroma, working: tuple[int, int], *, output_stride: int, rows: int, guided: bool = False
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Upsample stitched ab to full resolution strip by strip: yields (r0, r1, rgb).
-
-    Bilinear, then, if ``guided``, refined by a guided filter on the frame's
-    own lightness (each strip read with the filter's halo of rows, so the
-    result does not depend on the strip height).
-    """
-    import torch
-
-    height = frame.shape[0]
-    device = chroma.device
-    canvas = chroma[None]  # (1, 2, hc, wc), covers the padded working frame
-    ys, xs = sampling_grid(frame.shape, working, output_stride, canvas.shape[-2:], device)
-    # On a CPU, rows are coloured a slab at a time, small enough to stay in
-    # cache across the dozen passes of upsampling and Lab -> sRGB (about 4x
-    # faster than whole 256-row strips of a 4096-wide frame); the same values.
-    slab = max(1, COMPOSE_SLAB_PIXELS // max(1, frame.shape[1])) if device.type == "cpu" else rows
-    for r0 in range(0, height, rows):
-        r1 = min(height, r0 + rows)
-        if guided:
-            e0, e1, halo = strip_bounds(r0, r1, height)
-            values = normalize_frame(frame[e0:e1], low, high)
-            lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
-            ab = guided_ab(upsample_rows(canvas, ys[e0:e1], xs), lightness, halo=halo)
-            inner = slice(r0 - e0, r1 - e0)
-            parts = ((values[inner][a : a + slab], lightness[..., inner, :][..., a : a + slab, :], ab[..., a : a + slab, :]) for a in range(0, r1 - r0, slab))
-        else:
-            parts = (bilinear_rows(frame, low, high, canvas, ys, xs, a, min(r1, a + slab), device) for a in range(r0, r1, slab))
-        yield r0, r1, np.concatenate([colour_rows(*part) for part in parts])
-
-
-#: Pixels a CPU colours at a time in :func:`compose_strips`.
-COMPOSE_SLAB_PIXELS = 65536
-
-
-def bilinear_rows(frame, low: float, high: float, canvas, ys, xs, r0: int, r1: int, device):
-    """Rows ``r0:r1`` of the frame, normalised, their lightness (1, 1, n, X)
-    and their bilinearly upsampled ab (1, 2, n, X)."""
-    import torch
-
-    values = normalize_frame(frame[r0:r1], low, high)
-    return values, torch.from_numpy(gray_to_lightness(values)).to(device)[None, None], upsample_rows(canvas, ys[r0:r1], xs)
-
-
-def colour_rows(values: np.ndarray, lightness, ab) -> np.ndarray:
-    """uint8 sRGB rows (n, X, 3) of the lightness (1, 1, n, X) and ab (1, 2, n, X)
-    of normalised ``values`` (n, X)."""
-    import torch
-
-    from .color import lab_to_rgb_torch
-
-    # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
-    # Lab with L = 0 or 100 but nonzero chroma is neither.
-    extreme = torch.from_numpy((values <= 0.0) | (values >= 1.0)).to(ab.device)
-    rgb = lab_to_rgb_torch(torch.cat([lightness, ab.masked_fill(extreme[None, None], 0.0)], dim=1))[0]
-    return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def uncertainty_strips(
-    uncertainty, shape: tuple[int, int], working: tuple[int, int], *, output_stride: int, rows: int
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Upsample stitched uncertainty (hc, wc) bilinearly to a frame of ``shape``
-    strip by strip, as :func:`compose_strips` does the ab: yields (r0, r1, float32 rows in [0, 1])."""
-    canvas = uncertainty[None, None]
-    ys, xs = sampling_grid(shape, working, output_stride, canvas.shape[-2:], uncertainty.device)
-    for r0 in range(0, shape[0], rows):
-        r1 = min(shape[0], r0 + rows)
-        yield r0, r1, upsample_rows(canvas, ys[r0:r1], xs)[0, 0].clamp(0.0, 1.0).cpu().numpy()
 
 
 def prepare_model(options: ColorizeOptions) -> Colorizer:
