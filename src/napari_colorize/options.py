@@ -209,7 +209,7 @@ class ColorizeOptions:
         maximum=MAX_WINDOW,
         in_widget=False,
         help="largest side, in working pixels, of the pieces the network colours in one pass: a frame is cut into as few equal windows as cover it, "
-        "so less of the work goes to their overlaps (a 4096² frame: 25 windows of 864 px, 7 percent overlap, against 484 tiles of 224 px, 27 percent). "
+        "so less of the work goes to their overlaps (a 4096² frame: 25 windows of 864 px, 7 percent of each overlapping its neighbours, against 484 tiles of 224 px, 27 percent). "
         "At or below the model's tile size (224 for the shipped models), the frame is cut into the model's tiles, "
         "as it always is for a model whose network is not fit for windows (the first generation: natural-v1, natural-regression-v1)",
     )
