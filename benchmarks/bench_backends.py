@@ -11,8 +11,10 @@ Each backend runs the shipped network as ``colorize()`` does without hints
 - eager, channels-last: what ``colorize()`` ran on a CPU before stop 27;
 - ``torch.jit.freeze`` of a trace: weights folded in, batch norms fused into
   the convolutions (oneDNN);
-- the model's int8 companion in ONNX Runtime (:mod:`napari_colorize.quantized`),
-  what ``colorize()`` runs on a CPU with ``precision="auto"`` since stop 27;
+- the model's int8 companion (:mod:`napari_colorize.quantized`) in each
+  int8 engine installed (:mod:`napari_colorize.int8_runtime`: OpenVINO,
+  ONNX Runtime), what ``colorize()`` runs on a CPU with ``precision="auto"``
+  since stop 27 (ONNX Runtime) and stop 28 (OpenVINO, when installed);
 - the fp32 network in ONNX Runtime (CPU execution provider), exported here
   (needs ``onnx``, the ``quantize`` extra).
 
@@ -70,11 +72,17 @@ def backends(colorizer, tiles, torch) -> dict:
     }
     nchw = positional(copy.deepcopy(colorizer.network).to(memory_format=torch.contiguous_format), context)
     found["eager, default layout"] = lambda x: nchw(x, hints[: len(x)])
-    from napari_colorize.quantized import int8_unavailable, load_int8
+    from napari_colorize.int8_runtime import INT8_ENGINES, OnnxRuntimeNetwork, OpenVinoNetwork, companion_path, int8_engine
 
-    if int8_unavailable(colorizer) is None:
-        int8 = load_int8(colorizer)
-        found["int8 companion, ONNX Runtime (colorize() on a CPU now)"] = lambda x: int8(x, context=context.expand(len(x), -1))
+    if colorizer.path and companion_path(colorizer.path).is_file():
+        runners = {"openvino": OpenVinoNetwork, "onnxruntime": OnnxRuntimeNetwork}
+        for engine in INT8_ENGINES:
+            try:
+                int8 = runners[engine](str(companion_path(colorizer.path)), torch.get_num_threads())
+            except ImportError:
+                continue
+            serving = " (colorize() on a CPU here)" if engine == int8_engine() else ""
+            found[f"int8 companion, {engine}{serving}"] = lambda x, int8=int8: int8(x, context=context.expand(len(x), -1))
     with torch.inference_mode():
         last = torch.channels_last
         frozen = torch.jit.freeze(torch.jit.trace(module, (tiles.contiguous(memory_format=last), hints.contiguous(memory_format=last))))

@@ -2,7 +2,7 @@
 (issue 12, point 2).
 
 Run: python benchmarks/bench_cli_speed.py [--runs 3] [--zhang-tiles 64] [--precision auto]
-         [--windows default 224]
+         [--windows default 224] [--engines default onnxruntime openvino]
 
 Cases, each the command a user types, timed from process start to exit
 (``napari-colorize colorize IN -o OUT``, defaults otherwise; the output is
@@ -13,7 +13,9 @@ written and deleted each time):
   when absent).
 
 With ``--windows``, each case runs once per ``--window`` value given
-(``default``: the command's own), interleaved in every run.
+(``default``: the command's own), and with ``--engines`` once per int8
+engine (set by NAPARI_COLORIZE_INT8_ENGINE; ``default``: the first
+installed), interleaved in every run.
 
 The reference is Zhang et al.'s network on as many 224 tiles as the frame
 is cut into with the 224 tile (whatever window the command runs), timed in
@@ -27,6 +29,7 @@ at most 0.03 for 4096, and the EM stack in at most 4 s).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -60,12 +63,15 @@ def tile_count(shape: tuple[int, int]) -> int:
     return len(TileGrid.for_shape(shape, tile=224, overlap=DEFAULT_OVERLAP))
 
 
-def time_command(source: Path, precision: str, window: str) -> float:
+def time_command(source: Path, precision: str, window: str, engine: str) -> float:
+    from napari_colorize.int8_runtime import ENGINE_VARIABLE
+
+    environment = {**os.environ, ENGINE_VARIABLE: engine} if engine != "default" else os.environ
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "napari_colorize", "colorize", str(source), "-o", str(Path(folder) / "out.tif"), "-q"]
         command += ["--precision", precision, "--device", "cpu"] + ([] if window == "default" else ["--window", window])
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, env=environment)
         return time.perf_counter() - start
 
 
@@ -90,6 +96,7 @@ def main(argv=None) -> int:
     parser.add_argument("--zhang-tiles", type=int, default=64, help="tiles Zhang's network is timed on per run (default 64)")
     parser.add_argument("--precision", default="auto", help="the command's --precision (default auto)")
     parser.add_argument("--windows", nargs="+", default=["default"], help="the command's --window values to time (default: its own)")
+    parser.add_argument("--engines", nargs="+", default=["default"], help="int8 engines to time (default: the first installed)")
     args = parser.parse_args(argv)
     import tifffile
     import torch
@@ -103,11 +110,11 @@ def main(argv=None) -> int:
         cases[f"EM stack {stack.shape[0]}x{stack.shape[1]}x{stack.shape[2]}"] = (EM_STACK, stack.shape[0] * tile_count(stack.shape[1:]))
     else:
         print(f"(EM stack skipped: {EM_STACK} is not here)")
-    times = {(name, window): [] for name in cases for window in args.windows}
+    times = {(name, window, engine): [] for name in cases for window in args.windows for engine in args.engines}
     zhang = []
     for run in range(args.runs):
-        for (name, window), seconds in times.items():
-            seconds.append(time_command(cases[name][0], args.precision, window))
+        for (name, window, engine), seconds in times.items():
+            seconds.append(time_command(cases[name][0], args.precision, window, engine))
         zhang.append(zhang_seconds_per_tile(args.zhang_tiles))
         print(f"  run {run + 1}/{args.runs}", file=sys.stderr, flush=True)
     per_tile = statistics.median(zhang)
@@ -115,13 +122,13 @@ def main(argv=None) -> int:
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s); medians of {args.runs}; Zhang's network {per_tile * 1000:.0f} ms per tile"
     )
-    print("| case | --window | 224 tiles | command (s) | Zhang's network on those tiles (s) | ratio | target |")
-    print("|---|---|---:|---:|---:|---:|---|")
-    for (name, window), seconds in times.items():
+    print("| case | --window | int8 engine | 224 tiles | command (s) | Zhang's network on those tiles (s) | ratio | target |")
+    print("|---|---|---|---:|---:|---:|---:|---|")
+    for (name, window, engine), seconds in times.items():
         tiles = cases[name][1]
         command = statistics.median(seconds)
         target = f"<= {EM_TARGET_S:.0f} s" if name.startswith("EM") else f"<= {TARGET_RATIO}"
-        print(f"| {name} | {window} | {tiles} | {command:.1f} | {tiles * per_tile:.0f} | {command / (tiles * per_tile):.4f} | {target} |")
+        print(f"| {name} | {window} | {engine} | {tiles} | {command:.1f} | {tiles * per_tile:.0f} | {command / (tiles * per_tile):.4f} | {target} |")
     return 0
 
 

@@ -241,8 +241,13 @@ def table(results: dict[str, dict], models: list[str]) -> str:
 def report(table_text, models, colorizers, seconds, notes, torch, window) -> str:
     """The results file: when, how, on what, the table and the notes."""
     from napari_colorize.engine import resolve_precision
+    from napari_colorize.int8_runtime import int8_engine
 
-    sums = ", ".join(f"`{m}` sha256 {c.sha256[:16]} ({resolve_precision(c, 'auto')})" for m, c in zip(models, colorizers))
+    def arithmetic(colorizer) -> str:
+        precision = resolve_precision(colorizer, "auto")
+        return f"{precision}, {int8_engine()}" if precision == "int8" else precision
+
+    sums = ", ".join(f"`{m}` sha256 {c.sha256[:16]} ({arithmetic(c)})" for m, c in zip(models, colorizers))
     lines = [
         "# Consistency of colorize(): tile grid, crop, stack, banding",
         "",

@@ -57,7 +57,7 @@ def automatic_forward(colorizer, torch, *, int8=None, view=None):
     """The network as colorize() calls it per tile without hints: extra
     per-pixel inputs as zeros, a frame context computed once beforehand
     (from ``view``, a low-resolution view of the frame, or noise), or the
-    model's ``int8`` companion (:func:`napari_colorize.quantized.load_int8`)."""
+    model's ``int8`` companion (:func:`napari_colorize.int8_runtime.load_int8`)."""
     colorizer.network.float().eval()
     context = None
     if colorizer.frame_inputs:
@@ -131,7 +131,7 @@ def main(argv=None) -> dict:
     colorizer = load_checkpoint(args.model, device="cpu")
     zhang = build_zhang2016().float().eval()
     from napari_colorize.engine import resolve_precision
-    from napari_colorize.quantized import load_int8
+    from napari_colorize.int8_runtime import load_int8
 
     precision = resolve_precision(colorizer, args.precision)
     int8 = load_int8(colorizer) if precision == "int8" else None

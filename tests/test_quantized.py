@@ -1,11 +1,12 @@
-"""The int8 engine (ONNX Runtime): the shipped model's int8 companion gives
-the fp32 network's colours within a stated tolerance, is chosen by
-``precision="auto"`` on the CPU and recorded, keeps hints exact where they
-reach, and a companion is made for a saved model and refused for other
-weights."""
+"""The int8 engines (OpenVINO when installed, ONNX Runtime): the shipped
+model's int8 companion gives the fp32 network's colours within a stated
+tolerance with each engine installed, is chosen by ``precision="auto"`` on
+the CPU and recorded, keeps hints exact where they reach, and a companion is
+made for a saved model and refused for other weights."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
@@ -16,13 +17,25 @@ pytest.importorskip("onnxruntime")
 
 from napari_colorize import colorize
 from napari_colorize.color import rgb_to_lab
+from napari_colorize.int8_runtime import ENGINE_VARIABLE, INT8_ENGINES, companion_path, int8_engine, int8_unavailable, load_int8
 from napari_colorize.model import load_checkpoint, save_checkpoint
-from napari_colorize.quantized import companion_path, int8_unavailable, load_int8, quantize_colorizer
+from napari_colorize.quantized import quantize_colorizer
 
 #: How far int8 colours may be from fp32 ones, in ab units: the mean over
 #: pixels, and the 99th percentile. Measured on the sample below: 0.8 and 3.0.
 MEAN_AB_TOLERANCE = 1.5
 P99_AB_TOLERANCE = 8.0
+
+
+#: The int8 engines installed here: each is held to the same tolerance.
+ENGINES = [name for name in INT8_ENGINES if importlib.util.find_spec(name) is not None]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, monkeypatch):
+    """Each installed int8 engine in turn, chosen as a user would (the environment variable)."""
+    monkeypatch.setenv(ENGINE_VARIABLE, request.param)
+    return request.param
 
 
 def photo_gray(side: int = 448) -> np.ndarray:
@@ -35,7 +48,8 @@ def ab_change(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.linalg.norm(rgb_to_lab(first)[..., 1:] - rgb_to_lab(second)[..., 1:], axis=-1)
 
 
-def test_shipped_int8_companion_matches_fp32_within_tolerance():
+def test_shipped_int8_companion_matches_fp32_within_tolerance(engine):
+    assert load_int8(load_checkpoint("natural", device="cpu")).engine == engine
     gray = photo_gray()
     fp32 = colorize(gray, model="natural", device="cpu", precision="fp32")
     int8 = colorize(gray, model="natural", device="cpu", precision="int8")
@@ -51,7 +65,7 @@ def test_shipped_int8_companion_matches_fp32_within_tolerance():
     assert change.mean() <= MEAN_AB_TOLERANCE and np.percentile(change, 99) <= P99_AB_TOLERANCE
 
 
-def test_auto_runs_int8_on_the_cpu_and_says_so(tmp_path):
+def test_auto_runs_int8_on_the_cpu_and_says_so(tmp_path, engine):
     from napari_colorize.engine import resolve_precision
     from napari_colorize.options import ColorizeOptions
     from napari_colorize.provenance import provenance
@@ -62,8 +76,40 @@ def test_auto_runs_int8_on_the_cpu_and_says_so(tmp_path):
     gray = photo_gray(256)
     assert np.array_equal(colorize(gray, model="natural", device="cpu"), colorize(gray, model="natural", device="cpu", precision="int8"))
     record = provenance(ColorizeOptions(), colorizer, device="cpu")
-    assert record["precision_used"] == "int8"
+    assert record["precision_used"] == "int8" and record["int8_engine"] == engine
     assert record["parameters"]["precision"] == "auto"
+    assert "int8_engine" not in provenance(ColorizeOptions(precision="fp32"), colorizer, device="cpu")
+
+
+def test_an_engine_named_in_the_environment_is_checked(monkeypatch):
+    monkeypatch.setenv(ENGINE_VARIABLE, "tensorrt")
+    with pytest.raises(ValueError, match="names no int8 engine; use one of openvino, onnxruntime"):
+        int8_engine()
+    monkeypatch.setenv(ENGINE_VARIABLE, "onnxruntime")
+    assert int8_engine() == "onnxruntime"
+    monkeypatch.delenv(ENGINE_VARIABLE)
+    assert int8_engine() == ENGINES[0]
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO is not installed")
+def test_openvino_compiles_once_per_shape_and_agrees_with_onnx_runtime(monkeypatch):
+    """Windows of a new size are compiled anew (the last few kept), each run
+    giving ONNX Runtime's logits within int8 rounding."""
+    import torch
+
+    from napari_colorize.int8_runtime import COMPILED_SHAPES, OnnxRuntimeNetwork
+
+    monkeypatch.setenv(ENGINE_VARIABLE, "openvino")
+    colorizer = load_checkpoint("natural", device="cpu")
+    network = load_int8(colorizer)
+    reference = OnnxRuntimeNetwork(str(companion_path(colorizer.path)), 1)
+    context = torch.zeros((1, 256))
+    for side in (224, 288, 224):
+        lightness = torch.from_numpy(photo_gray(side).astype(np.float32) / 2.55)[None, None]
+        logits = network(lightness, context=context)
+        assert logits.shape == (1, colorizer.num_bins, side // 4, side // 4)
+        assert float((logits - reference(lightness, context=context)).abs().mean()) < 0.2
+    assert 2 <= len(network.compiled) <= COMPILED_SHAPES
 
 
 def test_int8_keeps_hints_exact_where_they_reach_and_automatic_beyond():

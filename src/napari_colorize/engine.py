@@ -28,11 +28,11 @@ from .composing import compose_strips, uncertainty_strips
 from .context import frame_context, stack_context
 from .devices import resolve_device
 from .hints import check_hints, hint_map, local_reach
+from .int8_runtime import companion_path, int8_unavailable, load_int8
 from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
-from .quantized import companion_path, int8_unavailable, load_int8
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import Stitcher, TileGrid, window_sides
@@ -95,8 +95,8 @@ def working_shape(shape: tuple[int, int], scale: float, *, smallest_side: int = 
 def resolve_precision(colorizer: Colorizer, precision: str) -> str:
     """The arithmetic a precision name means for ``colorizer`` here: 'auto'
     is bf16 on CUDA, int8 on a CPU where the model has an int8 companion
-    that ONNX Runtime can run (:mod:`napari_colorize.quantized`), fp32
-    otherwise; any other name is itself."""
+    that an int8 engine here can run (:mod:`napari_colorize.int8_runtime`),
+    fp32 otherwise; any other name is itself."""
     if precision != "auto":
         return precision
     if colorizer.device.type == "cuda":

@@ -172,7 +172,7 @@ class Colorizer:
         (N, 1, h, w): the normalised entropy of the predicted distribution
         (:func:`napari_colorize.color.normalized_entropy`). ``network``, when
         given, runs in place of the colorizer's own (an int8 companion:
-        :func:`napari_colorize.quantized.load_int8`); it is given only the
+        :func:`napari_colorize.int8_runtime.load_int8`); it is given only the
         inputs named in its ``input_names``, and the others must not be.
         """
         import torch

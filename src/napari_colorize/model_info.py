@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .architectures import get_architecture
 from .checkpoint_files import DEFAULT_MODEL, checkpoint_metadata, resolve_model_path, shipped_models, shipped_models_dir
+from .int8_runtime import companion_path
 from .io import TOP_LEVEL
-from .quantized import companion_path
 
 #: Metadata entries that describe a model, in the order users read them.
 DESCRIPTION_FIELDS = ("description", "domain", "training_data", "terms")
@@ -87,7 +87,7 @@ class ModelInfo:
     derived : tuple of str
         The description fields the checkpoint does not record.
     int8 : str
-        Its int8 companion beside it (see :mod:`napari_colorize.quantized`), or ''.
+        Its int8 companion beside it (see :mod:`napari_colorize.int8_runtime`), or ''.
     """
 
     name: str

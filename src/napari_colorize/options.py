@@ -346,7 +346,7 @@ class ColorizeOptions:
         in_widget=False,
         help=(
             "network arithmetic: auto is bf16 autocast on CUDA, int8 on a CPU where the model has an int8 companion "
-            "and ONNX Runtime is installed (tiles that hints reach, and runs with a reference palette, take fp32), fp32 otherwise; "
+            "(run by OpenVINO when installed, else ONNX Runtime; windows that hints reach, and runs with a reference palette, take fp32), fp32 otherwise; "
             "on CUDA out-of-memory the batch is halved"
         ),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import resolve_precision, working_shape
+from .int8_runtime import int8_engine
 from .model import Colorizer
 from .options import ColorizeOptions
 
@@ -48,6 +49,7 @@ def provenance(
     """
     from . import __version__
 
+    precision = resolve_precision(colorizer, options.precision)
     return {
         "note": PREDICTED_NOTE,
         "predicted": True,
@@ -57,7 +59,8 @@ def provenance(
         "parameters": options.parameters(),
         **({"working_shape": list(working_shape(frame_shape[-2:], options.scale, smallest_side=colorizer.smallest_side))} if frame_shape else {}),
         "device_used": str(device),
-        "precision_used": resolve_precision(colorizer, options.precision),
+        "precision_used": precision,
+        **({"int8_engine": int8_engine()} if precision == "int8" else {}),
         "napari_colorize_version": __version__,
         **({"restoration": options.restoration.describe()} if options.restoration.active else {}),
         **details,

@@ -1,21 +1,22 @@
-"""Int8 inference of a colorizer on the CPU, with ONNX Runtime.
+"""Making a colorizer's int8 companion, for fast inference on a CPU.
 
 A model's int8 companion is a file beside its checkpoint,
 ``<name>.int8.onnx``: the network's pass without hints or palette
-(``automatic``, what colorizing a frame runs for every tile that no hint
+(``automatic``, what colorizing a frame runs for every window that no hint
 reaches) exported to ONNX and statically quantized, by
 :func:`quantize_colorizer`: int8 weights per output channel, uint8
 activations whose ranges were calibrated on the model's own kind of
-images and on noisy copies of them. On a CPU with int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI,
-Arm dot-product) it runs several times faster than the fp32 network.
+images and on noisy copies of them. On a CPU with int8 dot-product
+instructions (AVX-512 VNNI, AVX-VNNI, Arm dot-product) it runs several
+times faster than the fp32 network (:mod:`napari_colorize.int8_runtime`
+runs it).
 
 The companion records the sha256 of the checkpoint it was made from, and is
 used only with those very weights: retrained weights need a new one.
-Tiles that hints reach, and runs with a reference palette, take the fp32
+Windows that hints reach, and runs with a reference palette, take the fp32
 network (those inputs are not in the int8 graph).
 
-Running a companion needs ``onnxruntime``; making one also needs ``onnx``
-(the ``quantize`` extra).
+Making one needs ``onnx`` and ``onnxruntime`` (the ``quantize`` extra).
 """
 
 from __future__ import annotations
@@ -23,17 +24,14 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from .int8_runtime import CHECKPOINT_SHA_KEY, companion_path, forget_companions
+
 logger = logging.getLogger(__name__)
 
-#: Name ending of a checkpoint's int8 companion, in place of ``.safetensors``.
-INT8_SUFFIX = ".int8.onnx"
-#: Metadata key of the companion: the sha256 of the checkpoint it was made from.
-CHECKPOINT_SHA_KEY = "napari_colorize.checkpoint_sha256"
 #: Calibration tiles cut from each image, at most.
 CALIBRATION_TILES_PER_IMAGE = 2
 #: Range of the standard deviation (L units) of the Gaussian noise added to
@@ -49,97 +47,6 @@ CALIBRATION_NOISE = (2.0, 30.0)
 #: mean ab change of natural's int8 colours from fp32's from 1.95 (all
 #: int8) to 0.37, and kept its tile-grid and crop consistency at fp32's.
 FP32_MODULES = ("context_path", "up8", "up4", "head")
-
-
-def companion_path(checkpoint: str | Path) -> Path:
-    """Where the int8 companion of the checkpoint file ``checkpoint`` lives."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + INT8_SUFFIX)
-
-
-def int8_unavailable(colorizer) -> str | None:
-    """Why ``colorizer`` cannot run in int8 here, or None when it can."""
-    try:
-        load_int8(colorizer)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
-def load_int8(colorizer) -> Int8Network:
-    """The int8 companion of ``colorizer``, ready to run (loaded once).
-
-    Raises
-    ------
-    ValueError
-        If the model is not on the CPU, has no companion, ONNX Runtime is
-        missing, or the companion is unreadable or was made from other
-        weights than the checkpoint's.
-    """
-    if colorizer.device.type != "cpu":
-        raise ValueError(f"int8 runs on the CPU; this model is on {colorizer.device.type}")
-    if not colorizer.path or not companion_path(colorizer.path).is_file():
-        raise ValueError(
-            f"model {colorizer.name!r} has no int8 companion (a {INT8_SUFFIX} file beside its checkpoint); "
-            "make one with 'napari-colorize quantize'"
-        )
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise ValueError("int8 needs ONNX Runtime: pip install onnxruntime") from None
-    import torch
-
-    loaded = _load_session(str(companion_path(colorizer.path)), colorizer.sha256, torch.get_num_threads())
-    if isinstance(loaded, str):
-        raise ValueError(loaded)  # noqa: TRY004 - the reason it cannot serve, not a wrong type
-    return loaded
-
-
-@lru_cache(maxsize=8)
-def _load_session(path: str, sha256: str, threads: int) -> Int8Network | str:
-    """The companion at ``path`` for the checkpoint ``sha256``, or why it
-    cannot serve: a refusal is kept too, so that a stale companion is read
-    once per process, not at every run and record."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Idle threads spinning between runs would take the cores from the
-    # decoding that follows each batch (4096²: 8.0 s spinning, 6.3 s not).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own exception types
-        return f"cannot read the int8 companion {path}: {exc}"
-    made_from = session.get_modelmeta().custom_metadata_map.get(CHECKPOINT_SHA_KEY)
-    if made_from != sha256:
-        return (
-            f"the int8 companion {path} was made from other weights (sha256 {str(made_from)[:12]}) than its checkpoint "
-            f"({sha256[:12]}); make it again with 'napari-colorize quantize'"
-        )
-    return Int8Network(session)
-
-
-class Int8Network:
-    """An int8 companion as the network :meth:`Colorizer.predict_ab` runs:
-    lightness tiles (N, 1, H, W), and the frame context when the model
-    takes one, in; fp32 logits (or ab) out, as tensors. It has no hint or
-    palette input: it computes what the network does with those all zeros."""
-
-    name = "int8"
-
-    def __init__(self, session):
-        self.session = session
-        self.input_names = tuple(arg.name for arg in session.get_inputs() if arg.name != "lightness")
-
-    def __call__(self, lightness, **inputs):
-        import torch
-
-        feeds = {"lightness": lightness, **inputs}
-        return torch.from_numpy(
-            self.session.run(None, {name: value.detach().float().contiguous().cpu().numpy() for name, value in feeds.items()})[0]
-        )
 
 
 def can_quantize() -> bool:
@@ -254,7 +161,7 @@ def quantize_colorizer(colorizer, pictures: Iterable[np.ndarray], path: str | Pa
         partial = path.with_name(f".{path.name}.tmp")
         onnx.save(model, str(partial))
         partial.replace(path)
-    _load_session.cache_clear()
+    forget_companions()
     return path
 
 

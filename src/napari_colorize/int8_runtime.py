@@ -1,0 +1,199 @@
+"""Running a model's int8 companion on the CPU.
+
+A model's int8 companion is a file beside its checkpoint,
+``<name>.int8.onnx`` (made by :func:`napari_colorize.quantized.quantize_colorizer`):
+the network's pass without hints or palette, statically quantized. It
+records the sha256 of the checkpoint it was made from and is used only with
+those very weights.
+
+Two engines can run it, the first one installed serving (:data:`INT8_ENGINES`):
+
+- OpenVINO (the ``openvino`` extra), compiled for each input shape met
+  (a frame's windows all share one): on this project's 2-core AMD EPYC
+  about 1.6x ONNX Runtime's speed on the same graph, to the same colours
+  within rounding;
+- ONNX Runtime, a dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+
+#: Name ending of a checkpoint's int8 companion, in place of ``.safetensors``.
+INT8_SUFFIX = ".int8.onnx"
+#: Metadata key of the companion: the sha256 of the checkpoint it was made from.
+CHECKPOINT_SHA_KEY = "napari_colorize.checkpoint_sha256"
+#: Engines that can run a companion, in the order they are preferred.
+INT8_ENGINES = ("openvino", "onnxruntime")
+#: Input shapes an OpenVINO companion keeps compiled (about 0.2 s to compile one).
+COMPILED_SHAPES = 4
+#: Environment variable naming the engine to use instead of the first installed.
+ENGINE_VARIABLE = "NAPARI_COLORIZE_INT8_ENGINE"
+
+
+def companion_path(checkpoint: str | Path) -> Path:
+    """Where the int8 companion of the checkpoint file ``checkpoint`` lives."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + INT8_SUFFIX)
+
+
+def int8_engine() -> str | None:
+    """The engine that runs int8 companions here: the one named by the
+    environment variable :data:`ENGINE_VARIABLE` when set, else the first of
+    :data:`INT8_ENGINES` installed; None when it is not installed.
+
+    Raises
+    ------
+    ValueError
+        If the variable names no engine of :data:`INT8_ENGINES`.
+    """
+    import importlib.util
+
+    asked = os.environ.get(ENGINE_VARIABLE, "").strip()
+    if asked and asked not in INT8_ENGINES:
+        raise ValueError(f"{ENGINE_VARIABLE}={asked!r} names no int8 engine; use one of {', '.join(INT8_ENGINES)}")
+    return next((name for name in ([asked] if asked else INT8_ENGINES) if importlib.util.find_spec(name) is not None), None)
+
+
+def int8_unavailable(colorizer) -> str | None:
+    """Why ``colorizer`` cannot run in int8 here, or None when it can."""
+    try:
+        load_int8(colorizer)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def load_int8(colorizer):
+    """The int8 companion of ``colorizer``, ready to run (loaded once per
+    process): an :class:`OpenVinoNetwork` or an :class:`OnnxRuntimeNetwork`.
+
+    Raises
+    ------
+    ValueError
+        If the model is not on the CPU, has no companion, no engine is
+        installed, or the companion is unreadable or was made from other
+        weights than the checkpoint's.
+    """
+    if colorizer.device.type != "cpu":
+        raise ValueError(f"int8 runs on the CPU; this model is on {colorizer.device.type}")
+    if not colorizer.path or not companion_path(colorizer.path).is_file():
+        raise ValueError(
+            f"model {colorizer.name!r} has no int8 companion (a {INT8_SUFFIX} file beside its checkpoint); "
+            "make one with 'napari-colorize quantize'"
+        )
+    engine = int8_engine()
+    if engine is None:
+        wanted = os.environ.get(ENGINE_VARIABLE, "").strip() or "onnxruntime"
+        raise ValueError(f"int8 needs {wanted}: pip install {wanted}")
+    import torch
+
+    loaded = open_companion(str(companion_path(colorizer.path)), colorizer.sha256, torch.get_num_threads(), engine)
+    if isinstance(loaded, str):
+        raise ValueError(loaded)  # noqa: TRY004 - the reason it cannot serve, not a wrong type
+    return loaded
+
+
+def forget_companions() -> None:
+    """Drop every companion loaded (after one is written anew)."""
+    open_companion.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def open_companion(path: str, sha256: str, threads: int, engine: str):
+    """The companion at ``path`` for the checkpoint ``sha256``, run by
+    ``engine``, or why it cannot serve: a refusal is kept too, so that a
+    stale companion is read once per process, not at every run and record."""
+    try:
+        network = OpenVinoNetwork(path, threads) if engine == "openvino" else OnnxRuntimeNetwork(path, threads)
+    except Exception as exc:  # noqa: BLE001 - each engine raises its own exception types
+        return f"cannot read the int8 companion {path}: {exc}"
+    if network.made_from != sha256:
+        return (
+            f"the int8 companion {path} was made from other weights (sha256 {str(network.made_from)[:12]}) than its checkpoint "
+            f"({sha256[:12]}); make it again with 'napari-colorize quantize'"
+        )
+    return network
+
+
+class OnnxRuntimeNetwork:
+    """An int8 companion run by ONNX Runtime, as the network
+    :meth:`Colorizer.predict_ab` runs: lightness tiles (N, 1, H, W), and the
+    frame context when the model takes one, in; fp32 logits (or ab) out, as
+    tensors. It has no hint or palette input: it computes what the network
+    does with those all zeros."""
+
+    name = "int8"
+    engine = "onnxruntime"
+
+    def __init__(self, path: str, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Idle threads spinning between runs would take the cores from the
+        # decoding that follows each batch (4096²: 8.0 s spinning, 6.3 s not).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.made_from = self.session.get_modelmeta().custom_metadata_map.get(CHECKPOINT_SHA_KEY)
+        self.input_names = tuple(arg.name for arg in self.session.get_inputs() if arg.name != "lightness")
+
+    def __call__(self, lightness, **inputs):
+        import torch
+
+        return torch.from_numpy(self.session.run(None, as_feeds(lightness, inputs))[0])
+
+
+class OpenVinoNetwork:
+    """An int8 companion run by OpenVINO, called as :class:`OnnxRuntimeNetwork`.
+
+    The graph is compiled for the shapes it is given, the last
+    :data:`COMPILED_SHAPES` kept: OpenVINO 2026.4 compiled with dynamic
+    shapes gives wrong colours on this graph (mean ab 16 units from fp32's
+    on skimage's camera, against 0.7 with static shapes).
+    """
+
+    name = "int8"
+    engine = "openvino"
+
+    def __init__(self, path: str, threads: int):
+        import openvino
+
+        self.core = openvino.Core()
+        self.model = self.core.read_model(path)
+        self.threads = threads
+        self.made_from = self.model.get_rt_info(["framework", CHECKPOINT_SHA_KEY]).astype(str)
+        self.input_names = tuple(port.get_any_name() for port in self.model.inputs if port.get_any_name() != "lightness")
+        self.compiled = OrderedDict()
+        self.lock = threading.Lock()  # one compiled model runs one request at a time
+
+    def compiled_for(self, shapes: dict):
+        """The graph compiled for input ``shapes`` (name -> shape)."""
+        key = tuple(sorted((name, tuple(shape)) for name, shape in shapes.items()))
+        if key not in self.compiled:
+            model = self.model.clone()
+            model.reshape({name: list(shape) for name, shape in shapes.items()})
+            settings = {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+            self.compiled[key] = self.core.compile_model(model, "CPU", settings)
+            while len(self.compiled) > COMPILED_SHAPES:
+                self.compiled.popitem(last=False)
+        self.compiled.move_to_end(key)
+        return self.compiled[key]
+
+    def __call__(self, lightness, **inputs):
+        import torch
+
+        feeds = as_feeds(lightness, inputs)
+        with self.lock:
+            compiled = self.compiled_for({name: value.shape for name, value in feeds.items()})
+            return torch.from_numpy(compiled(feeds)[0])
+
+
+def as_feeds(lightness, inputs: dict) -> dict:
+    """The network's inputs (tensors) as contiguous float32 NumPy arrays by name."""
+    return {name: value.detach().float().contiguous().cpu().numpy() for name, value in {"lightness": lightness, **inputs}.items()}
