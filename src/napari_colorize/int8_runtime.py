@@ -167,7 +167,8 @@ class OpenVinoNetwork:
         self.core = openvino.Core()
         self.model = self.core.read_model(path)
         self.threads = threads
-        self.made_from = self.model.get_rt_info(["framework", CHECKPOINT_SHA_KEY]).astype(str)
+        recorded = ["framework", CHECKPOINT_SHA_KEY]  # where OpenVINO keeps an ONNX file's metadata
+        self.made_from = self.model.get_rt_info(recorded).astype(str) if self.model.has_rt_info(recorded) else None
         self.input_names = tuple(port.get_any_name() for port in self.model.inputs if port.get_any_name() != "lightness")
         self.compiled = OrderedDict()
         self.lock = threading.Lock()  # one compiled model runs one request at a time
