@@ -25,7 +25,7 @@ class CommandError(Exception):
 def progress_bar(quiet: bool, desc: str):
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=0, desc=desc, unit="tile", disable=quiet, mininterval=0.5)
+    bar = tqdm(total=0, desc=desc, unit="window", disable=quiet, mininterval=0.5)
 
     def update(done: int, total: int) -> None:
         bar.total = total
