@@ -234,6 +234,28 @@ def test_a_huge_lazy_frame_is_read_tile_by_tile_and_strip_by_strip(monkeypatch, 
     assert max(pixels_per_computation.values()) <= 6 * 3 * 50 * 130 < frame.size
 
 
+@needs_dask
+def test_colouring_in_slabs_reads_a_lazy_frame_once_per_strip(monkeypatch, natural_v1):
+    """Strips are coloured a few rows at a time on a CPU (for the cache);
+    a lazy frame is still read once per strip, not once per slab, and the
+    colours do not depend on the slab height."""
+    from helpers import recording_dask
+
+    from napari_colorize import arrays, composing
+
+    frame = np.random.default_rng(6).integers(0, 4000, (300, 520)).astype(np.uint16)
+    monkeypatch.setattr(arrays, "EAGER_FRAME_BYTES", 1000)
+    options = {"model": natural_v1, "device": "cpu", "normalize": (0, 4000), "window": 224, "strip_rows": 40}
+    results, pixels_read = [], []
+    for slab_pixels in (composing.COMPOSE_SLAB_PIXELS, 520 * 4):
+        monkeypatch.setattr(composing, "COMPOSE_SLAB_PIXELS", slab_pixels)
+        reads = []
+        results.append(np.concatenate([rgb for _, _, _, rgb in colorize_strips(recording_dask(frame, reads, rows=50, cols=130), **options)]))
+        pixels_read.append(sum(int(np.prod(shape)) for _, shape in reads))
+    np.testing.assert_array_equal(results[1], results[0])
+    assert pixels_read[1] == pixels_read[0]
+
+
 @pytest.mark.parametrize("working", [(150, 260), (431, 97), (600, 1040)])
 def test_resampling_strip_by_strip_equals_resampling_the_whole_frame(monkeypatch, working):
     """At scale != 1 a frame is normalised and resampled along X in strips as

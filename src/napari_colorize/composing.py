@@ -62,18 +62,18 @@ def compose_strips(
     slab = max(1, COMPOSE_SLAB_PIXELS // max(1, frame.shape[1])) if device.type == "cpu" else rows
     for r0 in range(0, height, rows):
         r1 = min(height, r0 + rows)
+        # The frame is read once per strip (a lazy frame: one read), then coloured slab by slab.
+        e0, e1, halo = strip_bounds(r0, r1, height) if guided else (r0, r1, (0, 0))
+        values = normalize_frame(frame[e0:e1], low, high)
         if guided:
-            e0, e1, halo = strip_bounds(r0, r1, height)
-            values = normalize_frame(frame[e0:e1], low, high)
             lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
             ab = guided_ab(upsample_rows(canvas, ys[e0:e1], xs), lightness, halo=halo)
             inner = slice(r0 - e0, r1 - e0)
-            parts = (
-                (values[inner][a : a + slab], lightness[..., inner, :][..., a : a + slab, :], ab[..., a : a + slab, :])
-                for a in range(0, r1 - r0, slab)
-            )
+            values, lightness = values[inner], lightness[..., inner, :]
+            parts = ((values[a : a + slab], lightness[..., a : a + slab, :], ab[..., a : a + slab, :]) for a in range(0, r1 - r0, slab))
         else:
-            parts = (bilinear_rows(frame, low, high, canvas, ys, xs, a, min(r1, a + slab), device) for a in range(r0, r1, slab))
+            rows_at = ys[r0:r1]
+            parts = (bilinear_rows(values[a : a + slab], canvas, rows_at[a : a + slab], xs) for a in range(0, r1 - r0, slab))
         yield r0, r1, np.concatenate([colour_rows(*part) for part in parts])
 
 
@@ -81,13 +81,12 @@ def compose_strips(
 COMPOSE_SLAB_PIXELS = 65536
 
 
-def bilinear_rows(frame, low: float, high: float, canvas, ys, xs, r0: int, r1: int, device):
-    """Rows ``r0:r1`` of the frame, normalised, their lightness (1, 1, n, X)
-    and their bilinearly upsampled ab (1, 2, n, X)."""
+def bilinear_rows(values: np.ndarray, canvas, ys, xs):
+    """Normalised rows ``values`` (n, X), their lightness (1, 1, n, X) and
+    their bilinearly upsampled ab (1, 2, n, X), sampled at rows ``ys``."""
     import torch
 
-    values = normalize_frame(frame[r0:r1], low, high)
-    return values, torch.from_numpy(gray_to_lightness(values)).to(device)[None, None], upsample_rows(canvas, ys[r0:r1], xs)
+    return values, torch.from_numpy(gray_to_lightness(values)).to(canvas.device)[None, None], upsample_rows(canvas, ys, xs)
 
 
 def colour_rows(values: np.ndarray, lightness, ab) -> np.ndarray:
