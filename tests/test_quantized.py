@@ -112,6 +112,32 @@ def test_openvino_compiles_once_per_shape_and_agrees_with_onnx_runtime(monkeypat
     assert 2 <= len(network.compiled) <= COMPILED_SHAPES
 
 
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO is not installed")
+def test_openvino_decodes_the_annealed_mean_as_the_logits_give_it(monkeypatch):
+    """The annealed mean appended to OpenVINO's graph gives the ab that
+    decoding its logits gives, at every temperature (bf16 rounding apart)."""
+    import torch
+
+    from napari_colorize.color import annealed_mean
+
+    monkeypatch.setenv(ENGINE_VARIABLE, "openvino")
+    colorizer = load_checkpoint("natural", device="cpu")
+    network = load_int8(colorizer)
+    lightness = torch.from_numpy(photo_gray(256).astype(np.float32) / 2.55)[None, None]
+    context = colorizer.encode_context(colorizer.view_of(lightness))
+    logits = network(lightness, context=context)
+    bins = torch.as_tensor(colorizer.bins)
+    for temperature in (0.38, 1.0):
+        decoded = network.annealed_mean(lightness, bins=colorizer.bins, temperature=temperature, context=context)
+        expected = annealed_mean(logits, bins, temperature=temperature)
+        assert decoded.shape == expected.shape == (1, 2, 64, 64)
+        assert float((decoded - expected).abs().mean()) < 0.1 and float((decoded - expected).abs().max()) < 1.0
+    vivid, muted = (network.annealed_mean(lightness, bins=colorizer.bins, temperature=t, context=context) for t in (0.2, 1.0))
+    assert float(vivid.norm(dim=1).mean()) > float(muted.norm(dim=1).mean()) + 1  # the temperature is an input, not baked in
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        network.annealed_mean(lightness, bins=colorizer.bins, temperature=0.0, context=context)
+
+
 def test_int8_keeps_hints_exact_where_they_reach_and_automatic_beyond():
     gray = photo_gray()
     hint = (60, 60, 220, 40, 40)  # y, x and a red

@@ -173,7 +173,8 @@ class Colorizer:
         (:func:`napari_colorize.color.normalized_entropy`). ``network``, when
         given, runs in place of the colorizer's own (an int8 companion:
         :func:`napari_colorize.int8_runtime.load_int8`); it is given only the
-        inputs named in its ``input_names``, and the others must not be.
+        inputs named in its ``input_names``, and the others must not be;
+        one that ``decodes`` computes the annealed mean itself.
         """
         import torch
 
@@ -202,6 +203,8 @@ class Colorizer:
                 shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
                 extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
         with _fast_inference(), torch.inference_mode():
+            if self.head == "classification" and not uncertainty and network is not None and network.decodes:
+                return network.annealed_mean(lightness, bins=self.bins, temperature=temperature, **extras)
             out = (network or self.run_network)(lightness, **extras)
             if self.head == "regression":
                 return out.float().contiguous()
