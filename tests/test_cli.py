@@ -511,3 +511,5 @@ def test_python_dash_m_is_the_command():
     done = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "natural"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("natural")
+    failed = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "no-such-model"], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "error" in failed.stderr  # the status survives the exit path
