@@ -508,8 +508,8 @@ def test_non_ascii_paths_in_a_subprocess(tmp_path):
 
 
 def test_python_dash_m_is_the_command():
-    done = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "natural"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "natural"], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("natural")
-    failed = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "no-such-model"], capture_output=True, text=True, timeout=120)
+    failed = subprocess.run([sys.executable, "-m", "napari_colorize", "models", "no-such-model"], check=False, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 2 and "error" in failed.stderr  # the status survives the exit path
