@@ -24,6 +24,23 @@ def _one_torch_thread():
     torch.set_num_threads(previous)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _graph_cache_in_a_temporary_folder(tmp_path_factory):
+    """OpenVINO's compiled graphs go to a folder of the test run, not the user's
+    cache (the variable reaches the commands the tests run in subprocesses too)."""
+    import os
+
+    from napari_colorize.int8_runtime import CACHE_VARIABLE
+
+    previous = os.environ.get(CACHE_VARIABLE)
+    os.environ[CACHE_VARIABLE] = str(tmp_path_factory.mktemp("openvino-cache"))
+    yield
+    if previous is None:
+        os.environ.pop(CACHE_VARIABLE)
+    else:
+        os.environ[CACHE_VARIABLE] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     """An untrained, narrow classification colorizer in eval mode (deterministic init)."""

@@ -215,3 +215,43 @@ def test_cli_quantize_writes_the_companion_and_refuses_a_missing_folder(tmp_path
     with tifffile.TiffFile(output) as tif:
         record = json.loads(tif.pages[0].description)["napari_colorize"]
     assert record["precision_used"] == "int8" and record["parameters"]["precision"] == "int8"
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO is not installed")
+def test_openvino_keeps_compiled_graphs_between_runs_and_only_the_newest(monkeypatch, tmp_path):
+    """A graph compiled once is found in the cache folder by the next run
+    (the same colours), the folder keeps only the newest graphs, and with
+    the variable empty, or a folder that cannot be made, nothing is cached."""
+    import os
+
+    import torch
+
+    from napari_colorize import int8_runtime
+    from napari_colorize.int8_runtime import CACHE_VARIABLE, OpenVinoNetwork, compiled_graph_cache, prune_cache
+
+    monkeypatch.setenv(ENGINE_VARIABLE, "openvino")
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "graphs"))
+    colorizer = load_checkpoint("natural", device="cpu")
+    path = str(companion_path(colorizer.path))
+    lightness = torch.from_numpy(photo_gray(224).astype(np.float32) / 2.55)[None, None]
+    context = torch.zeros((1, 256))
+    first = OpenVinoNetwork(path, 1).annealed_mean(lightness, bins=colorizer.bins, temperature=0.38, context=context)
+    (blob,) = (tmp_path / "graphs").glob("*.blob")
+    again = OpenVinoNetwork(path, 1).annealed_mean(lightness, bins=colorizer.bins, temperature=0.38, context=context)
+    assert torch.equal(first, again) and list((tmp_path / "graphs").glob("*.blob")) == [blob]
+
+    for age in range(5):
+        made = tmp_path / "graphs" / f"old{age}.blob"
+        made.write_bytes(b"")
+        os.utime(made, (1000 + age, 1000 + age))
+    prune_cache(tmp_path / "graphs", keep=3)
+    assert sorted(p.name for p in (tmp_path / "graphs").glob("*.blob")) == sorted([blob.name, "old4.blob", "old3.blob"])
+
+    monkeypatch.setenv(CACHE_VARIABLE, "")
+    assert compiled_graph_cache() is None
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "a-file" / "graphs"))
+    assert compiled_graph_cache() is None
+    monkeypatch.delenv(CACHE_VARIABLE)
+    monkeypatch.setattr(int8_runtime, "user_cache_folder", lambda name: tmp_path / "user-cache" / name)
+    assert compiled_graph_cache() == tmp_path / "user-cache" / "openvino"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .user_cache import user_cache_folder
+
 logger = logging.getLogger(__name__)
 
 #: Outputs up to this size are held in memory whatever memory is free.
@@ -26,12 +28,7 @@ MAX_IN_MEMORY_BYTES = 4 << 30
 
 def cache_folder() -> Path:
     """Folder of memory-mapped outputs (in the user cache directory)."""
-    try:
-        from platformdirs import user_cache_dir
-
-        return Path(user_cache_dir("napari-colorize", appauthor=False)) / "outputs"
-    except ImportError:  # platformdirs comes with napari; this is a fallback
-        return Path.home() / ".cache" / "napari-colorize" / "outputs"
+    return user_cache_folder("outputs")
 
 
 def in_memory_limit() -> int:
