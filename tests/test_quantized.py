@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 
 import numpy as np
@@ -255,3 +256,25 @@ def test_openvino_keeps_compiled_graphs_between_runs_and_only_the_newest(monkeyp
     monkeypatch.delenv(CACHE_VARIABLE)
     monkeypatch.setattr(int8_runtime, "user_cache_folder", lambda name: tmp_path / "user-cache" / name)
     assert compiled_graph_cache() == tmp_path / "user-cache" / "openvino"
+
+
+@pytest.mark.skipif("openvino" not in ENGINES, reason="OpenVINO is not installed")
+def test_openvino_runs_without_importing_its_telemetry_sending_tools():
+    """Importing openvino.tools.ovc sends a usage event to OpenVINO's
+    telemetry: running a companion leaves it unimported (a fresh process),
+    and openvino.convert_model still works for other code."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from napari_colorize.model import load_checkpoint\n"
+        "from napari_colorize.int8_runtime import load_int8\n"
+        "network = load_int8(load_checkpoint('natural', device='cpu'))\n"
+        "import openvino\n"
+        "print(type(network).__name__, 'openvino.tools.ovc' in sys.modules, callable(openvino.convert_model))\n"
+    )
+    environment = {**os.environ, ENGINE_VARIABLE: "openvino"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False, env=environment)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["OpenVinoNetwork", "False", "True"]

@@ -184,8 +184,7 @@ class OpenVinoNetwork:
     decodes = True
 
     def __init__(self, path: str, threads: int):
-        import openvino
-
+        openvino = import_openvino()
         self.core = openvino.Core()
         self.model = self.core.read_model(path)
         self.threads = threads
@@ -241,6 +240,37 @@ class OpenVinoNetwork:
             return torch.from_numpy(self.compiled_for(shapes, bins)(feeds)[0])
 
 
+def import_openvino():
+    """The ``openvino`` package, imported without its model conversion tools.
+
+    Importing ``openvino`` imports ``openvino.tools.ovc``, which sends a usage
+    event to OpenVINO's telemetry unless the user opted out (and forks a
+    process to do so): 0.18 s of every run, and a colorizer has no business
+    reporting on its users. Inference needs none of it. ``openvino.convert_model``
+    stays, importing the tools when it is first called, for other code in
+    the process that converts models.
+    """
+    import sys
+
+    if "openvino" not in sys.modules:
+        blocked = sys.modules.setdefault("openvino.tools.ovc", None) is None  # its import fails, and openvino/__init__ skips it
+        try:
+            import openvino
+        finally:
+            if blocked and sys.modules.get("openvino.tools.ovc", False) is None:
+                del sys.modules["openvino.tools.ovc"]
+        if not hasattr(openvino, "convert_model"):
+            openvino.convert_model = convert_model
+    return sys.modules["openvino"]
+
+
+def convert_model(*args, **kwargs):
+    """``openvino.convert_model``, its tools imported when it is called (see :func:`import_openvino`)."""
+    from openvino.tools.ovc import convert_model as convert
+
+    return convert(*args, **kwargs)
+
+
 def compiled_graph_cache() -> Path | None:
     """The folder OpenVINO keeps compiled graphs in between runs, made if
     need be: the one named by :data:`CACHE_VARIABLE` when set (none when
@@ -286,7 +316,8 @@ def append_annealed_mean(model, bins) -> None:
     logits come in (a softmax over the bins needed a reorder first).
     """
     import numpy as np
-    import openvino
+
+    openvino = import_openvino()
     import openvino.opset13 as ops
 
     (result,) = model.get_results()
