@@ -315,12 +315,13 @@ def write_rgb_tiff_strips(
 
     def tiles():
         for _index, _r0, _r1, rgb in strips:
-            rows = np.zeros((t, rgb.shape[1], 3), np.uint8)
-            rows[: rgb.shape[0]] = rgb
             for x in range(0, rgb.shape[1], t):
-                tile = np.zeros((t, t, 3), np.uint8)
-                part = rows[:, x : x + t]
-                tile[:, : part.shape[1]] = part
+                part = rgb[:, x : x + t]
+                if part.shape[:2] == (t, t):
+                    yield np.ascontiguousarray(part)
+                    continue
+                tile = np.zeros((t, t, 3), np.uint8)  # the frame's last row or column of tiles, zero-padded
+                tile[: part.shape[0], : part.shape[1]] = part
                 yield tile
 
     tmp = path.with_name(f".{path.name}.partial{path.suffix}")
