@@ -133,6 +133,8 @@ def test_openvino_decodes_the_annealed_mean_as_the_logits_give_it(monkeypatch):
         expected = annealed_mean(logits, bins, temperature=temperature)
         assert decoded.shape == expected.shape == (1, 2, 64, 64)
         assert float((decoded - expected).abs().mean()) < 0.1 and float((decoded - expected).abs().max()) < 1.0
+        same, its_logits = network.annealed_mean(lightness, bins=colorizer.bins, temperature=temperature, context=context, with_logits=True)
+        assert torch.equal(same, decoded) and torch.equal(its_logits, logits)  # asking for the logits (uncertainty) changes no colour
     vivid, muted = (network.annealed_mean(lightness, bins=colorizer.bins, temperature=t, context=context) for t in (0.2, 1.0))
     assert float(vivid.norm(dim=1).mean()) > float(muted.norm(dim=1).mean()) + 1  # the temperature is an input, not baked in
     with pytest.raises(ValueError, match="temperature must be > 0"):

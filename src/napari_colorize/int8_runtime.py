@@ -194,15 +194,16 @@ class OpenVinoNetwork:
         self.compiled = OrderedDict()
         self.lock = threading.Lock()  # one compiled model runs one request at a time
 
-    def compiled_for(self, shapes: dict, bins=None):
+    def compiled_for(self, shapes: dict, bins=None, *, with_logits: bool = False):
         """The graph compiled for input ``shapes`` (name -> shape), with the
-        annealed mean over ``bins`` (Q, 2) appended when they are given."""
-        key = (tuple(sorted((name, tuple(shape)) for name, shape in shapes.items())), None if bins is None else bins.tobytes())
+        annealed mean over ``bins`` (Q, 2) appended when they are given (and
+        the logits kept as a second output ``with_logits``)."""
+        key = (tuple(sorted((name, tuple(shape)) for name, shape in shapes.items())), None if bins is None else bins.tobytes(), with_logits)
         if key not in self.compiled:
             model = self.model.clone()
             model.reshape({name: list(shape) for name, shape in shapes.items()})
             if bins is not None:
-                append_annealed_mean(model, bins)
+                append_annealed_mean(model, bins, keep_logits=with_logits)
             settings = {"INFERENCE_NUM_THREADS": self.threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
             cache = compiled_graph_cache()
             self.compiled[key] = self.core.compile_model(model, "CPU", settings | ({"CACHE_DIR": str(cache)} if cache else {}))
@@ -216,9 +217,10 @@ class OpenVinoNetwork:
     def __call__(self, lightness, **inputs):
         return self.run(as_feeds(lightness, inputs))
 
-    def annealed_mean(self, lightness, *, bins, temperature: float, **inputs):
+    def annealed_mean(self, lightness, *, bins, temperature: float, with_logits: bool = False, **inputs):
         """ab (N, 2, h, w) of a classification companion, decoded in the graph
-        as :func:`napari_colorize.color.annealed_mean` decodes its logits.
+        as :func:`napari_colorize.color.annealed_mean` decodes its logits;
+        ``with_logits``, (ab, logits), the ab the same as without.
 
         The 261-odd logits of each pixel then never leave OpenVINO's own
         layout: on a 864² window 89 ms against 121 for the logits and the
@@ -230,14 +232,15 @@ class OpenVinoNetwork:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         bins = np.ascontiguousarray(bins, dtype=np.float32)
         feeds = as_feeds(lightness, inputs)
-        return self.run({**feeds, INVERSE_TEMPERATURE: np.array([1.0 / temperature], np.float32)}, bins)
+        return self.run({**feeds, INVERSE_TEMPERATURE: np.array([1.0 / temperature], np.float32)}, bins, with_logits=with_logits)
 
-    def run(self, feeds: dict, bins=None):
+    def run(self, feeds: dict, bins=None, *, with_logits: bool = False):
         import torch
 
         shapes = {name: value.shape for name, value in feeds.items() if name != INVERSE_TEMPERATURE}
         with self.lock:
-            return torch.from_numpy(self.compiled_for(shapes, bins)(feeds)[0])
+            outputs = self.compiled_for(shapes, bins, with_logits=with_logits)(feeds)
+            return (torch.from_numpy(outputs[0]), torch.from_numpy(outputs[1])) if with_logits else torch.from_numpy(outputs[0])
 
 
 def import_openvino():
@@ -306,10 +309,11 @@ def prune_cache(folder: Path, *, keep: int = CACHED_GRAPHS) -> None:
             pass
 
 
-def append_annealed_mean(model, bins) -> None:
+def append_annealed_mean(model, bins, *, keep_logits: bool = False) -> None:
     """Make an OpenVINO ``model``'s output, logits (N, Q, h, w), the ab
     their annealed mean gives (:func:`napari_colorize.color.annealed_mean`),
-    with 1 / temperature as the input :data:`INVERSE_TEMPERATURE`.
+    with 1 / temperature as the input :data:`INVERSE_TEMPERATURE`; with
+    ``keep_logits``, the logits stay, as a second output.
 
     The weighted sums are a 1x1 convolution with three outputs, a, b and
     the normaliser, which OpenVINO runs in the channel-blocked layout the
@@ -322,7 +326,6 @@ def append_annealed_mean(model, bins) -> None:
 
     (result,) = model.get_results()
     logits = result.input_value(0)
-    logits.get_tensor().set_names(set())  # the name moves to the new output
     inverse_temperature = ops.parameter([1], openvino.Type.f32, name=INVERSE_TEMPERATURE)
     inverse_temperature.output(0).get_tensor().set_names({INVERSE_TEMPERATURE})
     scaled = ops.multiply(logits, ops.reshape(inverse_temperature, ops.constant(np.array([1, 1, 1, 1], np.int64)), False))
@@ -334,7 +337,11 @@ def append_annealed_mean(model, bins) -> None:
     ab = ops.divide(ab_and_total.output(0), ab_and_total.output(1))
     ab.output(0).get_tensor().set_names({"ab"})
     model.remove_result(result)
-    model.add_results([ops.result(ab)])
+    if keep_logits:
+        model.add_results([ops.result(ab), ops.result(logits)])
+    else:
+        logits.get_tensor().set_names(set())  # OpenVINO's CPU plugin looks for an output by that name
+        model.add_results([ops.result(ab)])
     model.add_parameters([inverse_temperature])
 
 

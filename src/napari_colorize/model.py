@@ -203,8 +203,9 @@ class Colorizer:
                 shape = (lightness.shape[0], spec.channels, *lightness.shape[-2:])
                 extras[spec.name] = lightness.new_zeros(shape) if given is None else given.to(lightness.device, lightness.dtype)
         with _fast_inference(), torch.inference_mode():
-            if self.head == "classification" and not uncertainty and network is not None and network.decodes:
-                return network.annealed_mean(lightness, bins=self.bins, temperature=temperature, **extras)
+            if self.head == "classification" and network is not None and network.decodes:
+                decoded = network.annealed_mean(lightness, bins=self.bins, temperature=temperature, with_logits=uncertainty, **extras)
+                return (decoded[0].contiguous(), normalized_entropy(decoded[1]).contiguous()) if uncertainty else decoded
             out = (network or self.run_network)(lightness, **extras)
             if self.head == "regression":
                 return out.float().contiguous()
