@@ -356,3 +356,25 @@ def test_cuda_fp32_is_close_to_cpu(natural, natural_cuda):
     diff = level_differences(colorize(frame, model=natural_cuda, device="cuda", precision="fp32"), cpu)
     assert diff.mean() < MEAN_LEVELS
     assert np.percentile(diff, 99) < P99_LEVELS
+
+
+@pytest.mark.parametrize("upsampling", ["bilinear", "guided"])
+def test_strips_composed_on_one_thread_are_the_same_and_the_threads_come_back(natural, upsampling):
+    """compose_threads=1 (the command line, which writes the strips from
+    another thread) gives the strips bit for bit, and leaves torch on the
+    threads it had, also when the strips are abandoned half way."""
+    frame = smooth_frame((300, 520))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        options = {"model": natural, "device": "cpu", "strip_rows": 64, "chroma_upsampling": upsampling}
+        default = [rgb for *_, rgb in colorize_strips(frame, **options)]
+        one = [rgb for *_, rgb in colorize_strips(frame, compose_threads=1, **options)]
+        assert len(default) == len(one) == 5 and all(np.array_equal(a, b) for a, b in zip(default, one))
+        assert torch.get_num_threads() == 2
+        abandoned = colorize_strips(frame, compose_threads=1, **options)
+        next(abandoned)
+        abandoned.close()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

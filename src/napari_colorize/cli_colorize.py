@@ -235,10 +235,11 @@ def _colorize_file(
 
     from .engine import colorize_strips
     from .fits import read_fits_header
+    from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
     from .ome_zarr_out import write_rgb_ome_zarr_strips
     from .physical import read_physical
-    from .io import TIFF_SUFFIXES, TIFF_TILE, TiffStack, read_image, sniff_format, write_rgb, write_rgb_tiff_strips
     from .pipeline import colorize
+    from .prefetch import prefetched
     from .provenance import METADATA_KEY, provenance, uncertainty_details
     from .uncertainty_tiff import UncertaintyTiff, write_uncertainty
 
@@ -279,7 +280,12 @@ def _colorize_file(
             if with_uncertainty:
                 sink = UncertaintyTiff(uncertainty_path, image.shape, overwrite=args.overwrite, metadata=uncertainty_meta, physical=physical)
             with bar, sink or nullcontext():
-                strips = colorize_strips(image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, **guidance)
+                # The next strips are coloured in a thread (torch on one: see compose_threads)
+                # while the writer compresses this one: a 4096² frame 0.2-0.3 s sooner.
+                strips = colorize_strips(
+                    image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, compose_threads=1, **guidance
+                )
+                strips = prefetched(strips)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
                 write = functools.partial(write_rgb_ome_zarr_strips, name=Path(name).stem) if to_zarr else write_rgb_tiff_strips
                 write(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)

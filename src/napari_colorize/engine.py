@@ -295,6 +295,7 @@ def colorize_strips(
     reference=None,
     strip_rows: int = 256,
     uncertainty: bool = False,
+    compose_threads: int | None = None,
     **option_keywords,
 ) -> Iterator[tuple]:
     """Colorize frame by frame, yielding the result in horizontal strips.
@@ -328,6 +329,10 @@ def colorize_strips(
         ``(frame_index, row_start, row_stop, rgb_rows, uncertainty_rows)``,
         the last float32 (rows, X) in [0, 1], as for
         :func:`napari_colorize.colorize`. A regression model refuses.
+    compose_threads : int, optional
+        CPU threads torch composes each strip's RGB on (default: all it runs
+        on); 1 when the strips are written by another thread as they come,
+        as the command line does (see :func:`napari_colorize.composing.cpu_threads`).
 {options}
     """
     options = ColorizeOptions.from_keywords(options, **option_keywords)
@@ -342,6 +347,7 @@ def colorize_strips(
         reference=reference,
         strip_rows=strip_rows,
         uncertainty=uncertainty,
+        compose_threads=compose_threads,
     )
 
 
@@ -360,6 +366,7 @@ def strips_of_frames(
     strip_rows: int = 256,
     uncertainty: bool = False,
     stack_context_of: np.ndarray | None = None,
+    compose_threads: int | None = None,
 ) -> Iterator[tuple]:
     """:func:`colorize_strips` of frames already checked by
     :func:`napari_colorize.arrays.grayscale_frames` (so an input is checked
@@ -388,9 +395,9 @@ def strips_of_frames(
         hint_reach=options.hint_reach,
     )
     prepare = prepared_frames(image, options)
-    rows = max(1, int(strip_rows))
     inputs = StripInputs(extras, hint_rows, palette)
-    return _strips(image, inputs, predict, prepare, options, progress=progress, cancel=cancel, rows=rows, shared=stack_context_of)
+    rows = max(1, int(strip_rows))
+    return _strips(image, inputs, predict, prepare, options, progress=progress, cancel=cancel, rows=rows, threads=compose_threads, shared=stack_context_of)
 
 
 def whole_stack_context(image, options: ColorizeOptions) -> np.ndarray | None:
@@ -422,10 +429,11 @@ class StripInputs:
 
 
 def _strips(
-    image, inputs: StripInputs, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows, shared=None
+    image, inputs: StripInputs, predict: Predictor, prepare: PreparedFrames, options: ColorizeOptions, *, progress, cancel, rows, threads, shared=None
 ) -> Iterator[tuple]:
     """The work of :func:`colorize_strips`, frame by frame, on checked inputs
-    (with the uncertainty rows when ``predict`` carries them)."""
+    (with the uncertainty rows when ``predict`` carries them), ``rows`` per
+    strip composed on ``threads`` CPU threads (None: all torch runs on)."""
     extras, hint_rows = inputs.extras, inputs.hint_rows
     colorizer = predict.colorizer
     leading = image.shape[:-2]
@@ -482,7 +490,7 @@ def _strips(
             yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high))
 
     for (index, frame, low, high), chroma in shared_along_stack(predicted(), radius):
-        colour = compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided)
+        colour = compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided, threads=threads)
         if not predict.uncertainty:
             for r0, r1, rgb in colour:
                 yield index, r0, r1, rgb
