@@ -223,7 +223,7 @@ class OpenVinoNetwork:
         ``with_logits``, (ab, logits), the ab the same as without.
 
         The 261-odd logits of each pixel then never leave OpenVINO's own
-        layout: on a 864² window 89 ms against 121 for the logits and the
+        layout: on a 864² window 94 ms against 121 for the logits and the
         decoding apart (mean ab 0.04 units from those, bf16 rounding).
         """
         import numpy as np
