@@ -61,3 +61,25 @@ def test_stopping_early_closes_the_source_and_leaves_no_thread():
 def test_ahead_must_be_positive():
     with pytest.raises(ValueError, match="ahead must be at least 1"):
         list(prefetched([1], ahead=0))
+
+
+def test_a_producer_given_the_stop_event_stops_within_an_item():
+    """The command hands the event to colorize_strips(cancel=...): stopping
+    the writer (a failed write, Ctrl-C) ends the colouring at its next
+    window, not after the whole frame it is on."""
+    stop = threading.Event()
+
+    def items():
+        yield "first"
+        for _ in range(500):  # one slow item, 5 s, that looks at the event between its steps
+            if stop.is_set():
+                raise RuntimeError("cancelled")
+            time.sleep(0.01)
+        yield "second"
+
+    stream = prefetched(items(), stop=stop)
+    assert next(stream) == "first"
+    time.sleep(0.05)  # the producer is inside the slow item
+    started = time.monotonic()
+    stream.close()
+    assert stop.is_set() and time.monotonic() - started < 2

@@ -231,6 +231,7 @@ def _colorize_file(
     their names, from ``--hints``) and ``reference`` (an RGB image and its
     file name, from ``--reference``) if given; TIFF to TIFF streams frame
     by frame, strip by strip."""
+    import threading
     from contextlib import nullcontext
 
     from .engine import colorize_strips
@@ -282,10 +283,19 @@ def _colorize_file(
             with bar, sink or nullcontext():
                 # The next strips are coloured in a thread (torch on one: see compose_threads)
                 # while the writer compresses this one: a 4096² frame 0.2-0.3 s sooner.
+                # A failed write or Ctrl-C stops the colouring at its next window.
+                stopped = threading.Event()
                 strips = colorize_strips(
-                    image, options=options, progress=update, strip_rows=TIFF_TILE, uncertainty=with_uncertainty, compose_threads=1, **guidance
+                    image,
+                    options=options,
+                    progress=update,
+                    cancel=stopped.is_set,
+                    strip_rows=TIFF_TILE,
+                    uncertainty=with_uncertainty,
+                    compose_threads=1,
+                    **guidance,
                 )
-                strips = prefetched(strips)
+                strips = prefetched(strips, stop=stopped)
                 rgb_strips = sink.keep(strips) if sink else strips  # the uncertainty rows go to their file on the way
                 write = functools.partial(write_rgb_ome_zarr_strips, name=Path(name).stem) if to_zarr else write_rgb_tiff_strips
                 write(dst, (*image.shape, 3), rgb_strips, overwrite=args.overwrite, metadata=meta, physical=physical)

@@ -18,14 +18,16 @@ Item = TypeVar("Item")
 STOP_POLL_S = 0.05
 
 
-def prefetched(items: Iterable[Item], *, ahead: int = 2) -> Iterator[Item]:
+def prefetched(items: Iterable[Item], *, ahead: int = 2, stop: threading.Event | None = None) -> Iterator[Item]:
     """The items of ``items``, in order, made in a thread at most ``ahead`` in advance.
 
     An exception raised while making an item is raised here, where that
     item would have been yielded. Closing the returned generator (or an
-    exception in the code that consumes it) stops the thread after the
-    item it is making, closes ``items`` there, and waits for it: nothing
-    runs on in the background.
+    exception in the code that consumes it, Ctrl-C included) sets ``stop``
+    and stops the thread after the item it is making, closes ``items``
+    there, and waits for it: nothing runs on in the background. Give the
+    producer ``stop`` too (``colorize_strips(cancel=stop.is_set)``) for it
+    to stop within an item: a huge frame's strips are seconds apart.
 
     Examples
     --------
@@ -35,7 +37,7 @@ def prefetched(items: Iterable[Item], *, ahead: int = 2) -> Iterator[Item]:
     if ahead < 1:
         raise ValueError(f"ahead must be at least 1, got {ahead}")
     made: queue.Queue = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
+    stop = threading.Event() if stop is None else stop
     end = object()
 
     def offer(entry) -> bool:
