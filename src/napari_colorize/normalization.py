@@ -123,7 +123,10 @@ def value_tables(dtype: np.dtype, low: float, high: float) -> ValueTables | None
     if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
         return None
     values = normalize_frame(np.arange(np.iinfo(dtype).max + 1, dtype=dtype), low, high)
-    return ValueTables(gray_to_lightness(values), (values <= 0.0) | (values >= 1.0))
+    tables = ValueTables(gray_to_lightness(values), (values <= 0.0) | (values >= 1.0))
+    for table in tables:
+        table.setflags(write=False)  # shared by every caller of the cache
+    return tables
 
 
 @dataclass(frozen=True)
