@@ -48,11 +48,11 @@ def test_lightness_looked_up_per_value_is_the_computed_lightness(dtype):
     every value: the same numbers, bit for bit, as computing it, and the same
     pixels kept black or white (clipped below and above the range, NaN, Inf)."""
     from napari_colorize.color import gray_to_lightness
-    from napari_colorize.normalization import lightness_and_extremes, normalized_lightness
+    from napari_colorize.normalization import lightness_and_extremes, normalized_lightness, tables_for
 
     top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 70000.0
     bottom = np.iinfo(dtype).min if np.issubdtype(dtype, np.integer) else -5.0
-    frame = np.random.default_rng(0).uniform(bottom, top, (64, 80)).astype(dtype)
+    frame = np.random.default_rng(0).uniform(bottom, top, (128, 160)).astype(dtype)  # large enough for a 16-bit table
     frame[0, :3] = [bottom, top, 7]
     if not np.issubdtype(dtype, np.integer):
         frame[1, :3] = [np.nan, np.inf, -np.inf]
@@ -64,3 +64,8 @@ def test_lightness_looked_up_per_value_is_the_computed_lightness(dtype):
     assert np.array_equal(lightness, expected) and lightness.dtype == np.float32
     assert np.array_equal(extreme, (values <= 0) | (values >= 1))
     assert extreme[0, :3].all() and not extreme.all()
+    looked_up = dtype in (np.uint8, np.uint16)
+    assert (tables_for(frame, low, high) is not None) == looked_up
+    small = frame[:16, :16]  # too few pixels to repay a 16-bit table: computed, the same values
+    assert np.array_equal(normalized_lightness(small, low, high), gray_to_lightness(normalize_frame(small, low, high)))
+    assert (tables_for(small, low, high) is not None) == (dtype == np.uint8)

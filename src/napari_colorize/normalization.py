@@ -91,9 +91,10 @@ def normalized_lightness(frame, low: float, high: float) -> np.ndarray:
     """Lab lightness (float32) of ``frame`` normalised by (``low``, ``high``):
     ``gray_to_lightness(normalize_frame(frame, low, high))``, the same values,
     looked up per value for 8- and 16-bit unsigned frames (one pass instead
-    of a dozen: 0.04 s instead of 0.24 on a 4096² uint16 frame)."""
+    of a dozen: 0.04 s instead of 0.24 on a 4096² uint16 frame) unless
+    they are too small to repay the table (see :func:`tables_for`)."""
     frame = np.asarray(frame)
-    tables = value_tables(frame.dtype, low, high)
+    tables = tables_for(frame, low, high)
     return gray_to_lightness(normalize_frame(frame, low, high)) if tables is None else np.take(tables.lightness, frame)
 
 
@@ -101,11 +102,25 @@ def lightness_and_extremes(frame, low: float, high: float) -> tuple[np.ndarray, 
     """:func:`normalized_lightness` of ``frame``, and where it normalises to
     black or white (0 or 1: clipped, NaN, +-Inf)."""
     frame = np.asarray(frame)
-    tables = value_tables(frame.dtype, low, high)
+    tables = tables_for(frame, low, high)
     if tables is not None:
         return np.take(tables.lightness, frame), np.take(tables.extreme, frame)
     values = normalize_frame(frame, low, high)
     return gray_to_lightness(values), (values <= 0.0) | (values >= 1.0)
+
+
+#: Integer types whose every value gets a table entry (see :func:`value_tables`).
+TABLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+
+
+def tables_for(frame: np.ndarray, low: float, high: float) -> ValueTables | None:
+    """The :func:`value_tables` to look ``frame``'s values up in, or None where
+    computing them is cheaper: another type, or a frame of fewer pixels than
+    a quarter of the table's entries (a 16-bit frame under 128², whose table
+    of 65,536 would cost more than its own pixels in its two passes)."""
+    if frame.dtype not in TABLE_DTYPES or 4 * frame.size < np.iinfo(frame.dtype).max + 1:
+        return None
+    return value_tables(frame.dtype, low, high)
 
 
 class ValueTables(NamedTuple):
@@ -118,9 +133,9 @@ class ValueTables(NamedTuple):
 @lru_cache(maxsize=8)
 def value_tables(dtype: np.dtype, low: float, high: float) -> ValueTables | None:
     """:func:`normalized_lightness` and :func:`lightness_and_extremes` of
-    every value of ``dtype`` (uint8, uint16), indexed by value; None for
-    other types."""
-    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+    every value of ``dtype`` (one of :data:`TABLE_DTYPES`), indexed by value;
+    None for other types."""
+    if dtype not in TABLE_DTYPES:
         return None
     values = normalize_frame(np.arange(np.iinfo(dtype).max + 1, dtype=dtype), low, high)
     tables = ValueTables(gray_to_lightness(values), (values <= 0.0) | (values >= 1.0))
