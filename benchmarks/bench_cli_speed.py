@@ -2,7 +2,7 @@
 (issue 12, point 2).
 
 Run: python benchmarks/bench_cli_speed.py [--runs 3] [--zhang-tiles 64] [--precision auto]
-         [--windows default 224] [--engines default onnxruntime openvino]
+         [--windows default 224] [--engines default onnxruntime openvino] [--models default natural]
 
 Cases, each the command a user types, timed from process start to exit
 (``napari-colorize colorize IN -o OUT``, defaults otherwise; the output is
@@ -15,7 +15,8 @@ written and deleted each time):
 With ``--windows``, each case runs once per ``--window`` value given
 (``default``: the command's own), and with ``--engines`` once per int8
 engine (set by NAPARI_COLORIZE_INT8_ENGINE; ``default``: the first
-installed), interleaved in every run.
+installed), and with ``--models`` once per ``--model`` (``default``: the
+command's own), interleaved in every run.
 
 The reference is Zhang et al.'s network on as many 224 tiles as the frame
 is cut into with the 224 tile (whatever window the command runs), timed in
@@ -63,13 +64,14 @@ def tile_count(shape: tuple[int, int]) -> int:
     return len(TileGrid.for_shape(shape, tile=224, overlap=DEFAULT_OVERLAP))
 
 
-def time_command(source: Path, precision: str, window: str, engine: str) -> float:
+def time_command(source: Path, precision: str, window: str, engine: str, model: str = "default") -> float:
     from napari_colorize.int8_runtime import ENGINE_VARIABLE
 
     environment = {**os.environ, ENGINE_VARIABLE: engine} if engine != "default" else os.environ
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, "-m", "napari_colorize", "colorize", str(source), "-o", str(Path(folder) / "out.tif"), "-q"]
         command += ["--precision", precision, "--device", "cpu"] + ([] if window == "default" else ["--window", window])
+        command += [] if model == "default" else ["--model", model]
         start = time.perf_counter()
         subprocess.run(command, check=True, env=environment)
         return time.perf_counter() - start
@@ -97,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="auto", help="the command's --precision (default auto)")
     parser.add_argument("--windows", nargs="+", default=["default"], help="the command's --window values to time (default: its own)")
     parser.add_argument("--engines", nargs="+", default=["default"], help="int8 engines to time (default: the first installed)")
+    parser.add_argument("--models", nargs="+", default=["default"], help="the command's --model values to time (default: its own)")
     args = parser.parse_args(argv)
     import tifffile
     import torch
@@ -110,11 +113,13 @@ def main(argv=None) -> int:
         cases[f"EM stack {stack.shape[0]}x{stack.shape[1]}x{stack.shape[2]}"] = (EM_STACK, stack.shape[0] * tile_count(stack.shape[1:]))
     else:
         print(f"(EM stack skipped: {EM_STACK} is not here)")
-    times = {(name, window, engine): [] for name in cases for window in args.windows for engine in args.engines}
+    times = {
+        (name, window, engine, model): [] for name in cases for window in args.windows for engine in args.engines for model in args.models
+    }
     zhang = []
     for run in range(args.runs):
-        for (name, window, engine), seconds in times.items():
-            seconds.append(time_command(cases[name][0], args.precision, window, engine))
+        for (name, window, engine, model), seconds in times.items():
+            seconds.append(time_command(cases[name][0], args.precision, window, engine, model))
         zhang.append(zhang_seconds_per_tile(args.zhang_tiles))
         print(f"  run {run + 1}/{args.runs}", file=sys.stderr, flush=True)
     per_tile = statistics.median(zhang)
@@ -122,13 +127,13 @@ def main(argv=None) -> int:
     print(
         f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s); medians of {args.runs}; Zhang's network {per_tile * 1000:.0f} ms per tile"
     )
-    print("| case | --window | int8 engine | 224 tiles | command (s) | Zhang's network on those tiles (s) | ratio | target |")
-    print("|---|---|---|---:|---:|---:|---:|---|")
-    for (name, window, engine), seconds in times.items():
+    print("| case | --model | --window | int8 engine | 224 tiles | command (s) | Zhang's network on those tiles (s) | ratio | target |")
+    print("|---|---|---|---|---:|---:|---:|---:|---|")
+    for (name, window, engine, model), seconds in times.items():
         tiles = cases[name][1]
         command = statistics.median(seconds)
         target = f"<= {EM_TARGET_S:.0f} s" if name.startswith("EM") else f"<= {TARGET_RATIO}"
-        print(f"| {name} | {window} | {engine} | {tiles} | {command:.1f} | {tiles * per_tile:.0f} | {command / (tiles * per_tile):.4f} | {target} |")
+        print(f"| {name} | {model} | {window} | {engine} | {tiles} | {command:.1f} | {tiles * per_tile:.0f} | {command / (tiles * per_tile):.4f} | {target} |")
     return 0
 
 

@@ -64,11 +64,12 @@ def _blocks() -> SimpleNamespace:
         )
 
     class Residual(nn.Module):
-        def __init__(self, channels, dilation=1):
+        def __init__(self, channels, dilation=1, *, middle=None):
             super().__init__()
+            middle = middle or channels
             self.body = nn.Sequential(
-                conv(channels, channels, dilation=dilation),
-                nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+                conv(channels, middle, dilation=dilation),
+                nn.Conv2d(middle, channels, 3, padding=dilation, dilation=dilation, bias=False),
                 nn.BatchNorm2d(channels),
             )
 
@@ -95,22 +96,27 @@ def _blocks() -> SimpleNamespace:
         skips back to 1/4; no pooling, fully convolutional.
         """
 
-        def __init__(self, *, head: str, bins, width: int):
+        def __init__(self, *, head: str, bins, width: int, residual_share: float = 1.0, head_share: float = 1.0):
             super().__init__()
             w = width
+
+            def residual(channels, dilation=1):
+                return Residual(channels, dilation, middle=max(1, round(channels * residual_share)))
+
             self.stem = conv(1, w, stride=2)  # 1/2
             self.down4 = nn.Sequential(conv(w, 2 * w, stride=2), conv(2 * w, 2 * w))  # 1/4
-            self.down8 = nn.Sequential(conv(2 * w, 4 * w, stride=2), Residual(4 * w))  # 1/8
+            self.down8 = nn.Sequential(conv(2 * w, 4 * w, stride=2), residual(4 * w))  # 1/8
             self.down16 = nn.Sequential(
                 conv(4 * w, 8 * w, stride=2),
-                Residual(8 * w, dilation=1),
-                Residual(8 * w, dilation=2),
-                Residual(8 * w, dilation=4),
+                residual(8 * w, dilation=1),
+                residual(8 * w, dilation=2),
+                residual(8 * w, dilation=4),
             )  # 1/16
             self.up8 = Up(8 * w, 4 * w)
             self.up4 = Up(4 * w, 2 * w)
             out = len(bins) if head == "classification" else 2
-            self.head = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 1), nn.ReLU(inplace=True), nn.Conv2d(4 * w, out, 1))
+            hidden = round(4 * w * head_share)
+            self.head = nn.Sequential(nn.Conv2d(2 * w, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, out, 1))
             self.is_regression = head == "regression"
 
         def decode(self, x16, x8, x4):
@@ -133,8 +139,8 @@ def _blocks() -> SimpleNamespace:
         """colornet-v2: v1 plus hint and frame-context inputs, and with
         ``palette`` a reference-palette input (see the module)."""
 
-        def __init__(self, *, head: str, bins, width: int, palette: bool = False):
-            super().__init__(head=head, bins=bins, width=width)
+        def __init__(self, *, head: str, bins, width: int, palette: bool = False, **shares):
+            super().__init__(head=head, bins=bins, width=width, **shares)
             w = width
             if palette:
                 # Bias-free, so that no palette (zeros) adds nothing.
@@ -259,31 +265,34 @@ def build_colornet_v1(*, head: str, bins, width: int):
     return _blocks().ColorNet(head=head, bins=bins, width=width)
 
 
-def build_colornet_v2(*, head: str, bins, width: int, palette: bool = False):
+def build_colornet_v2(*, head: str, bins, width: int, palette: bool = False, **shares):
     """The second generation: lightness, hints and frame context (and with
-    ``palette``, a reference palette)."""
-    return _blocks().ColorNetV2(head=head, bins=bins, width=width, palette=palette)
+    ``palette``, a reference palette). ``shares`` (``residual_share``,
+    ``head_share``, each 1 by default) make a leaner network: the share of a
+    residual block's channels its inner layer keeps, and of the head's
+    hidden channels; the inputs and outputs of every block stay as they are."""
+    return _blocks().ColorNetV2(head=head, bins=bins, width=width, palette=palette, **shares)
 
 
-def build_colornet_v2_replicate(*, head: str, bins, width: int, palette: bool = False):
+def build_colornet_v2_replicate(*, head: str, bins, width: int, palette: bool = False, **shares):
     """colornet-v2 whose convolutions pad by repeating the edge pixels, not
     with zeros: the network then cannot tell where its window ends, the
     cause of colour bands at the tile period (same weights, same names)."""
     from torch import nn
 
-    network = build_colornet_v2(head=head, bins=bins, width=width, palette=palette)
+    network = build_colornet_v2(head=head, bins=bins, width=width, palette=palette, **shares)
     for layer in network.modules():
         if isinstance(layer, nn.Conv2d) and any(layer.padding):
             layer.padding_mode = "replicate"
     return network
 
 
-def build_colornet_v2_antialiased(*, head: str, bins, width: int, palette: bool = False):
+def build_colornet_v2_antialiased(*, head: str, bins, width: int, palette: bool = False, **shares):
     """colornet-v2-replicate whose two stride-2 layers to the output's 1/4
     resolution low-pass their input first: a shift of the input by a
     fraction of the output stride then moves the features, not recolours
     them (same weights, same names; warm-starts from colornet-v2-replicate)."""
-    network = build_colornet_v2_replicate(head=head, bins=bins, width=width, palette=palette)
+    network = build_colornet_v2_replicate(head=head, bins=bins, width=width, palette=palette, **shares)
     blurred = _blocks().BlurredConv2d
     for block in (network.stem, network.down4[0]):
         plain = block[0]

@@ -1,0 +1,249 @@
+"""Distil a lean twin of a second-generation model (issue 12: a leaner network).
+
+The lean architectures (``colornet-v2-antialiased[-palette]-lean``,
+:data:`napari_colorize.architectures.LEAN_SHARES`) keep half of the channels
+inside each residual block and in the head's hidden layer: about 3/4 of the
+full network's int8 time. Every block's inputs and outputs are those of the
+full network, so the student starts as the teacher with the weakest inner
+channels cut away, and learns to give the teacher's answers:
+
+- the channels kept are those that carry most: the mean activation of each
+  inner channel on real crops times the norm of the weights that read it;
+- every weight outside the cut layers is copied; the layers before 1/8
+  resolution (stem, down4, hint path) are the teacher's and stay frozen;
+- the loss is the KL divergence of the student's bin distribution from the
+  teacher's, plus the distance of the two annealed means (ab units / 10),
+  plus the relative squared distance of the 1/8 and 1/16 features (the
+  frame context is pooled from the latter);
+- the crops carry hints and palettes as training gives them, so the hint
+  and palette paths keep their answers too.
+
+Run from the repository root (checkpoints every few minutes; ``--resume``
+continues from OUT's weights, with a fresh optimiser):
+
+    python models/distill_lean.py natural models/runs/natural-lean.safetensors \\
+        --images ../shared/data/train/natural [--minutes 60] [--batch-size 12] [--crop-size 160]
+
+A log line every 20 steps (step, losses, elapsed minutes) goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CUT_LAYERS = ("body.0.0", "body.0.1", "body.1")  # a residual block's inner conv, its norm, and the conv that reads it
+
+
+def residual_blocks(network):
+    """(name, block) of every residual block with an inner layer."""
+    return [(name, module) for name, module in network.named_modules() if name.endswith(("down8.1", "down16.1", "down16.2", "down16.3"))]
+
+
+def channel_scores(teacher, batches) -> dict:
+    """How much each inner channel of the teacher carries, per cut place."""
+    import torch
+
+    activity: dict[str, torch.Tensor] = {}
+    hooks = []
+
+    def record(name):
+        def hook(_module, _inputs, output):
+            activity[name] = activity.get(name, 0) + output.detach().clamp_min(0).mean(dim=(0, 2, 3))
+
+        return hook
+
+    for name, block in residual_blocks(teacher):
+        hooks.append(block.body[0].register_forward_hook(record(name)))
+    hooks.append(teacher.head[1].register_forward_hook(record("head")))
+    with torch.no_grad():
+        for lightness, inputs in batches:
+            teacher(lightness, **inputs)
+    for hook in hooks:
+        hook.remove()
+    scores = {}
+    for name, block in residual_blocks(teacher):
+        scores[name] = activity[name] * block.body[1].weight.detach().flatten(2).norm(dim=(0, 2))
+    scores["head"] = activity["head"] * teacher.head[2].weight.detach().flatten(1).norm(dim=0)
+    return scores
+
+
+def cut_from(student, teacher, scores) -> list[str]:
+    """Copy the teacher into the student, keeping the best-scored inner
+    channels where the student has fewer; return what was cut, for the record."""
+    import torch
+
+    own = student.state_dict()
+    theirs = teacher.state_dict()
+    kept = {}
+    for name, block in residual_blocks(student):
+        kept[f"{name}.body.0.0.weight"] = ("out", scores[name], block.body[0][0].out_channels)
+        for part in ("weight", "bias", "running_mean", "running_var"):
+            kept[f"{name}.body.0.1.{part}"] = ("out", scores[name], block.body[0][0].out_channels)
+        kept[f"{name}.body.1.weight"] = ("in", scores[name], block.body[0][0].out_channels)
+    kept["head.0.weight"] = ("out", scores["head"], student.head[0].out_channels)
+    kept["head.0.bias"] = ("out", scores["head"], student.head[0].out_channels)
+    kept["head.2.weight"] = ("in", scores["head"], student.head[0].out_channels)
+    loaded, cut = {}, []
+    for key, value in theirs.items():
+        if key in kept and own[key].shape != value.shape:
+            axis, score, count = kept[key]
+            index = torch.sort(torch.topk(score, count).indices).values
+            loaded[key] = value.index_select(0 if axis == "out" else 1, index)
+            cut.append(key)
+        elif key in own and own[key].shape == value.shape:
+            loaded[key] = value
+    student.load_state_dict(loaded, strict=True)
+    return cut
+
+
+def frozen_modules(network):
+    """The layers before 1/8 resolution, which the student shares with the teacher."""
+    return [network.stem, network.down4, network.hint_path]
+
+
+def features_hooked(network, store: dict):
+    """Keep the 1/8 and 1/16 features of each pass in ``store``."""
+    network.down8.register_forward_hook(lambda _m, _i, out: store.__setitem__("x8", out))
+    network.down16.register_forward_hook(lambda _m, _i, out: store.__setitem__("x16", out))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("teacher")
+    parser.add_argument("output", type=Path)
+    parser.add_argument("--images", nargs="+", required=True)
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--crop-size", type=int, default=160)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--hint-fraction", type=float, default=0.3)
+    parser.add_argument("--palette-fraction", type=float, default=0.2)
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from napari_colorize.color import DEFAULT_TEMPERATURE, annealed_mean
+    from napari_colorize.io import find_images
+    from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
+    from napari_colorize.training_data import ColorCrops
+    from napari_colorize.training_inputs import network_inputs
+    from napari_colorize.training_loss import lab_of
+
+    torch.manual_seed(args.seed)
+    teacher_model = load_checkpoint(args.teacher, device="cpu")
+    teacher = teacher_model.network.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    lean = f"{teacher_model.architecture}-lean"
+    student_model = create_colorizer(architecture=lean, head=teacher_model.head, width=int(teacher_model.metadata["width"]), bins=teacher_model.bins)
+    student_model.prior = teacher_model.prior
+    student = student_model.network
+    temperature = DEFAULT_TEMPERATURE
+    bins = torch.as_tensor(teacher_model.bins, dtype=torch.float32)
+
+    images = find_images(args.images)
+    crops = ColorCrops(images, crop_size=args.crop_size, seed=args.seed, length=10**7, view_size=teacher_model.context_view, any_orientation=True)
+    loader = iter(torch.utils.data.DataLoader(crops, batch_size=args.batch_size, num_workers=1, shuffle=False, persistent_workers=True))
+    generator = torch.Generator()
+
+    def batch_inputs(step):
+        crop, view = next(loader)
+        lab, view_lab = lab_of(crop, "cpu"), lab_of(view, "cpu")
+        generator.manual_seed(args.seed * 1_000_003 + step)
+        inputs = network_inputs(
+            student_model, lab, None, generator=generator, fraction=args.hint_fraction, max_hints=10,
+            whole_lab=view_lab, palette_fraction=args.palette_fraction,
+        )
+        inputs.pop("context", None)  # each network's own, from the view
+        return lab[:, :1].contiguous(), view_lab[:, :1].contiguous(), inputs
+
+    record = {"teacher": teacher_model.name, "teacher_sha256": teacher_model.sha256, "images": [Path(f).name for f in args.images]}
+    start_step = 0
+    if args.resume and args.output.is_file():
+        previous = load_checkpoint(args.output, device="cpu")
+        student.load_state_dict(previous.network.state_dict())
+        record = copy.deepcopy(previous.metadata["lean_distillation"])  # not the cached model's own
+        start_step = int(record["steps"])
+        print(f"resumed at step {start_step}", flush=True)
+    else:
+        with torch.no_grad():
+            warm = []
+            for step in range(8):
+                lightness, view, inputs = batch_inputs(-1 - step)
+                warm.append((lightness, {**inputs, "context": teacher.encode_context(view)}))
+        record["cut"] = cut_from(student, teacher, channel_scores(teacher, warm))
+        record.update(steps=0, minutes=0.0, log=[])
+
+    for module in frozen_modules(student):
+        module.eval()
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=args.lr)
+    teacher_features, student_features = {}, {}
+    features_hooked(teacher, teacher_features)
+    features_hooked(student, student_features)
+
+    def save(step, minutes):
+        record.update(steps=step, minutes=round(minutes, 1), settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+        student_model.metadata.update({k: v for k, v in teacher_model.metadata.items() if k not in student_model.metadata and k not in ("created", "earlier_sha256", "training", "description", "init", "sha256")})
+        save_checkpoint(student_model, args.output, extra_metadata={"lean_distillation": record, "init": {"model": teacher_model.name, "sha256": teacher_model.sha256, "cut": record["cut"]}})
+
+    began = time.monotonic()
+    before = float(record.get("minutes", 0.0))
+    last_save = began
+    smoothed = None
+    step = start_step
+    limit = 60 * args.minutes
+    while time.monotonic() - began < limit:
+        # Cosine over the run's own minutes, from lr to lr / 20.
+        progress = (time.monotonic() - began) / limit
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+        student.train()
+        for module in frozen_modules(student):
+            module.eval()
+        lightness, view, inputs = batch_inputs(step)
+        with torch.no_grad():
+            target = teacher(lightness, **inputs, context=teacher.encode_context(view))
+            target_ab = annealed_mean(target, bins, temperature=temperature)
+            target_x8, target_x16 = teacher_features["x8"], teacher_features["x16"]
+        output = student(lightness, **inputs, context=student.encode_context(view))
+        x8, x16 = student_features["x8"], student_features["x16"]
+        kl = torch.nn.functional.kl_div(torch.log_softmax(output, 1), torch.log_softmax(target, 1), log_target=True, reduction="none").sum(1).mean()
+        ab = annealed_mean(output, bins, temperature=temperature)
+        ab_distance = (ab - target_ab).norm(dim=1).mean()
+        feature = sum(((s - t) ** 2).mean() / t.var() for s, t in ((x8, target_x8), (x16, target_x16)))
+        loss = kl + ab_distance / 10 + feature
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        values = np.array([float(v.detach()) for v in (loss, kl, ab_distance, feature)])
+        smoothed = values if smoothed is None else 0.95 * smoothed + 0.05 * values
+        minutes = before + (time.monotonic() - began) / 60
+        if step % 20 == 0:
+            line = {"step": step, "minutes": round(minutes, 1), "loss": round(smoothed[0], 4), "kl": round(smoothed[1], 4), "ab": round(smoothed[2], 3), "features": round(smoothed[3], 4)}
+            record["log"].append(line)
+            print(json.dumps(line), flush=True)
+        if time.monotonic() - last_save > 60 * args.checkpoint_minutes:
+            save(step, minutes)
+            last_save = time.monotonic()
+    save(step, before + (time.monotonic() - began) / 60)
+    print(f"saved {args.output} at step {step}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
