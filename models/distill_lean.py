@@ -12,9 +12,11 @@ channels cut away, and learns to give the teacher's answers:
 - every weight outside the cut layers is copied; the layers before 1/8
   resolution (stem, down4, hint path) are the teacher's and stay frozen;
 - the loss is the KL divergence of the student's bin distribution from the
-  teacher's, plus the distance of the two annealed means (ab units / 10),
-  plus the relative squared distance of the 1/8 and 1/16 features (the
-  frame context is pooled from the latter);
+  teacher's, as it is and as the annealed mean re-weights it (the
+  distribution at the temperature T, which alone sets the colours), plus
+  the distance of the two annealed means (ab units), plus the relative
+  squared distance of the 1/8 and 1/16 features (the frame context is
+  pooled from the latter), each weighted by its option;
 - the crops carry hints and palettes as training gives them, so the hint
   and palette paths keep their answers too.
 
@@ -104,6 +106,14 @@ def cut_from(student, teacher, scores) -> list[str]:
     return cut
 
 
+def divergence(student_logits, teacher_logits):
+    """KL(teacher || student) over the bins, per output pixel, averaged."""
+    import torch
+
+    log_q, log_p = torch.log_softmax(student_logits, 1), torch.log_softmax(teacher_logits, 1)
+    return torch.nn.functional.kl_div(log_q, log_p, log_target=True, reduction="none").sum(1).mean()
+
+
 def frozen_modules(network):
     """The layers before 1/8 resolution, which the student shares with the teacher."""
     return [network.stem, network.down4, network.hint_path]
@@ -126,6 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--hint-fraction", type=float, default=0.3)
     parser.add_argument("--palette-fraction", type=float, default=0.2)
+    parser.add_argument("--annealed-kl-weight", type=float, default=1.0, help="weight of the KL divergence at the temperature T")
+    parser.add_argument("--ab-weight", type=float, default=0.5, help="weight of the annealed means' distance, per ab unit")
+    parser.add_argument("--feature-weight", type=float, default=0.3, help="weight of the 1/8 and 1/16 features' distance")
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
@@ -195,8 +208,11 @@ def main(argv=None) -> int:
     features_hooked(teacher, teacher_features)
     features_hooked(student, student_features)
 
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    record.setdefault("segments", []).append({"from_step": start_step, **settings})
+
     def save(step, minutes):
-        record.update(steps=step, minutes=round(minutes, 1), settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()})
+        record.update(steps=step, minutes=round(minutes, 1))
         student_model.metadata.update({k: v for k, v in teacher_model.metadata.items() if k not in student_model.metadata and k not in ("created", "earlier_sha256", "training", "description", "init", "sha256")})
         save_checkpoint(student_model, args.output, extra_metadata={"lean_distillation": record, "init": {"model": teacher_model.name, "sha256": teacher_model.sha256, "cut": record["cut"]}})
 
@@ -221,20 +237,21 @@ def main(argv=None) -> int:
             target_x8, target_x16 = teacher_features["x8"], teacher_features["x16"]
         output = student(lightness, **inputs, context=student.encode_context(view))
         x8, x16 = student_features["x8"], student_features["x16"]
-        kl = torch.nn.functional.kl_div(torch.log_softmax(output, 1), torch.log_softmax(target, 1), log_target=True, reduction="none").sum(1).mean()
+        kl = divergence(output, target)
+        annealed_kl = divergence(output / temperature, target / temperature)
         ab = annealed_mean(output, bins, temperature=temperature)
         ab_distance = (ab - target_ab).norm(dim=1).mean()
         feature = sum(((s - t) ** 2).mean() / t.var() for s, t in ((x8, target_x8), (x16, target_x16)))
-        loss = kl + ab_distance / 10 + feature
+        loss = kl + args.annealed_kl_weight * annealed_kl + args.ab_weight * ab_distance + args.feature_weight * feature
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
-        values = np.array([float(v.detach()) for v in (loss, kl, ab_distance, feature)])
+        values = np.array([float(v.detach()) for v in (loss, kl, annealed_kl, ab_distance, feature)])
         smoothed = values if smoothed is None else 0.95 * smoothed + 0.05 * values
         minutes = before + (time.monotonic() - began) / 60
         if step % 20 == 0:
-            line = {"step": step, "minutes": round(minutes, 1), "loss": round(smoothed[0], 4), "kl": round(smoothed[1], 4), "ab": round(smoothed[2], 3), "features": round(smoothed[3], 4)}
+            line = {"step": step, "minutes": round(minutes, 1), "loss": round(smoothed[0], 4), "kl": round(smoothed[1], 4), "annealed_kl": round(smoothed[2], 4), "ab": round(smoothed[3], 3), "features": round(smoothed[4], 4)}
             record["log"].append(line)
             print(json.dumps(line), flush=True)
         if time.monotonic() - last_save > 60 * args.checkpoint_minutes:
