@@ -114,6 +114,24 @@ def divergence(student_logits, teacher_logits):
     return torch.nn.functional.kl_div(log_q, log_p, log_target=True, reduction="none").sum(1).mean()
 
 
+ENCODER_MODULES = ("down8.", "down16.", "context_path.", "palette_path.")
+
+
+def take_encoder(student, path: Path) -> int:
+    """Load the student's :data:`ENCODER_MODULES` from the checkpoint file
+    ``path`` where their shapes match; return how many tensors were taken.
+    The file is read as tensors, so an earlier lean twin of other shares serves."""
+    from safetensors.torch import load_file
+
+    own = student.state_dict()
+    stored = {key.removeprefix("network."): value for key, value in load_file(str(path)).items() if key.startswith("network.")}
+    taken = {k: v.to(own[k].dtype) for k, v in stored.items() if k.startswith(ENCODER_MODULES) and k in own and own[k].shape == v.shape}
+    if not taken:
+        raise ValueError(f"{path} holds no encoder weights of this network's shapes")
+    student.load_state_dict(taken, strict=False)
+    return len(taken)
+
+
 def frozen_modules(network):
     """The layers before 1/8 resolution, which the student shares with the teacher."""
     return [network.stem, network.down4, network.hint_path]
@@ -142,10 +160,15 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--encoder-from", type=Path, default=None,
+        help="a checkpoint of an earlier lean distillation: its 1/8 and 1/16 encoder and context and palette paths replace the cut ones",
+    )
     args = parser.parse_args(argv)
 
     import torch
 
+    from napari_colorize.checkpoint_files import file_sha256
     from napari_colorize.color import DEFAULT_TEMPERATURE, annealed_mean
     from napari_colorize.io import find_images
     from napari_colorize.model import create_colorizer, load_checkpoint, save_checkpoint
@@ -197,6 +220,8 @@ def main(argv=None) -> int:
                 warm.append((lightness, {**inputs, "context": teacher.encode_context(view)}))
         record["cut"] = cut_from(student, teacher, channel_scores(teacher, warm))
         record.update(steps=0, minutes=0.0, log=[])
+        if args.encoder_from:
+            record["encoder_from"] = {"file": args.encoder_from.name, "sha256": file_sha256(args.encoder_from), "weights": take_encoder(student, args.encoder_from)}
 
     for module in frozen_modules(student):
         module.eval()

@@ -26,7 +26,7 @@ def test_a_lean_twin_differs_from_its_full_twin_only_inside_the_cut_layers():
     changed = {key for key in full if full[key].shape != lean[key].shape}
     assert changed and all(".body." in key or key.startswith("head.") for key in changed)
     assert lean["down16.1.body.0.0.weight"].shape[0] == round(full["down16.1.body.0.0.weight"].shape[0] * LEAN_SHARES["residual_share"])
-    assert lean["head.0.weight"].shape[0] == round(full["head.0.weight"].shape[0] * LEAN_SHARES["head_share"])
+    assert lean["head.0.weight"].shape[0] == round(full["head.0.weight"].shape[0] * LEAN_SHARES.get("head_share", 1.0))
     assert get_architecture("colornet-v2-antialiased-lean").windowed
 
 
@@ -47,7 +47,7 @@ def test_the_cut_keeps_the_channels_that_carry_and_then_computes_what_the_teache
         assert torch.all(scores[name][dropped[name]] == 0) and torch.any(scores[name] > 0)
     student = create_colorizer(architecture="colornet-v2-antialiased-lean", width=8).network.eval()
     cut = script.cut_from(student, teacher, scores)
-    assert "head.2.weight" in cut and "down16.3.body.1.weight" in cut
+    assert "down16.3.body.1.weight" in cut and "down8.1.body.0.0.weight" in cut
     with torch.no_grad():
         expected = teacher(lightness, hints=inputs["hints"], context=teacher.encode_context(lightness))
         got = student(lightness, hints=inputs["hints"], context=student.encode_context(lightness))
@@ -71,3 +71,11 @@ def test_distilling_gives_a_lean_model_that_resumes(script, tmp_path):
     assert script.main([*arguments, "--resume"]) == 0
     resumed = load_checkpoint(output).metadata["lean_distillation"]
     assert resumed["steps"] > record["steps"] and resumed["log"][: len(record["log"])] == record["log"]
+
+    # a new run takes the trained encoder of an earlier one, the rest cut anew from the teacher
+    again = tmp_path / "again.safetensors"
+    assert script.main([str(teacher), str(again), "--images", str(folder), "--minutes", "0", "--encoder-from", str(output)]) == 0
+    earlier, taken = load_checkpoint(output).network.state_dict(), load_checkpoint(again).network.state_dict()
+    assert all(torch.equal(taken[key], earlier[key]) for key in taken if key.startswith(script.ENCODER_MODULES))
+    assert torch.equal(taken["head.2.weight"], teacher_weights["head.2.weight"])
+    assert load_checkpoint(again).metadata["lean_distillation"]["encoder_from"]["weights"] > 0
