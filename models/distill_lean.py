@@ -2,8 +2,8 @@
 
 The lean architectures (``colornet-v2-antialiased[-palette]-lean``,
 :data:`napari_colorize.architectures.LEAN_SHARES`) keep half of the channels
-inside each residual block and in the head's hidden layer: about 3/4 of the
-full network's int8 time. Every block's inputs and outputs are those of the
+inside each residual block: about 0.82 of the full network's int8 time.
+Every block's inputs and outputs are those of the
 full network, so the student starts as the teacher with the weakest inner
 channels cut away, and learns to give the teacher's answers:
 
@@ -18,7 +18,9 @@ channels cut away, and learns to give the teacher's answers:
   squared distance of the 1/8 and 1/16 features (the frame context is
   pooled from the latter), each weighted by its option;
 - the crops carry hints and palettes as training gives them, so the hint
-  and palette paths keep their answers too.
+  and palette paths keep their answers too;
+- the batch norms keep their running statistics (``--norm-statistics``),
+  so the student is trained as it runs.
 
 Run from the repository root (checkpoints every few minutes; ``--resume``
 continues from OUT's weights, with a fresh optimiser):
@@ -161,6 +163,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument(
+        "--norm-statistics", choices=("frozen", "batch"), default="frozen",
+        help="frozen (default): batch norms keep their running statistics, as the teacher's and as in use; batch: each batch's own",
+    )
+    parser.add_argument(
         "--encoder-from", type=Path, default=None,
         help="a checkpoint of an earlier lean distillation: its 1/8 and 1/16 encoder and context and palette paths replace the cut ones",
     )
@@ -252,7 +258,9 @@ def main(argv=None) -> int:
         progress = (time.monotonic() - began) / limit
         for group in optimizer.param_groups:
             group["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-        student.train()
+        # Frozen statistics: the student colours a crop in training as it will in use, and
+        # the teacher's; a batch of 12 crops gives noisy statistics at 1/16 resolution.
+        student.train(args.norm_statistics == "batch")
         for module in frozen_modules(student):
             module.eval()
         lightness, view, inputs = batch_inputs(step)
