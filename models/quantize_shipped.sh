@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=../shared/data/train
 napari-colorize quantize natural --images "$DATA/natural"
+napari-colorize quantize natural-lean --images "$DATA/natural"
 napari-colorize quantize natural-regression --images "$DATA/natural"
 napari-colorize quantize astro --images "$DATA/astro"
 napari-colorize quantize stained-microscopy --images "$DATA/micro"

@@ -56,7 +56,7 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def natural():
-    """The shipped default model."""
+    """The shipped ``natural``, the full network the default is distilled from."""
     from napari_colorize.model import load_checkpoint
 
     return load_checkpoint("natural", device="cpu")
@@ -99,9 +99,18 @@ def stack():
     return base
 
 
+@pytest.fixture(scope="session")
+def default_model():
+    """The shipped default model (``natural-lean``)."""
+    from napari_colorize.checkpoint_files import DEFAULT_MODEL
+    from napari_colorize.model import load_checkpoint
+
+    return load_checkpoint(DEFAULT_MODEL, device="cpu")
+
+
 @pytest.fixture(scope="module")
 def reference(stack, natural):
-    """``stack`` colorized in memory by the shipped default model."""
+    """``stack`` colorized in memory by ``natural``."""
     from napari_colorize import colorize
 
     return colorize(stack, model=natural, device="cpu")

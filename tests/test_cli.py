@@ -15,6 +15,7 @@ from helpers import STACK, assert_one_line_error, assert_refused, cli, cli_args,
 from PIL import Image
 
 from napari_colorize import colorize
+from napari_colorize.checkpoint_files import DEFAULT_MODEL
 from napari_colorize.cli import main
 from napari_colorize.color import gray_to_lightness, rgb_to_lab
 from napari_colorize.model import load_checkpoint
@@ -43,14 +44,14 @@ def test_colorize_tiff_stack(capsys, tmp_path, stack_tif):
         rgb = tif.series[0].asarray()
         description = json.loads(tif.pages[0].description)
     assert rgb.shape == (3, 60, 70, 3) and rgb.dtype == np.uint8
-    assert description["napari_colorize"]["model"] == "natural"
-    assert description["napari_colorize"]["model_sha256"] == load_checkpoint("natural").sha256
+    assert description["napari_colorize"]["model"] == DEFAULT_MODEL
+    assert description["napari_colorize"]["model_sha256"] == load_checkpoint(DEFAULT_MODEL).sha256
     assert description["napari_colorize"]["parameters"]["normalize"] == [0.0, 65535.0]
     assert description["napari_colorize"]["note"] == "colours are predicted by a model, not measured"
     # frames under the model's 128 px training crops are worked enlarged to them, and the record says so
     assert description["napari_colorize"]["parameters"]["scale"] == 1.0 and description["napari_colorize"]["working_shape"] == [128, 149]
     # the same as the library, and the lightness of the explicit range
-    np.testing.assert_array_equal(rgb, colorize(stack, model="natural", normalize=(0, 65535), device="cpu"))
+    np.testing.assert_array_equal(rgb, colorize(stack, model=DEFAULT_MODEL, normalize=(0, 65535), device="cpu"))
     assert np.abs(rgb_to_lab(rgb)[..., 0] - gray_to_lightness(stack / 65535)).mean() < 1.5
     assert not list(tmp_path.glob(".*partial*"))
 
@@ -65,7 +66,7 @@ def test_colorize_png(capsys, tmp_path, gray_png, suffix):
     with Image.open(dst) as im:
         assert im.mode == "RGB" and im.size == (64, 50)
         rgb = np.asarray(im)
-    expected = colorize(frame, model="natural", device="cpu")
+    expected = colorize(frame, model=DEFAULT_MODEL, device="cpu")
     if suffix == ".png":
         np.testing.assert_array_equal(rgb, expected)
     else:  # JPEG is lossy
@@ -361,7 +362,7 @@ def test_unexpected_failure_is_one_line_exit_1(tmp_path, tiny_file, monkeypatch)
 # what every output records; failures that must not cost earlier results
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
-def test_png_and_jpeg_outputs_record_that_colours_are_predicted(capsys, tmp_path, gray_png, natural, suffix):
+def test_png_and_jpeg_outputs_record_that_colours_are_predicted(capsys, tmp_path, gray_png, default_model, suffix):
     """The README: every output records that its colours are predicted. A
     PNG keeps the record in a text chunk 'napari_colorize', a JPEG in its
     comment and its EXIF ImageDescription: the same JSON as a TIFF's."""
@@ -380,7 +381,7 @@ def test_png_and_jpeg_outputs_record_that_colours_are_predicted(capsys, tmp_path
         record = json.loads(text)
         assert record == in_tiff
         made = record["napari_colorize"]
-        assert made["model"] == "natural" and made["model_sha256"] == natural.sha256
+        assert made["model"] == DEFAULT_MODEL and made["model_sha256"] == default_model.sha256
         assert "predicted" in made["note"] and "not measured" in made["note"]
         assert made["parameters"]["temperature"] == pytest.approx(0.3)
 
@@ -449,7 +450,7 @@ def test_a_broken_later_input_stops_the_run_and_keeps_earlier_results_whole(caps
     for src, data in (stack_tif, gray_png):
         out = folder / f"{src.stem}_colorized.tif"
         if out.exists():
-            np.testing.assert_array_equal(tifffile.imread(out), colorize(data, model="natural", device="cpu"))
+            np.testing.assert_array_equal(tifffile.imread(out), colorize(data, model=DEFAULT_MODEL, device="cpu"))
     assert {p.name for p in folder.iterdir()} <= {"stack_colorized.tif", "gray_colorized.tif"}
 
 
@@ -462,7 +463,7 @@ def test_non_ascii_and_spaces_in_paths(capsys, tmp_path):
     frame = smooth_frame((40, 50), seed=3, low=0, high=255).round().astype(np.uint8)
     png = folder / "hiver №2 (copie).png"
     Image.fromarray(frame, "L").save(png)
-    expected_stack, expected_frame = (colorize(data, model="natural", device="cpu") for data in (stack, frame))
+    expected_stack, expected_frame = (colorize(data, model=DEFAULT_MODEL, device="cpu") for data in (stack, frame))
 
     # one input to a named file, the stack streamed TIFF to TIFF
     out = folder / "sortie été.tif"

@@ -22,7 +22,7 @@ def write_csv(path, text):
     return path
 
 
-def test_hints_from_a_file_colour_their_neighbourhood_and_are_recorded(capsys, tmp_path, gray_png, natural):
+def test_hints_from_a_file_colour_their_neighbourhood_and_are_recorded(capsys, tmp_path, gray_png, default_model):
     src, frame = gray_png
     hints = write_csv(tmp_path / "hints.csv", "x,y,r,g,b\n20,30,{},{},{}\n".format(*BLUE))
     dst = tmp_path / "out.tif"
@@ -33,15 +33,15 @@ def test_hints_from_a_file_colour_their_neighbourhood_and_are_recorded(capsys, t
         record = json.loads(tif.pages[0].description)["napari_colorize"]
     assert record["hints_file"] == "hints.csv" and record["hints"] == [[0.0, 30.0, 20.0, *map(float, BLUE)]]
     # the same as the library with those rows (x and y taken by the header, not the order)
-    np.testing.assert_array_equal(rgb, colorize(frame, model=natural, device="cpu", hints=[(30, 20, *BLUE)]))
-    automatic = colorize(frame, model=natural, device="cpu")
+    np.testing.assert_array_equal(rgb, colorize(frame, model=default_model, device="cpu", hints=[(30, 20, *BLUE)]))
+    automatic = colorize(frame, model=default_model, device="cpu")
     target = rgb_to_lab(np.array([[BLUE]], np.uint8))[0, 0, 1:]
     near = slice(26, 35), slice(16, 25)
     distance = {name: np.linalg.norm(rgb_to_lab(out)[near][..., 1:] - target, axis=-1).mean() for name, out in [("hinted", rgb), ("automatic", automatic)]}
     assert distance["hinted"] < distance["automatic"] - 10
 
 
-def test_hint_reach_frame_is_taken_and_recorded(capsys, tmp_path, gray_png, natural):
+def test_hint_reach_frame_is_taken_and_recorded(capsys, tmp_path, gray_png, default_model):
     src, frame = gray_png
     hints = write_csv(tmp_path / "hints.csv", "y,x,r,g,b\n30,20,{},{},{}\n".format(*BLUE))
     dst = tmp_path / "out.tif"
@@ -51,21 +51,21 @@ def test_hint_reach_frame_is_taken_and_recorded(capsys, tmp_path, gray_png, natu
         rgb = tif.asarray()
         record = json.loads(tif.pages[0].description)["napari_colorize"]
     assert record["parameters"]["hint_reach"] == "frame"
-    np.testing.assert_array_equal(rgb, colorize(frame, model=natural, device="cpu", hints=[(30, 20, *BLUE)], hint_reach="frame"))
-    assert not np.array_equal(rgb, colorize(frame, model=natural, device="cpu", hints=[(30, 20, *BLUE)]))  # local, the default, differs
+    np.testing.assert_array_equal(rgb, colorize(frame, model=default_model, device="cpu", hints=[(30, 20, *BLUE)], hint_reach="frame"))
+    assert not np.array_equal(rgb, colorize(frame, model=default_model, device="cpu", hints=[(30, 20, *BLUE)]))  # local, the default, differs
 
 
-def test_a_stack_takes_hints_by_frame_and_needs_the_frame_column(capsys, tmp_path, natural):
+def test_a_stack_takes_hints_by_frame_and_needs_the_frame_column(capsys, tmp_path, default_model):
     stack = np.stack([smooth_frame((48, 56), seed=s, low=100, high=50000) for s in range(2)]).astype(np.uint16)
     src = write_tiff(tmp_path / "stack.tif", stack)
     with_frames = write_csv(tmp_path / "framed.csv", "frame,y,x,r,g,b\n1,10,12,{},{},{}\n".format(*BLUE))
     dst = tmp_path / "out.tif"
     code, _, err = run(capsys, "colorize", src, "-o", dst, "--hints", with_frames, "--device", "cpu", "-q")
     assert code == 0, err
-    expected = colorize(stack, model=natural, device="cpu", hints=[(1, 10, 12, *BLUE)])
+    expected = colorize(stack, model=default_model, device="cpu", hints=[(1, 10, 12, *BLUE)])
     np.testing.assert_array_equal(tifffile.imread(dst), expected)
     # frame 0 has no hint: its automatic colours
-    np.testing.assert_array_equal(expected[0], colorize(stack, model=natural, device="cpu")[0])
+    np.testing.assert_array_equal(expected[0], colorize(stack, model=default_model, device="cpu")[0])
     without = write_csv(tmp_path / "plain.csv", "y,x,r,g,b\n10,12,1,2,3\n")
     code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "other.tif", "--hints", without, "--device", "cpu")
     assert_refused(code, err, "plain.csv has no frame column", "stack.tif has 2 frames", output=tmp_path / "other.tif")

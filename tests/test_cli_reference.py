@@ -24,9 +24,9 @@ def reference_png(tmp_path):
     return path, rgb
 
 
-def test_a_reference_file_steers_the_result_and_is_recorded(capsys, tmp_path, gray_png, reference_png, natural):
-    if "palette" not in natural.input_names:
-        pytest.skip("the shipped natural takes no palette")
+def test_a_reference_file_steers_the_result_and_is_recorded(capsys, tmp_path, gray_png, reference_png, default_model):
+    if "palette" not in default_model.input_names:
+        pytest.skip("the default model takes no palette")
     src, frame = gray_png
     ref, rgb = reference_png
     dst = tmp_path / "out.tif"
@@ -36,8 +36,8 @@ def test_a_reference_file_steers_the_result_and_is_recorded(capsys, tmp_path, gr
         result = tif.asarray()
         record = json.loads(tif.pages[0].description)["napari_colorize"]
     assert record["reference_file"] == "palette.png"
-    np.testing.assert_array_equal(result, colorize(frame, model=natural, device="cpu", reference=rgb))
-    assert not np.array_equal(result, colorize(frame, model=natural, device="cpu"))
+    np.testing.assert_array_equal(result, colorize(frame, model=default_model, device="cpu", reference=rgb))
+    assert not np.array_equal(result, colorize(frame, model=default_model, device="cpu"))
     assert Image.open(ref).tobytes() == rgb.tobytes()  # the reference is only read
 
 

@@ -79,6 +79,6 @@ def test_stack_normalisation_changes_the_streamed_result(tmp_path, natural, larg
 def test_cli_streams_tiff_to_the_same_result(tmp_path, stack, reference):
     src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
     tifffile.imwrite(src, stack, compression="zlib", photometric="minisblack")
-    assert main(["colorize", str(src), "-o", str(dst), "--device", "cpu", "-q"]) == 0
+    assert main(["colorize", str(src), "-o", str(dst), "--device", "cpu", "-q", "--model", "natural"]) == 0
     np.testing.assert_array_equal(tifffile.imread(dst), reference)
     np.testing.assert_array_equal(tifffile.imread(src), stack)  # input untouched

@@ -30,8 +30,8 @@ from napari_colorize.model import (
 
 def test_shipped_models_are_listed():
     names = shipped_models()
-    assert names[0] == "natural"
-    assert {"natural-regression", "natural-v1", "natural-regression-v1"} <= set(names)
+    assert names[0] == "natural-lean"
+    assert {"natural", "natural-regression", "natural-v1", "natural-regression-v1"} <= set(names)
     assert resolve_model_path("natural") == shipped_models_dir() / "natural.safetensors"
 
 

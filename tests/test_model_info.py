@@ -80,12 +80,14 @@ def test_the_readme_table_is_that_of_the_shipped_metadata():
 
 
 def test_shipped_models_are_described_by_generation_head_and_inputs():
-    info = describe_model("natural")
-    assert info.shipped and info.name == "natural"
-    assert info.network == "second generation (colornet-v2-antialiased-palette), classification head; inputs: lightness, hints, context, palette"
+    info = describe_model("natural-lean")
+    assert info.shipped and info.name == "natural-lean"
+    assert info.network == "second generation (colornet-v2-antialiased-palette-lean), classification head; inputs: lightness, hints, context, palette"
+    assert describe_model("natural").network == "second generation (colornet-v2-antialiased-palette), classification head; inputs: lightness, hints, context, palette"
     assert describe_model("natural-regression-v1").network == "first generation (colornet-v1), regression head; inputs: lightness"
-    assert info.text().startswith("natural (default)\n  network:")
-    assert info.int8.endswith("natural.int8.onnx") and info.text().endswith(f"int8 ({info.int8})")  # how it runs on a CPU
+    assert info.text().startswith("natural-lean (default)\n  network:")
+    assert describe_model("natural").text().startswith("natural\n  network:")
+    assert info.int8.endswith("natural-lean.int8.onnx") and info.text().endswith(f"int8 ({info.int8})")  # how it runs on a CPU
     assert "no int8 companion" in describe_model("natural-v1").text().splitlines()[-1]
 
 

@@ -19,7 +19,7 @@ from napari_colorize.provenance import provenance
 def test_defaults_are_the_documented_ones():
     options = ColorizeOptions()
     assert options.temperature == DEFAULT_TEMPERATURE == 0.38
-    assert (options.model, options.normalize, options.percentiles, options.scale, options.overlap) == ("natural", "frame", (0.5, 99.5), 1.0, 32)
+    assert (options.model, options.normalize, options.percentiles, options.scale, options.overlap) == ("natural-lean", "frame", (0.5, 99.5), 1.0, 32)
     assert (options.batch_size, options.device, options.precision, options.rgb) == (8, "auto", "auto", None)
     assert [spec.default for spec in option_specs()] == [getattr(options, name) for name in option_names()]
     assert all(spec.help and spec.label for spec in option_specs())

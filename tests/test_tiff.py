@@ -224,7 +224,7 @@ def test_four_dimensional_tiff(capsys, tmp_path):
     assert code == 0, err
     out = tifffile.imread(tmp_path / "out.tif")
     assert out.shape == (2, 3, 24, 20, 3)
-    np.testing.assert_array_equal(out, colorize(data, model="natural", device="cpu"))
+    np.testing.assert_array_equal(out, colorize(data, device="cpu"))  # the default model
 
 
 # --------------------------------------------------------------------------

@@ -150,7 +150,7 @@ def read_uncertainty(path):
         return tif.series[0].asarray(), json.loads(tif.pages[0].description)["napari_colorize"], len(tif.pages)
 
 
-def test_cli_streams_the_uncertainty_of_a_stack_to_a_float32_tiff(capsys, tmp_path, stack_tif, natural):
+def test_cli_streams_the_uncertainty_of_a_stack_to_a_float32_tiff(capsys, tmp_path, stack_tif, default_model):
     src, stack = stack_tif
     dst, spread = tmp_path / "out.tif", tmp_path / "uncertainty.tif"
     code, out, err = run(capsys, "colorize", src, "-o", dst, "--uncertainty", spread, "--device", "cpu")
@@ -158,27 +158,27 @@ def test_cli_streams_the_uncertainty_of_a_stack_to_a_float32_tiff(capsys, tmp_pa
     assert "uncertainty.tif" in out
 
     values, record, pages = read_uncertainty(spread)
-    expected_rgb, expected = colorize(stack, model=natural, device="cpu", uncertainty=True)
+    expected_rgb, expected = colorize(stack, model=default_model, device="cpu", uncertainty=True)
     assert pages == 3, "laid out like the output: a page per frame"
     np.testing.assert_array_equal(values, expected)
     np.testing.assert_array_equal(tifffile.imread(dst), expected_rgb)
     assert record["shows"] == "uncertainty" and record["uncertainty"] == UNCERTAINTY_NOTE
-    assert record["model"] == "natural" and record["model_sha256"] == natural.sha256 and record["bins"] == natural.num_bins
+    assert record["model"] == default_model.name and record["model_sha256"] == default_model.sha256 and record["bins"] == default_model.num_bins
     assert record["source_file"] == "stack.tif" and record["predicted"] is True
     assert not list(tmp_path.glob(".*partial*"))
 
 
-def test_cli_streams_the_uncertainty_of_a_frame_taller_than_a_strip(capsys, tmp_path, natural):
+def test_cli_streams_the_uncertainty_of_a_frame_taller_than_a_strip(capsys, tmp_path, default_model):
     """530 rows: three strips of the streamed writer, the last one partial."""
     frame = gray_stack(1, shape=(530, 150))[0]
     src, spread = tmp_path / "tall.tif", tmp_path / "tall uncertainty.tif"
     tifffile.imwrite(src, frame, photometric="minisblack")
     code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "tall colorized.tif", "--uncertainty", spread, "--device", "cpu", "-q")
     assert code == 0, err
-    np.testing.assert_array_equal(read_uncertainty(spread)[0], colorize(frame, model=natural, device="cpu", uncertainty=True)[1])
+    np.testing.assert_array_equal(read_uncertainty(spread)[0], colorize(frame, model=default_model, device="cpu", uncertainty=True)[1])
 
 
-def test_cli_writes_the_uncertainty_of_a_picture(capsys, tmp_path, natural):
+def test_cli_writes_the_uncertainty_of_a_picture(capsys, tmp_path, default_model):
     frame = smooth_frame((50, 64), seed=7, low=0, high=255).round().astype(np.uint8)
     src = tmp_path / "gray.png"
     Image.fromarray(frame, "L").save(src)
@@ -186,7 +186,7 @@ def test_cli_writes_the_uncertainty_of_a_picture(capsys, tmp_path, natural):
     code, _, err = run(capsys, "colorize", src, "-o", tmp_path / "out.png", "--uncertainty", spread, "--device", "cpu", "-q")
     assert code == 0, err
     values, record, _ = read_uncertainty(spread)
-    np.testing.assert_array_equal(values, colorize(frame, model=natural, device="cpu", uncertainty=True)[1])
+    np.testing.assert_array_equal(values, colorize(frame, model=default_model, device="cpu", uncertainty=True)[1])
     assert record["shows"] == "uncertainty"
 
 

@@ -15,11 +15,12 @@ import pytest
 
 pytest.importorskip("napari")
 
+from helpers import recording_dask
+
 from napari_colorize import __version__, colorize
 from napari_colorize._widget import CHECKPOINT_FILE_CHOICE, METADATA_KEY, PREVIEW_WORKING_PIXELS, ColorizeWidget
+from napari_colorize.checkpoint_files import DEFAULT_MODEL
 from napari_colorize.color import to_luminance
-
-from helpers import recording_dask
 
 RUN_TIMEOUT_MS = 120_000
 
@@ -158,11 +159,11 @@ def test_run_on_2d_layer_adds_a_faithful_rgb_layer(qtbot, viewer, widget):
 
     made = output.metadata[METADATA_KEY]
     assert made["predicted"] is True and "predicted" in made["note"] and "not measured" in made["note"]
-    assert made["model"] == "natural" and len(made["model_sha256"]) == 64
+    assert made["model"] == DEFAULT_MODEL and len(made["model_sha256"]) == 64
     assert made["napari_colorize_version"] == __version__
     assert made["parameters"]["temperature"] == pytest.approx(0.3)
     assert {"scale", "overlap", "normalize", "percentiles", "batch_size", "device"} <= set(made["parameters"])
-    assert made["device_used"] == "cpu" and made["precision_used"] == "int8"  # natural's int8 companion, on a CPU
+    assert made["device_used"] == "cpu" and made["precision_used"] == "int8"  # the default model's int8 companion, on a CPU
     assert "Done" in widget.status.value and "on cpu (int8)" in widget.status.value and widget.run_button.enabled
 
 
@@ -622,7 +623,7 @@ def test_uncertainty_layer_sits_exactly_on_the_result(qtbot, viewer, widget, pri
     np.testing.assert_allclose(uncertainty.translate, result.translate)
     assert uncertainty.units == result.units
     made = uncertainty.metadata[METADATA_KEY]
-    assert "normalised entropy" in made["uncertainty"] and "0 certain" in made["uncertainty"] and made["model"] == "natural"
+    assert "normalised entropy" in made["uncertainty"] and "0 certain" in made["uncertainty"] and made["model"] == DEFAULT_MODEL
 
     run_and_wait(qtbot, widget)  # a rerun replaces both layers
     assert len(uncertainty_outputs(viewer)) == 1 and len(outputs(viewer)) == 2

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 METADATA_KEY = "napari_colorize"
-DEFAULT_MODEL = "natural"
+DEFAULT_MODEL = "natural-lean"
 
 
 class CheckpointError(ValueError):

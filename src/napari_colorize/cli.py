@@ -143,7 +143,7 @@ def _build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="IMAGE",
         help="a colour image (JPEG, PNG, TIFF) whose palette the result follows, e.g. a Hubble composite or a stained slide; "
-        "its distribution of colours is given to a model trained to take it (natural), not painted on afterwards",
+        "its distribution of colours is given to a model trained to take it (natural-lean, natural), not painted on afterwards",
     )
     add_option_arguments(run)
     run.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler address: colorize the frames on that cluster")

@@ -174,7 +174,7 @@ class ColorizeOptions:
         DEFAULT_MODEL,
         label="Model",
         check=_check_model,
-        help="a shipped model name (natural, natural-regression; natural-v1, natural-regression-v1: the first generation) or a .safetensors checkpoint you trained",
+        help="a shipped model name (natural-lean, the default; natural, the full network it is distilled from; natural-regression; natural-v1, natural-regression-v1: the first generation) or a .safetensors checkpoint you trained",
     )
     device: str = option(
         "auto",

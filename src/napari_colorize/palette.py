@@ -91,7 +91,7 @@ def palette_input(colorizer, reference):
     if "palette" not in colorizer.input_names:
         raise ValueError(
             f"model {colorizer.name!r} ({colorizer.architecture}) takes no reference palette: "
-            "use a model trained to follow one (a -palette architecture, such as the shipped natural)"
+            "use a model trained to follow one (a -palette architecture, such as the shipped natural-lean or natural)"
         )
     palette = reference_palette(reference, colorizer.bins)
     return torch.from_numpy(palette[None]).to(colorizer.device)

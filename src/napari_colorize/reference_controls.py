@@ -12,7 +12,7 @@ from .jobs import ColorizeRequest
 
 TOOLTIP = (
     "A colour image layer (RGB) whose palette the result follows: a Hubble composite, a stained slide, a photograph. "
-    "Its distribution of colours is given to a model trained to take it (natural); other models refuse it."
+    "Its distribution of colours is given to a model trained to take it (natural-lean, natural); other models refuse it."
 )
 
 
