@@ -43,12 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
-CUT_LAYERS = ("body.0.0", "body.0.1", "body.1")  # a residual block's inner conv, its norm, and the conv that reads it
-
 
 def residual_blocks(network):
     """(name, block) of every residual block with an inner layer."""
-    return [(name, module) for name, module in network.named_modules() if name.endswith(("down8.1", "down16.1", "down16.2", "down16.3"))]
+    return [(name, module) for name, module in network.named_modules() if hasattr(module, "body")]
 
 
 def channel_scores(teacher, batches) -> dict:
@@ -86,21 +84,19 @@ def cut_from(student, teacher, scores) -> list[str]:
 
     own = student.state_dict()
     theirs = teacher.state_dict()
-    kept = {}
+    kept = {}  # tensor name -> (axis of the inner channels, their scores, how many the student keeps)
     for name, block in residual_blocks(student):
-        kept[f"{name}.body.0.0.weight"] = ("out", scores[name], block.body[0][0].out_channels)
-        for part in ("weight", "bias", "running_mean", "running_var"):
-            kept[f"{name}.body.0.1.{part}"] = ("out", scores[name], block.body[0][0].out_channels)
-        kept[f"{name}.body.1.weight"] = ("in", scores[name], block.body[0][0].out_channels)
-    kept["head.0.weight"] = ("out", scores["head"], student.head[0].out_channels)
-    kept["head.0.bias"] = ("out", scores["head"], student.head[0].out_channels)
-    kept["head.2.weight"] = ("in", scores["head"], student.head[0].out_channels)
+        inner = (scores[name], block.body[0][0].out_channels)
+        kept[f"{name}.body.0.0.weight"] = (0, *inner)
+        kept.update({f"{name}.body.0.1.{part}": (0, *inner) for part in ("weight", "bias", "running_mean", "running_var")})
+        kept[f"{name}.body.1.weight"] = (1, *inner)
+    hidden = (scores["head"], student.head[0].out_channels)
+    kept.update({"head.0.weight": (0, *hidden), "head.0.bias": (0, *hidden), "head.2.weight": (1, *hidden)})
     loaded, cut = {}, []
     for key, value in theirs.items():
         if key in kept and own[key].shape != value.shape:
             axis, score, count = kept[key]
-            index = torch.sort(torch.topk(score, count).indices).values
-            loaded[key] = value.index_select(0 if axis == "out" else 1, index)
+            loaded[key] = value.index_select(axis, torch.sort(torch.topk(score, count).indices).values)
             cut.append(key)
         elif key in own and own[key].shape == value.shape:
             loaded[key] = value
@@ -242,9 +238,11 @@ def main(argv=None) -> int:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     record.setdefault("segments", []).append({"from_step": start_step, **settings})
 
+    teachers_own = ("created", "earlier_sha256", "training", "description", "init", "sha256")  # not the student's
+    student_model.metadata.update({k: v for k, v in teacher_model.metadata.items() if k not in student_model.metadata and k not in teachers_own})
+
     def save(step, minutes):
         record.update(steps=step, minutes=round(minutes, 1))
-        student_model.metadata.update({k: v for k, v in teacher_model.metadata.items() if k not in student_model.metadata and k not in ("created", "earlier_sha256", "training", "description", "init", "sha256")})
         save_checkpoint(student_model, args.output, extra_metadata={"lean_distillation": record, "init": {"model": teacher_model.name, "sha256": teacher_model.sha256, "cut": record["cut"]}})
 
     began = time.monotonic()
