@@ -19,6 +19,10 @@ channels cut away, and learns to give the teacher's answers:
   pooled from the latter), each weighted by its option;
 - the crops carry hints and palettes as training gives them, so the hint
   and palette paths keep their answers too;
+- with ``--frames``, a share of the crops (``--frames-share``) is cut from
+  scientific frames (their lightness only: the answers are the teacher's),
+  so the student learns the teacher's answers where the tool is used, not
+  only on photographs;
 - the batch norms keep their running statistics (``--norm-statistics``),
   so the student is trained as it runs.
 
@@ -146,6 +150,8 @@ def main(argv=None) -> int:
     parser.add_argument("teacher")
     parser.add_argument("output", type=Path)
     parser.add_argument("--images", nargs="+", required=True)
+    parser.add_argument("--frames", nargs="+", default=[], help="folders of scientific frames, cut gray for a share of the crops")
+    parser.add_argument("--frames-share", type=float, default=0.0, help="share of the crops cut from --frames (0 to 1; default 0)")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--batch-size", type=int, default=12)
     parser.add_argument("--crop-size", type=int, default=160)
@@ -167,6 +173,8 @@ def main(argv=None) -> int:
         help="a checkpoint of an earlier lean distillation: its 1/8 and 1/16 encoder and context and palette paths replace the cut ones",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.frames_share <= 1 or bool(args.frames) != bool(args.frames_share):
+        parser.error("--frames and a --frames-share between 0 and 1 go together")
 
     import torch
 
@@ -191,12 +199,15 @@ def main(argv=None) -> int:
     bins = torch.as_tensor(teacher_model.bins, dtype=torch.float32)
 
     images = find_images(args.images)
-    crops = ColorCrops(images, crop_size=args.crop_size, seed=args.seed, length=10**7, view_size=teacher_model.context_view, any_orientation=True)
+    crops = ColorCrops(
+        images, crop_size=args.crop_size, seed=args.seed, length=10**7, view_size=teacher_model.context_view, any_orientation=True,
+        frames=find_images(args.frames) if args.frames else (), frames_share=args.frames_share,
+    )
     loader = iter(torch.utils.data.DataLoader(crops, batch_size=args.batch_size, num_workers=1, shuffle=False, persistent_workers=True))
     generator = torch.Generator()
 
     def batch_inputs(step):
-        crop, view = next(loader)
+        crop, view = next(loader)[:2]  # a frames mark may follow
         lab, view_lab = lab_of(crop, "cpu"), lab_of(view, "cpu")
         generator.manual_seed(args.seed * 1_000_003 + step)
         inputs = network_inputs(

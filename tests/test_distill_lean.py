@@ -68,9 +68,14 @@ def test_distilling_gives_a_lean_model_that_resumes(script, tmp_path):
     frozen = {k: v for k, v in lean.network.state_dict().items() if k.startswith(("stem.", "down4.", "hint_path."))}
     teacher_weights = load_checkpoint(teacher).network.state_dict()
     assert all(torch.equal(value, teacher_weights[key]) for key, value in frozen.items())
-    assert script.main([*arguments, "--resume"]) == 0
+    # resumed with half the crops cut gray from scientific frames
+    frames = make_color_folder(tmp_path / "frames", count=2, size=80)
+    assert script.main([*arguments, "--resume", "--frames", str(frames), "--frames-share", "0.5"]) == 0
     resumed = load_checkpoint(output).metadata["lean_distillation"]
     assert resumed["steps"] > record["steps"] and resumed["log"][: len(record["log"])] == record["log"]
+    assert resumed["segments"][-1]["frames"] == [str(frames)] and resumed["segments"][-1]["frames_share"] == 0.5
+    with pytest.raises(SystemExit):
+        script.main([*arguments, "--frames", str(frames)])  # frames without a share
 
     # a new run takes the trained encoder of an earlier one, the rest cut anew from the teacher
     again = tmp_path / "again.safetensors"

@@ -358,6 +358,17 @@ def test_cuda_fp32_is_close_to_cpu(natural, natural_cuda):
     assert np.percentile(diff, 99) < P99_LEVELS
 
 
+@needs_cuda
+@pytest.mark.parametrize("options", [{}, {"scale": 0.6, "chroma_upsampling": "guided"}, {"stack_consensus": 1}])
+def test_a_stack_held_on_cuda_in_bf16_is_close_to_the_cpu(natural, natural_cuda, options):
+    # on CUDA the frames are uploaded a frame ahead on a side stream and coloured there (napari_colorize.resident)
+    stack = np.stack([smooth_frame((300, 340), seed=s) for s in range(3)]).astype(np.uint16)
+    cpu = colorize(stack, model=natural, device="cpu", precision="fp32", **options)
+    diff = level_differences(colorize(stack, model=natural_cuda, device="cuda", precision="bf16", **options), cpu)
+    assert diff.mean() < MEAN_LEVELS
+    assert np.percentile(diff, 99) < P99_LEVELS
+
+
 @pytest.mark.parametrize("upsampling", ["bilinear", "guided"])
 def test_strips_composed_on_one_thread_are_the_same_and_the_threads_come_back(natural, upsampling):
     """compose_threads=1 (the command line, which writes the strips from

@@ -143,13 +143,30 @@ def rgb_to_lab_torch(rgb: "torch.Tensor") -> "torch.Tensor":
     import torch
 
     rgb = rgb.clamp(0.0, 1.0)
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = _apply_matrix(_matrix(_RGB_TO_XYZ, rgb), linear)
+    xyz = _apply_matrix(_matrix(_RGB_TO_XYZ, rgb), _linear_torch(rgb))
     white = torch.as_tensor(_WHITE_D65, dtype=rgb.dtype, device=rgb.device)
-    xyz = xyz / white.view(1, 3, *([1] * (rgb.ndim - 2)))
-    f = torch.where(xyz > _EPSILON, xyz.clamp_min(_EPSILON) ** (1.0 / 3.0), xyz / _KAPPA_INV + 4.0 / 29.0)
+    f = _lab_f_torch(xyz / white.view(1, 3, *([1] * (rgb.ndim - 2))))
     fx, fy, fz = f[:, 0], f[:, 1], f[:, 2]
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
+
+
+def gray_to_lightness_torch(value: "torch.Tensor") -> "torch.Tensor":
+    """:func:`gray_to_lightness` with torch, where the tensor lies (a GPU frame stays there)."""
+    return 116.0 * _lab_f_torch(_linear_torch(value.clamp(0.0, 1.0))) - 16.0
+
+
+def _linear_torch(rgb: "torch.Tensor") -> "torch.Tensor":
+    """Linear light of sRGB values in [0, 1]."""
+    import torch
+
+    return torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+
+
+def _lab_f_torch(t: "torch.Tensor") -> "torch.Tensor":
+    """CIE Lab's f(t) of white-relative XYZ values."""
+    import torch
+
+    return torch.where(t > _EPSILON, t.clamp_min(_EPSILON) ** (1.0 / 3.0), t / _KAPPA_INV + 4.0 / 29.0)
 
 
 def lab_to_rgb_torch(lab: "torch.Tensor") -> "torch.Tensor":

@@ -52,6 +52,7 @@ def compose_strips(
     rows: int,
     guided: bool = False,
     threads: int | None = None,
+    resident=None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Upsample stitched ab to full resolution strip by strip: yields (r0, r1, rgb).
 
@@ -59,9 +60,16 @@ def compose_strips(
     own lightness (each strip read with the filter's halo of rows, so the
     result does not depend on the strip height). On a CPU, ``threads`` sets
     the threads torch colours each strip on (None: those it runs on); see
-    :func:`cpu_threads`.
+    :func:`cpu_threads`. With ``resident`` (a
+    :class:`napari_colorize.resident.ResidentFrame` of ``frame``), the
+    lightness and extremes are its own, on the device, and ``frame`` is not read.
     """
     import torch
+
+    def lightness_rows(e0: int, e1: int):
+        if resident is not None:
+            return resident.lightness[e0:e1], resident.extreme[e0:e1]
+        return lightness_and_extremes(frame[e0:e1], low, high)
 
     height = frame.shape[0]
     device = chroma.device
@@ -75,9 +83,9 @@ def compose_strips(
         r1 = min(height, r0 + rows)
         # The frame is read once per strip (a lazy frame: one read), then coloured slab by slab.
         e0, e1, halo = strip_bounds(r0, r1, height) if guided else (r0, r1, (0, 0))
-        lightness, extreme = lightness_and_extremes(frame[e0:e1], low, high)
+        lightness, extreme = lightness_rows(e0, e1)
         if guided:
-            lightness = torch.from_numpy(lightness).to(device)[None, None]
+            lightness = torch.as_tensor(lightness, device=device)[None, None]
             ab = guided_ab(upsample_rows(canvas, ys[e0:e1], xs), lightness, halo=halo)
             inner = slice(r0 - e0, r1 - e0)
             extreme, lightness = extreme[inner], lightness[..., inner, :]
@@ -123,16 +131,16 @@ def cpu_threads(threads: int | None, device):
         torch.set_num_threads(previous)
 
 
-def bilinear_rows(extreme: np.ndarray, lightness: np.ndarray, canvas, ys, xs):
+def bilinear_rows(extreme, lightness, canvas, ys, xs):
     """Rows' ``extreme`` pixels (n, X), their ``lightness`` (n, X) as a
     tensor (1, 1, n, X), and their bilinearly upsampled ab (1, 2, n, X),
     sampled at rows ``ys``."""
     import torch
 
-    return extreme, torch.from_numpy(lightness).to(canvas.device)[None, None], upsample_rows(canvas, ys, xs)
+    return extreme, torch.as_tensor(lightness, device=canvas.device)[None, None], upsample_rows(canvas, ys, xs)
 
 
-def colour_rows(extreme: np.ndarray, lightness, ab) -> np.ndarray:
+def colour_rows(extreme, lightness, ab) -> np.ndarray:
     """uint8 sRGB rows (n, X, 3) of the lightness (1, 1, n, X) and ab (1, 2, n, X);
     ``extreme`` (n, X) pixels, normalised to black or white, keep no chroma."""
     import torch
@@ -141,7 +149,7 @@ def colour_rows(extreme: np.ndarray, lightness, ab) -> np.ndarray:
 
     # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
     # Lab with L = 0 or 100 but nonzero chroma is neither.
-    extreme = torch.from_numpy(extreme).to(ab.device)
+    extreme = torch.as_tensor(extreme, device=ab.device)
     rgb = lab_to_rgb_torch(torch.cat([lightness, ab.masked_fill(extreme[None, None], 0.0)], dim=1))[0]
     return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 

@@ -22,15 +22,27 @@ def frame_view(colorizer, frame, low: float, high: float):
     """
     import torch
 
-    size = colorizer.context_view
-    step_y, step_x = (max(1, n // (4 * size)) for n in frame.shape[-2:])
+    step_y, step_x = view_steps(colorizer, frame.shape[-2:])
     sampled = normalized_lightness(np.asarray(frame[::step_y, ::step_x]), low, high)
     return colorizer.view_of(torch.from_numpy(np.ascontiguousarray(sampled))[None, None])
+
+
+def view_steps(colorizer, shape: tuple[int, int]) -> tuple[int, int]:
+    """The strides (every k-th row and column) a frame of ``shape`` is read at for its view."""
+    return tuple(max(1, n // (4 * colorizer.context_view)) for n in shape)
 
 
 def frame_context(colorizer, frame, low: float, high: float):
     """The descriptor (1, D) of one frame, as a tensor on the model's device."""
     return colorizer.encode_context(frame_view(colorizer, frame, low, high))
+
+
+def lightness_context(colorizer, lightness):
+    """The descriptor (1, D) of a frame whose lightness (Y, X) is a tensor
+    already (on the device: :mod:`napari_colorize.resident`), read on
+    :func:`frame_view`'s grid."""
+    step_y, step_x = view_steps(colorizer, tuple(lightness.shape))
+    return colorizer.encode_context(colorizer.view_of(lightness[::step_y, ::step_x].contiguous()[None, None]))
 
 
 def stack_context(colorizer, image, prepare, *, frames: int = STACK_CONTEXT_FRAMES):

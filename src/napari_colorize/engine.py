@@ -25,7 +25,7 @@ import numpy as np
 from .arrays import frame_indices, grayscale_frames, has_finite_pixel, readable_frame
 from .color import gray_to_lightness
 from .composing import compose_strips, uncertainty_strips
-from .context import frame_context, stack_context
+from .context import frame_context, lightness_context, stack_context
 from .devices import resolve_device
 from .hints import check_hints, hint_map, local_reach
 from .int8_runtime import companion_path, int8_unavailable, load_int8
@@ -33,6 +33,7 @@ from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, normalized_lightness, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
+from .resident import holds_frames_on, uploaded
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import Stitcher, TileGrid, window_sides
@@ -217,7 +218,9 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
     arrays, cut into the same tiles; ``per_frame`` maps names to the frame's
     descriptors (its context), shared by all its tiles. With an
     uncertainty-carrying ``predict``, the uncertainty follows the ab as a
-    third channel, stitched with the same taper weights.
+    third channel, stitched with the same taper weights. A ``source`` that
+    is a tensor is the working lightness itself, its tiles gathered where it
+    lies (:mod:`napari_colorize.resident`).
     """
     import torch
 
@@ -227,7 +230,10 @@ def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: 
     for start in range(0, len(origins), batch_size):
         batch = origins[start : start + batch_size]
         on_batch(0)  # cancel point before the work
-        tiles = torch.from_numpy(to_lightness(grid.tiles(source, batch))).to(device)[:, None]
+        if torch.is_tensor(source):
+            tiles = grid.gathered_tiles(source, batch).to(device)[:, None]
+        else:
+            tiles = torch.from_numpy(to_lightness(grid.tiles(source, batch))).to(device)[:, None]
         extra_tiles = {name: torch.from_numpy(np.stack([grid.tiles(c, batch) for c in values], axis=1)).to(device) for name, values in extras.items()}
         for tile_ab, (y, x) in zip(predict(tiles, extra_tiles, per_frame), batch):
             stitcher.add(tile_ab.float(), y, x)
@@ -464,22 +470,35 @@ def _strips(
     guided = options.chroma_upsampling == "guided"
     stride = colorizer.output_stride
 
-    def predicted() -> Iterator[FrameChroma]:
+    def read_frames() -> Iterator[tuple]:
         for number, index in enumerate(frame_indices(leading)):
             frame = readable_frame(image[index])
             if not has_finite_pixel(frame):
                 where = f"frame {number}" + (f" (index {tuple(int(i) for i in index)})" if len(index) > 1 else "")
                 warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
-            frame, low, high = prepare(frame)  # restored (and normalised to 0..1) when asked
+            yield (number, index, *prepare(frame))  # restored (and normalised to 0..1) when asked
+
+    if holds_frames_on(colorizer.device):
+        frames = uploaded(read_frames(), working, colorizer.device)  # the next frame read and uploaded meanwhile
+    else:
+        frames = ((*item, None) for item in read_frames())
+
+    def predicted() -> Iterator[FrameChroma]:
+        for number, index, frame, low, high, held in frames:
+            held = held and held.wait()
             per_frame = {} if inputs.palette is None else {"palette": inputs.palette}
-            if uses_context:
-                per_frame["context"] = shared if shared is not None else frame_context(colorizer, frame, low, high)
-            if tuple(working) == tuple(frame.shape):
+            if uses_context and shared is not None:
+                per_frame["context"] = shared
+            elif uses_context:
+                per_frame["context"] = frame_context(colorizer, frame, low, high) if held is None else lightness_context(colorizer, held.lightness)
+            at_scale = tuple(working) == tuple(frame.shape)
+            if held is not None:
+                source, to_lightness = held.working, None
+            elif at_scale:
                 source, to_lightness = frame, lambda tiles, low=low, high=high: normalized_lightness(tiles, low, high)
-                frame_extras = {name: values[index] for name, values in extras.items()}
             else:
                 source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
-                frame_extras = {name: np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
+            frame_extras = {name: values[index] if at_scale else np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
             own_hints = hint_rows[hint_rows[:, 0] == number]
             if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
                 frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
@@ -487,10 +506,12 @@ def _strips(
                 source, to_lightness, frame_extras, grid, predict, batch_size=batch_size, on_batch=on_batch, per_frame=per_frame
             )
             cells = cell_lightness(source, to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
-            yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high))
+            yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high, held))
 
-    for (index, frame, low, high), chroma in shared_along_stack(predicted(), radius):
-        colour = compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided, threads=threads)
+    for (index, frame, low, high, held), chroma in shared_along_stack(predicted(), radius):
+        colour = compose_strips(
+            frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided, threads=threads, resident=held
+        )
         if not predict.uncertainty:
             for r0, r1, rgb in colour:
                 yield index, r0, r1, rgb

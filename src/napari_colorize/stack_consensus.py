@@ -61,15 +61,19 @@ class FrameChroma:
 def cell_lightness(source, to_lightness: Callable, chroma_shape: tuple[int, int], stride: int, device) -> torch.Tensor:
     """Mean lightness (hc, wc) of each ``stride`` x ``stride`` cell of the
     working frame ``source`` (read in bands of rows, converted by
-    ``to_lightness``), on the stitched chroma grid of ``chroma_shape``,
-    whose padding beyond the frame takes the nearest cell's value."""
+    ``to_lightness``; a tensor ``source`` is the lightness itself), on the
+    stitched chroma grid of ``chroma_shape``, whose padding beyond the frame
+    takes the nearest cell's value."""
     import torch
 
     height, width = source.shape
     rows = max(stride, BAND_ROWS // stride * stride)
     means = []
     for r0 in range(0, height, rows):
-        band = np.asarray(to_lightness(np.asarray(source[r0 : min(height, r0 + rows)], dtype=np.float32)), dtype=np.float32)
+        if torch.is_tensor(source):
+            band = source[r0 : min(height, r0 + rows)].float().cpu().numpy()
+        else:
+            band = np.asarray(to_lightness(np.asarray(source[r0 : min(height, r0 + rows)], dtype=np.float32)), dtype=np.float32)
         # Edge rows and columns repeated to whole cells: a partial cell is the mean of what it holds, nearly.
         band = np.pad(band, ((0, -band.shape[0] % stride), (0, -width % stride)), mode="edge")
         means.append(band.reshape(band.shape[0] // stride, stride, band.shape[1] // stride, stride).mean(axis=(1, 3)))

@@ -163,6 +163,30 @@ class TileGrid:
             out.append(piece)
         return np.stack(out)
 
+    def source_indices(self, origins: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The frame rows (n, height) and columns (n, width) each tile at
+        ``origins`` reads, padding included: ``frame[rows[i][:, None], cols[i]]``
+        is :meth:`tiles`' tile i (padding is separable, so mirrored indices
+        give the mirrored pixels)."""
+        mode = "symmetric" if min(self.shape) > 1 else "edge"
+
+        def axis(start: int, tile: int, length: int) -> np.ndarray:
+            read = np.arange(start, min(start + tile, length))
+            return np.pad(read, (0, tile - len(read)), mode=mode)
+
+        (th, tw), (height, width) = self.tile, self.shape
+        rows = np.stack([axis(y, th, height) for y, _ in origins])
+        cols = np.stack([axis(x, tw, width) for _, x in origins])
+        return rows, cols
+
+    def gathered_tiles(self, frame, origins: list[tuple[int, int]]):
+        """:meth:`tiles` of a frame held as a torch tensor (Y, X), gathered
+        where it lies (on a GPU, no tile crosses to the host): (n, height, width)."""
+        import torch
+
+        rows, cols = (torch.from_numpy(index).to(frame.device) for index in self.source_indices(origins))
+        return frame[rows[:, :, None], cols[:, None, :]]
+
 
 def taper(length: int, ramp: float) -> np.ndarray:
     """Blend weights along one tile axis: a linear ramp over ``ramp`` samples at
