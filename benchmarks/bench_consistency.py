@@ -240,8 +240,8 @@ def table(results: dict[str, dict], models: list[str]) -> str:
 
 def report(table_text, models, colorizers, seconds, notes, torch, window) -> str:
     """The results file: when, how, on what, the table and the notes."""
-    from napari_colorize.engine import resolve_precision
     from napari_colorize.int8_runtime import int8_engine
+    from napari_colorize.prediction import resolve_precision
 
     def arithmetic(colorizer) -> str:
         precision = resolve_precision(colorizer, "auto")

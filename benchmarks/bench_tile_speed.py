@@ -123,15 +123,15 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
+    from zhang2016 import build_zhang2016
 
     from napari_colorize.model import load_checkpoint
-    from zhang2016 import build_zhang2016
 
     torch.manual_seed(0)
     colorizer = load_checkpoint(args.model, device="cpu")
     zhang = build_zhang2016().float().eval()
-    from napari_colorize.engine import resolve_precision
     from napari_colorize.int8_runtime import load_int8
+    from napari_colorize.prediction import resolve_precision
 
     precision = resolve_precision(colorizer, args.precision)
     int8 = load_int8(colorizer) if precision == "int8" else None

@@ -22,7 +22,8 @@ import torch
 from helpers import smooth_frame
 
 from napari_colorize import colorize
-from napari_colorize.engine import MAX_ENLARGEMENT, Predictor, autocast, colorize_strips, working_shape
+from napari_colorize.engine import MAX_ENLARGEMENT, colorize_strips, working_shape
+from napari_colorize.prediction import Predictor, autocast
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 needs_dask = pytest.mark.skipif(importlib.util.find_spec("dask") is None, reason="needs dask")

@@ -76,9 +76,9 @@ def test_references_of_any_type_become_rgb8():
 
 def test_a_fine_tuned_model_gets_an_int8_companion_from_its_references(tmp_path):
     pytest.importorskip("onnx")
-    from napari_colorize.engine import resolve_precision
     from napari_colorize.int8_runtime import companion_path
     from napari_colorize.model import load_checkpoint
+    from napari_colorize.prediction import resolve_precision
 
     fine_tune(references(2, size=256), name="fast", minutes=0.02, device="cpu")
     path = resolve_model_path("fast")

@@ -67,8 +67,8 @@ def test_shipped_int8_companion_matches_fp32_within_tolerance(engine):
 
 
 def test_auto_runs_int8_on_the_cpu_and_says_so(tmp_path, engine):
-    from napari_colorize.engine import resolve_precision
     from napari_colorize.options import ColorizeOptions
+    from napari_colorize.prediction import resolve_precision
     from napari_colorize.provenance import provenance
 
     colorizer = load_checkpoint("natural", device="cpu")

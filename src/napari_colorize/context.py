@@ -37,12 +37,17 @@ def frame_context(colorizer, frame, low: float, high: float):
     return colorizer.encode_context(frame_view(colorizer, frame, low, high))
 
 
-def lightness_context(colorizer, lightness):
-    """The descriptor (1, D) of a frame whose lightness (Y, X) is a tensor
-    already (on the device: :mod:`napari_colorize.resident`), read on
-    :func:`frame_view`'s grid."""
-    step_y, step_x = view_steps(colorizer, tuple(lightness.shape))
-    return colorizer.encode_context(colorizer.view_of(lightness[::step_y, ::step_x].contiguous()[None, None]))
+def lightness_context(colorizer, *lightnesses):
+    """The descriptors (N, D) of N frames whose lightness (Y, X) is a tensor
+    already (on the device: :mod:`napari_colorize.resident`), each read on
+    :func:`frame_view`'s grid, encoded in one call."""
+    import torch
+
+    views = []
+    for lightness in lightnesses:
+        step_y, step_x = view_steps(colorizer, tuple(lightness.shape))
+        views.append(colorizer.view_of(lightness[::step_y, ::step_x].contiguous()[None, None]))
+    return colorizer.encode_context(torch.cat(views))
 
 
 def stack_context(colorizer, image, prepare, *, frames: int = STACK_CONTEXT_FRAMES):

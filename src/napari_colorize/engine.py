@@ -9,6 +9,11 @@ sRGB, yielded strip by strip so that writers can stream. When asked, the
 normalised entropy of each predicted distribution (the model's uncertainty)
 travels beside the ab: stitched, upsampled bilinearly, and yielded with the
 RGB rows.
+
+On a GPU the frames are held there (:mod:`napari_colorize.resident`): each
+raw frame is uploaded a frame ahead and normalised, resampled, tiled and
+composed on the device; the windows of small frames share batches
+(:mod:`napari_colorize.prediction`).
 """
 
 from __future__ import annotations
@@ -27,19 +32,19 @@ from .color import gray_to_lightness
 from .composing import compose_strips, uncertainty_strips
 from .context import frame_context, lightness_context, stack_context
 from .devices import resolve_device
-from .hints import check_hints, hint_map, local_reach
-from .int8_runtime import companion_path, int8_unavailable, load_int8
+from .hints import check_hints, hint_map
 from .model import Colorizer, load_checkpoint
 from .normalization import normalize_frame, normalized_lightness, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
+from .prediction import FrameTiles, Predictor, predict_chroma
 from .resident import holds_frames_on, uploaded
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
-from .tiling import Stitcher, TileGrid, window_sides
+from .tiling import TileGrid, window_sides
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -91,154 +96,6 @@ def working_shape(shape: tuple[int, int], scale: float, *, smallest_side: int = 
     if 0 < short < smallest_side:
         scale *= min(smallest_side / short, MAX_ENLARGEMENT)
     return tuple(max(1, int(round(n * scale))) for n in shape)
-
-
-def resolve_precision(colorizer: Colorizer, precision: str) -> str:
-    """The arithmetic a precision name means for ``colorizer`` here: 'auto'
-    is bf16 on CUDA, int8 on a CPU where the model has an int8 companion
-    that an int8 engine here can run (:mod:`napari_colorize.int8_runtime`),
-    fp32 otherwise; any other name is itself."""
-    if precision != "auto":
-        return precision
-    if colorizer.device.type == "cuda":
-        return "bf16"
-    reason = int8_unavailable(colorizer)
-    if reason is not None and colorizer.device.type == "cpu" and colorizer.path and companion_path(colorizer.path).is_file():
-        warnings.warn(f"running in fp32: {reason}", stacklevel=2)  # a companion is there but cannot serve: say why
-    return "int8" if reason is None else "fp32"
-
-
-def autocast(device, precision: str):
-    """The autocast context of a precision name on ``device`` (int8's
-    fp32 parts, hinted tiles, run in fp32)."""
-    import torch
-
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
-    if precision in ("fp32", "int8"):
-        return torch.autocast(device.type, enabled=False)
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-class Predictor:
-    """Runs tile batches, halving the batch on CUDA out-of-memory and retrying.
-
-    With ``uncertainty`` (classification models only), each prediction
-    carries a third channel after ab: the normalised entropy of the
-    predicted distribution. With ``hint_reach="local"``, tiles that hints
-    reach are predicted with and without them and the two blended by
-    :func:`napari_colorize.hints.local_reach`, so that beyond a hint's
-    reach the result is exactly the automatic one.
-    """
-
-    def __init__(
-        self,
-        colorizer: Colorizer,
-        *,
-        temperature: float,
-        batch_size: int,
-        precision: str,
-        uncertainty: bool = False,
-        hint_reach: str = "local",
-    ):
-        if uncertainty:
-            colorizer.check_uncertainty()
-        self.colorizer = colorizer
-        self.temperature = temperature
-        self.batch_size = batch_size
-        self.uncertainty = uncertainty
-        self.hint_reach = hint_reach
-        self.precision = resolve_precision(colorizer, precision)
-        self.autocast = autocast(colorizer.device, self.precision)
-        self.int8 = load_int8(colorizer) if self.precision == "int8" else None
-
-    @property
-    def channels(self) -> int:
-        """Channels of each prediction: ab, then the uncertainty if asked for."""
-        return 3 if self.uncertainty else 2
-
-    def __call__(self, tiles, per_tile: Mapping[str, "torch.Tensor"] | None = None, per_frame: Mapping[str, "torch.Tensor"] | None = None):
-        """ab of ``tiles`` (N, 1, H, W), (N, :attr:`channels`, h, w); ``per_tile``
-        inputs are cut with the batches, ``per_frame`` ones (a frame's
-        context) go to every batch."""
-        import torch
-
-        per_tile, per_frame = per_tile or {}, per_frame or {}
-        parts, start = [], 0
-        while start < len(tiles):
-            size = min(self.batch_size, len(tiles) - start)
-            batch = slice(start, start + size)
-            try:
-                with self.autocast:
-                    parts.append(self.predict_batch(tiles[batch], {name: values[batch] for name, values in per_tile.items()}, per_frame))
-            except torch.cuda.OutOfMemoryError:
-                if size == 1:
-                    raise MemoryError("the GPU ran out of memory on a single tile (or window): use a smaller window, or device='cpu'") from None
-                torch.cuda.empty_cache()
-                self.batch_size = max(1, size // 2)
-                logger.warning("GPU out of memory: retrying with batches of %d tiles", self.batch_size)
-                continue
-            start += size
-        return torch.cat(parts)
-
-    def predict_batch(self, tiles, per_tile: Mapping, per_frame: Mapping):
-        """One batch's predictions, hints blended in by their reach."""
-        import torch
-
-        hints = per_tile.get("hints")
-        if hints is None or self.hint_reach == "frame":
-            return self.network_ab(tiles, {**per_tile, **per_frame})
-        unhinted = {name: values for name, values in per_tile.items() if name != "hints"}
-        out = self.network_ab(tiles, {**unhinted, **per_frame})
-        reach = local_reach(hints, self.colorizer.output_stride)
-        reached = torch.nonzero(reach.flatten(1).amax(dim=1) > 0).flatten()
-        if len(reached) == 0:
-            return out
-        hinted = self.network_ab(tiles[reached], {**{name: values[reached] for name, values in per_tile.items()}, **per_frame})
-        automatic, weight = out[reached], reach[reached].to(out.dtype)
-        # where, not a lerp: beyond the reach the automatic result is kept bit for bit.
-        blended = torch.where(weight > 0, automatic + weight * (hinted - automatic), automatic)
-        return out.index_copy(0, reached, blended)
-
-    def network_ab(self, tiles, extras: Mapping):
-        """The model's ab (and uncertainty, when asked) for ``tiles`` given ``extras``."""
-        import torch
-
-        asked = {"uncertainty": True} if self.uncertainty else {}
-        if self.int8 is not None and "hints" not in extras and "palette" not in extras:
-            asked["network"] = self.int8
-        predicted = self.colorizer.predict_ab(tiles, temperature=self.temperature, **asked, **extras)
-        return torch.cat(predicted, dim=1) if self.uncertainty else predicted
-
-
-def predict_chroma(source, to_lightness, extras: dict, grid: TileGrid, predict: Predictor, *, batch_size: int, on_batch, per_frame=None) -> "torch.Tensor":
-    """Stitched ab (2, Hp/stride, Wp/stride) of a working-resolution frame, read tile by tile.
-
-    ``extras`` maps extra input names to working-resolution (channels, Y, X)
-    arrays, cut into the same tiles; ``per_frame`` maps names to the frame's
-    descriptors (its context), shared by all its tiles. With an
-    uncertainty-carrying ``predict``, the uncertainty follows the ab as a
-    third channel, stitched with the same taper weights. A ``source`` that
-    is a tensor is the working lightness itself, its tiles gathered where it
-    lies (:mod:`napari_colorize.resident`).
-    """
-    import torch
-
-    device = predict.colorizer.device
-    stitcher = Stitcher(grid, channels=predict.channels, scale=predict.colorizer.output_stride, like=torch.empty(0, device=device))
-    origins = grid.origins
-    for start in range(0, len(origins), batch_size):
-        batch = origins[start : start + batch_size]
-        on_batch(0)  # cancel point before the work
-        if torch.is_tensor(source):
-            tiles = grid.gathered_tiles(source, batch).to(device)[:, None]
-        else:
-            tiles = torch.from_numpy(to_lightness(grid.tiles(source, batch))).to(device)[:, None]
-        extra_tiles = {name: torch.from_numpy(np.stack([grid.tiles(c, batch) for c in values], axis=1)).to(device) for name, values in extras.items()}
-        for tile_ab, (y, x) in zip(predict(tiles, extra_tiles, per_frame), batch):
-            stitcher.add(tile_ab.float(), y, x)
-        on_batch(len(batch))
-    return stitcher.result(crop=False)
 
 
 def prepare_model(options: ColorizeOptions) -> Colorizer:
@@ -478,35 +335,49 @@ def _strips(
                 warnings.warn(f"{where} has no finite pixel (all NaN or infinite): its result is black", stacklevel=2)
             yield (number, index, *prepare(frame))  # restored (and normalised to 0..1) when asked
 
-    if holds_frames_on(colorizer.device):
+    holds = holds_frames_on(colorizer.device)
+    if holds:
         frames = uploaded(read_frames(), working, colorizer.device)  # the next frame read and uploaded meanwhile
     else:
         frames = ((*item, None) for item in read_frames())
 
+    # Frames held on the device share batches where their windows are few (a stack of
+    # small frames): a network call per frame would leave a GPU waiting on the host.
+    together = max(1, batch_size // len(grid)) if holds and not extras and not len(hint_rows) else 1
+    shared_descriptors = {} if inputs.palette is None else {"palette": inputs.palette}
+    if uses_context and shared is not None:
+        shared_descriptors["context"] = shared
+
+    def frame_tiles(number, index, frame, low, high, held, descriptors) -> FrameTiles:
+        at_scale = tuple(working) == tuple(frame.shape)
+        if held is not None:
+            source, to_lightness = held.working, None
+        elif at_scale:
+            source, to_lightness = frame, lambda tiles, low=low, high=high: normalized_lightness(tiles, low, high)
+        else:
+            source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
+        frame_extras = {name: values[index] if at_scale else np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
+        own_hints = hint_rows[hint_rows[:, 0] == number]
+        if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
+            frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
+        return FrameTiles(source, to_lightness, frame_extras, descriptors)
+
+    def own_contexts(chunk) -> list[dict]:
+        """Each frame's own descriptors: its context, unless the stack shares one."""
+        if not uses_context or shared is not None:
+            return [{} for _ in chunk]
+        if chunk[0][-1] is not None:  # held frames: their views encoded in one call
+            return [{"context": c[None]} for c in lightness_context(colorizer, *(item[-1].lightness for item in chunk))]
+        return [{"context": frame_context(colorizer, frame, low, high)} for _, _, frame, low, high, _ in chunk]
+
     def predicted() -> Iterator[FrameChroma]:
-        for number, index, frame, low, high, held in frames:
-            held = held and held.wait()
-            per_frame = {} if inputs.palette is None else {"palette": inputs.palette}
-            if uses_context and shared is not None:
-                per_frame["context"] = shared
-            elif uses_context:
-                per_frame["context"] = frame_context(colorizer, frame, low, high) if held is None else lightness_context(colorizer, held.lightness)
-            at_scale = tuple(working) == tuple(frame.shape)
-            if held is not None:
-                source, to_lightness = held.working, None
-            elif at_scale:
-                source, to_lightness = frame, lambda tiles, low=low, high=high: normalized_lightness(tiles, low, high)
-            else:
-                source, to_lightness = resample_frame(frame, low, high, working), gray_to_lightness
-            frame_extras = {name: values[index] if at_scale else np.stack([resize(c, working) for c in values[index]]) for name, values in extras.items()}
-            own_hints = hint_rows[hint_rows[:, 0] == number]
-            if len(own_hints):  # a frame without hints is the automatic result: the network's zeros
-                frame_extras["hints"] = hint_map(own_hints, frame.shape, working)
-            chroma = predict_chroma(
-                source, to_lightness, frame_extras, grid, predict, batch_size=batch_size, on_batch=on_batch, per_frame=per_frame
-            )
-            cells = cell_lightness(source, to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
-            yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high, held))
+        for chunk in in_groups(frames, together):
+            chunk = [(*item[:-1], item[-1] and item[-1].wait()) for item in chunk]
+            tiles = [frame_tiles(*item, descriptors) for item, descriptors in zip(chunk, own_contexts(chunk))]
+            chromas = predict_chroma(tiles, grid, predict, batch_size=batch_size, on_batch=on_batch, shared=shared_descriptors)
+            for (_, index, frame, low, high, held), frame_tile, chroma in zip(chunk, tiles, chromas):
+                cells = cell_lightness(frame_tile.source, frame_tile.to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
+                yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high, held))
 
     for (index, frame, low, high, held), chroma in shared_along_stack(predicted(), radius):
         colour = compose_strips(
@@ -519,6 +390,18 @@ def _strips(
         spread = uncertainty_strips(chroma[2], frame.shape, working, output_stride=stride, rows=rows)
         for (r0, r1, rgb), (_, _, uncertain) in zip(colour, spread):
             yield index, r0, r1, rgb, uncertain
+
+
+def in_groups(items, size: int) -> Iterator[list]:
+    """The items in lists of ``size`` (the last may be shorter)."""
+    group = []
+    for item in items:
+        group.append(item)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 def fill_from_strips(out: np.ndarray, strips, uncertainty_out: np.ndarray | None = None) -> np.ndarray:

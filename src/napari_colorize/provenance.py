@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .engine import resolve_precision, working_shape
+from .engine import working_shape
 from .int8_runtime import int8_engine
 from .model import Colorizer
 from .options import ColorizeOptions
+from .prediction import resolve_precision
 
 #: Key under which outputs record how they were made.
 METADATA_KEY = "napari_colorize"
