@@ -209,7 +209,7 @@ class Colorizer:
             out = (network or self.run_network)(lightness, **extras)
             if self.head == "regression":
                 return out.float().contiguous()
-            bins = torch.as_tensor(self.bins, device=out.device)
+            bins = torch.as_tensor(self.bins).to(out.device, non_blocking=True)  # on a GPU, no wait for the batch before it
             ab = annealed_mean(out, bins, temperature=temperature).contiguous()
             return (ab, normalized_entropy(out).contiguous()) if uncertainty else ab
 

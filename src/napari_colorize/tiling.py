@@ -184,7 +184,9 @@ class TileGrid:
         where it lies (on a GPU, no tile crosses to the host): (n, height, width)."""
         import torch
 
-        rows, cols = (torch.from_numpy(index).to(frame.device) for index in self.source_indices(origins))
+        # non_blocking: a small copy from pageable memory is staged at once, and on a GPU
+        # the host then need not wait for the batches queued before it.
+        rows, cols = (torch.from_numpy(index).to(frame.device, non_blocking=True) for index in self.source_indices(origins))
         return frame[rows[:, :, None], cols[:, None, :]]
 
 
@@ -233,7 +235,7 @@ class Stitcher:
 
             self._sum = torch.zeros((channels, *shape), dtype=torch.float32, device=like.device)
             self._weight = torch.zeros(shape, dtype=torch.float32, device=like.device)
-            self._tile_weight = torch.as_tensor(weight, device=like.device)
+            self._tile_weight = torch.as_tensor(weight).to(like.device, non_blocking=True)  # staged at once: no wait on a GPU
         else:
             self._sum = np.zeros((channels, *shape), dtype=np.float32)
             self._weight = np.zeros(shape, dtype=np.float32)
