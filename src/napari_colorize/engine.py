@@ -23,7 +23,6 @@ import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,9 +41,6 @@ from .resident import holds_frames_on, uploaded
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import TileGrid, window_sides
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
