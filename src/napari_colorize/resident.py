@@ -92,7 +92,7 @@ def as_unsigned(raw: "torch.Tensor", dtype: np.dtype) -> "torch.Tensor":
     if dtype.kind != "u" or dtype.itemsize == 1:
         return raw
     wide = raw.to(torch.int32 if dtype.itemsize == 2 else torch.int64)
-    return torch.where(wide < 0, wide + (1 << (8 * dtype.itemsize)), wide)
+    return wide.bitwise_and_((1 << (8 * dtype.itemsize)) - 1)  # in place: a 16384² frame holds no second copy
 
 
 def normalized(raw: "torch.Tensor", dtype: np.dtype, low: float, high: float) -> "torch.Tensor":
