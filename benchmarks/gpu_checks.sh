@@ -5,6 +5,8 @@
 #
 #     bash benchmarks/gpu_checks.sh          # logs and results_gpu.txt under $OUT when set
 #
+# The checkout is over the 64 MiB such a run takes along: first, here,
+# `bash benchmarks/gpu_travel.sh aside` (55 MB then travel), and `back` after.
 # About 5-8 minutes on an H200 (the host-path runs are the slow ones); give
 # the run tool timeout_s=540 and read results_gpu.txt back from $OUT.
 set -uo pipefail
