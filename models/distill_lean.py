@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     images = find_images(args.images)
     crops = ColorCrops(
         images, crop_size=args.crop_size, seed=args.seed, length=10**7, view_size=teacher_model.context_view, any_orientation=True,
-        frames=find_images(args.frames) if args.frames else (), frames_share=args.frames_share,
+        frames=find_images(args.frames), frames_share=args.frames_share,
     )
     loader = iter(torch.utils.data.DataLoader(crops, batch_size=args.batch_size, num_workers=1, shuffle=False, persistent_workers=True))
     generator = torch.Generator()

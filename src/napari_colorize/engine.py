@@ -37,7 +37,7 @@ from .normalization import normalize_frame, normalized_lightness, range_for
 from .options import ColorizeOptions, options_docstring
 from .palette import palette_input
 from .prediction import FrameTiles, Predictor, predict_chroma
-from .resident import holds_frames_on, uploaded
+from .resident import holds_frames_on, resized, uploaded
 from .restoration import PreparedFrames
 from .stack_consensus import FrameChroma, cell_lightness, shared_along_stack
 from .tiling import TileGrid, window_sides
@@ -53,14 +53,13 @@ class ColorizeCancelled(Exception):
 
 
 def resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2D float32 array (antialiased when shrinking)."""
+    """Bilinear resize of a 2D float32 array (antialiased when shrinking):
+    :func:`napari_colorize.resident.resized` on the host."""
     if tuple(values.shape) == tuple(shape):
         return values
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(values))[None, None]
-    antialias = shape[0] < values.shape[0] or shape[1] < values.shape[1]
-    return torch.nn.functional.interpolate(t, size=shape, mode="bilinear", align_corners=False, antialias=antialias)[0, 0].numpy()
+    return resized(torch.from_numpy(np.ascontiguousarray(values)), shape).numpy()
 
 
 def resample_frame(frame, low: float, high: float, shape: tuple[int, int]) -> np.ndarray:
