@@ -371,22 +371,27 @@ def test_a_stack_held_on_cuda_in_bf16_is_close_to_the_cpu(natural, natural_cuda,
 
 
 @pytest.mark.parametrize("upsampling", ["bilinear", "guided"])
-def test_strips_composed_on_one_thread_are_the_same_and_the_threads_come_back(natural, upsampling):
-    """compose_threads=1 (the command line, which writes the strips from
-    another thread) gives the strips bit for bit, and leaves torch on the
-    threads it had, also when the strips are abandoned half way."""
+def test_strips_composed_on_workers_are_the_same_and_the_threads_come_back(natural, upsampling):
+    """compose_threads (the command line, which writes the strips from
+    another thread) gives the strips bit for bit on one worker or several,
+    leaves torch on the threads it had, also when the strips are abandoned
+    half way, and leaves no worker behind."""
+    import threading
+
     frame = smooth_frame((300, 520))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         options = {"model": natural, "device": "cpu", "strip_rows": 64, "chroma_upsampling": upsampling}
         default = [rgb for *_, rgb in colorize_strips(frame, **options)]
-        one = [rgb for *_, rgb in colorize_strips(frame, compose_threads=1, **options)]
-        assert len(default) == len(one) == 5 and all(np.array_equal(a, b) for a, b in zip(default, one))
-        assert torch.get_num_threads() == 2
-        abandoned = colorize_strips(frame, compose_threads=1, **options)
+        for workers in (1, 3):
+            on_workers = [rgb for *_, rgb in colorize_strips(frame, compose_threads=workers, **options)]
+            assert len(default) == len(on_workers) == 5 and all(np.array_equal(a, b) for a, b in zip(default, on_workers))
+            assert torch.get_num_threads() == 2
+        abandoned = colorize_strips(frame, compose_threads=2, **options)
         next(abandoned)
         abandoned.close()
         assert torch.get_num_threads() == 2
+        assert not [t for t in threading.enumerate() if t.name.startswith("napari-colorize-compose")]
     finally:
         torch.set_num_threads(previous)

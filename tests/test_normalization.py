@@ -22,6 +22,35 @@ def test_intensity_range():
     assert intensity_range(sparse) == (0.0, 50.0)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_the_range_of_an_8_or_16_bit_frame_is_np_percentile_of_its_sample(dtype):
+    """8- and 16-bit frames take their range from the count of each value in
+    the sample, not a sort of it: the very figures np.percentile gives, bit
+    for bit (the colours do not move), sparse and constant frames included."""
+    from napari_colorize.arrays import strided_sample
+    from napari_colorize.normalization import PERCENTILE_SAMPLES, percentiles_of_counts
+
+    rng = np.random.default_rng(3)
+    top = np.iinfo(dtype).max
+    frames = [
+        rng.gamma(2.0, top / 20, (300, 170)).clip(0, top).astype(dtype),  # skewed, with ties
+        rng.integers(0, top, (64, 65), endpoint=True, dtype=dtype),
+        np.zeros((50, 50), dtype),  # constant
+        np.where(rng.random((100, 100)) < 0.002, top // 3, 0).astype(dtype),  # sparse: falls back to min, max
+        # Its 1.1125...th percentile has a last bit that only numpy's way of interpolating gets.
+        np.array([[149] * 7 + [223] * 611], dtype),
+    ]
+    for frame in frames:
+        sample = strided_sample(frame, limit=PERCENTILE_SAMPLES).astype(np.float64)
+        counts = np.bincount(frame.ravel(), minlength=int(top) + 1)
+        for percentiles in [(0.5, 99.5), (0, 100), (1.112549544773056, 99)] + [tuple(sorted(pair)) for pair in rng.uniform(0, 100, (40, 2))]:
+            expected = np.percentile(sample, percentiles)
+            np.testing.assert_array_equal(percentiles_of_counts(counts, percentiles), expected)
+        expected = np.percentile(sample, (0.5, 99.5))
+        low, high = expected if expected[1] > expected[0] else (sample.min(), sample.max())
+        assert intensity_range(frame) == (float(low), float(high) if high > low else float(low) + 1)
+
+
 def test_normalize_frame():
     frame = np.array([np.nan, -np.inf, np.inf, -5, 0, 5, 10, 20], dtype=np.float64)
     v = normalize_frame(frame, 0.0, 10.0)

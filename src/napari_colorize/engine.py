@@ -188,9 +188,11 @@ def colorize_strips(
         the last float32 (rows, X) in [0, 1], as for
         :func:`napari_colorize.colorize`. A regression model refuses.
     compose_threads : int, optional
-        CPU threads torch composes each strip's RGB on (default: all it runs
-        on); 1 when the strips are written by another thread as they come,
-        as the command line does (see :func:`napari_colorize.composing.cpu_threads`).
+        Worker threads each strip's RGB is composed on, torch on one thread
+        in each (default: the calling thread, torch on all it runs on); as
+        many as torch's threads when the strips are written by another
+        thread as they come, as the command line does (see
+        :func:`napari_colorize.composing.slab_workers`).
 {options}
     """
     options = ColorizeOptions.from_keywords(options, **option_keywords)
