@@ -4,6 +4,7 @@ frame keeps its own context, and its chroma is what it gets alone."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from helpers import smooth_frame
 
@@ -49,3 +50,24 @@ def test_a_stack_held_on_the_device_is_coloured_in_shared_batches_as_frame_by_fr
     held = colorize(stack, **run)
     assert calls and max(calls) > 1 and sum(calls) == len(stack)
     assert np.abs(held.astype(np.int16) - frame_by_frame.astype(np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize("options", [{}, {"uncertainty": True}, {"stack_consensus": 1}], ids=["plain", "uncertainty", "consensus"])
+def test_small_held_frames_composed_together_are_composed_as_one_by_one(natural, monkeypatch, options):
+    """Held small frames are composed a group at a time, each whole, with one
+    copy back: the very bytes of composing each strip by strip."""
+    import napari_colorize.engine as engine
+    from napari_colorize import colorize
+
+    stack = np.stack([smooth_frame((300, 110), seed=s) for s in range(5)]).astype(np.uint16)  # two strips each
+    run = {"model": natural, "device": "cpu", "precision": "fp32", **options}
+    monkeypatch.setattr(engine, "holds_frames_on", lambda device: True)
+    groups = []
+    original = engine.compose_frames
+    monkeypatch.setattr(engine, "compose_frames", lambda held, *a, **k: groups.append(len(held)) or original(held, *a, **k))
+    together = colorize(stack, **run)
+    assert groups and max(groups) > 1 and sum(groups) == len(stack)
+    monkeypatch.setattr(engine, "COMPOSE_GROUP_PIXELS", 1)  # one frame at a time, strip by strip
+    one_by_one = colorize(stack, **run)
+    for a, b in zip(*(result if isinstance(result, tuple) else (result,) for result in (together, one_by_one))):
+        np.testing.assert_array_equal(a, b)

@@ -32,12 +32,12 @@ def sampling_grid(shape: tuple[int, int], working: tuple[int, int], output_strid
 
 
 def upsample_rows(canvas: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples (1, C, len(ys), len(xs)) of ``canvas`` (1, C, hc, wc) at the
+    """Bilinear samples (N, C, len(ys), len(xs)) of ``canvas`` (N, C, hc, wc) at the
     grid coordinates of :func:`sampling_grid`."""
     import torch
 
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float()
+    sample_at = torch.stack([grid_x, grid_y], dim=-1)[None].float().expand(len(canvas), -1, -1, -1)
     return torch.nn.functional.grid_sample(canvas, sample_at, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -141,6 +141,12 @@ def bilinear_rows(extreme, lightness, canvas, ys, xs):
 def colour_rows(extreme, lightness, ab) -> np.ndarray:
     """uint8 sRGB rows (n, X, 3) of the lightness (1, 1, n, X) and ab (1, 2, n, X);
     ``extreme`` (n, X) pixels, normalised to black or white, keep no chroma."""
+    return srgb8(extreme[None], lightness, ab)[0].cpu().numpy()
+
+
+def srgb8(extreme, lightness, ab) -> torch.Tensor:
+    """uint8 sRGB (N, n, X, 3), where ``ab`` lies, of the lightness (N, 1, n, X)
+    and ab (N, 2, n, X); ``extreme`` (N, n, X) pixels keep no chroma."""
     import torch
 
     from .color import lab_to_rgb_torch
@@ -148,8 +154,25 @@ def colour_rows(extreme, lightness, ab) -> np.ndarray:
     # Pixels at black or white (clipped, NaN, +-Inf) stay black and white:
     # Lab with L = 0 or 100 but nonzero chroma is neither.
     extreme = torch.as_tensor(extreme, device=ab.device)
-    rgb = lab_to_rgb_torch(torch.cat([lightness, ab.masked_fill(extreme[None, None], 0.0)], dim=1))[0]
-    return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    rgb = lab_to_rgb_torch(torch.cat([lightness, ab.masked_fill(extreme[:, None], 0.0)], dim=1))
+    return (rgb * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def compose_frames(held, chromas, working: tuple[int, int], *, output_stride: int) -> np.ndarray:
+    """uint8 RGB (N, Y, X, 3) of N frames of one shape held on the device
+    (:class:`napari_colorize.resident.ResidentFrame`), from their stitched ab
+    (2, hc, wc) each, bilinear: what :func:`compose_strips` gives each, in
+    one pass and one copy back for all (a GPU is otherwise kept waiting on
+    the dozens of small operations and the copy of every frame's every
+    strip). For small frames: all of them are held at once, in full.
+    """
+    import torch
+
+    canvas = torch.stack(list(chromas))
+    lightness = torch.stack([frame.lightness for frame in held])
+    ys, xs = sampling_grid(tuple(lightness.shape[-2:]), working, output_stride, canvas.shape[-2:], canvas.device)
+    extreme = torch.stack([frame.extreme for frame in held])
+    return srgb8(extreme, lightness[:, None], upsample_rows(canvas, ys, xs)).cpu().numpy()
 
 
 def uncertainty_strips(

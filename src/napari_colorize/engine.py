@@ -28,7 +28,7 @@ import numpy as np
 
 from .arrays import frame_indices, grayscale_frames, has_finite_pixel, readable_frame
 from .color import gray_to_lightness
-from .composing import compose_strips, uncertainty_strips
+from .composing import compose_frames, compose_strips, uncertainty_strips
 from .context import frame_context, lightness_context, stack_context
 from .devices import resolve_device
 from .hints import check_hints, hint_map
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 # Pixels converted to RGB at once: bounds memory on huge frames.
 CHUNK_PIXELS = 1 << 21
+#: Most pixels of the held frames composed at once (64 frames of 512²).
+COMPOSE_GROUP_PIXELS = 1 << 24
 
 
 class ColorizeCancelled(Exception):
@@ -376,17 +378,30 @@ def _strips(
                 cells = cell_lightness(frame_tile.source, frame_tile.to_lightness, chroma.shape[-2:], stride, chroma.device) if radius else None
                 yield FrameChroma(group=index[:-1], chroma=chroma, lightness=cells, payload=(index, frame, low, high, held))
 
-    for (index, frame, low, high, held), chroma in shared_along_stack(predicted(), radius):
-        colour = compose_strips(
-            frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided, threads=threads, resident=held
-        )
-        if not predict.uncertainty:
-            for r0, r1, rgb in colour:
-                yield index, r0, r1, rgb
-            continue
-        spread = uncertainty_strips(chroma[2], frame.shape, working, output_stride=stride, rows=rows)
-        for (r0, r1, rgb), (_, _, uncertain) in zip(colour, spread):
-            yield index, r0, r1, rgb, uncertain
+    # Held small frames are composed a group at a time (compose_frames), each whole;
+    # other frames strip by strip, so that a huge frame is never held whole as RGB.
+    composed_together = min(together, max(1, COMPOSE_GROUP_PIXELS // int(np.prod(image.shape[-2:])))) if not guided else 1
+    for group in in_groups(shared_along_stack(predicted(), radius), composed_together):
+        if len(group) > 1:
+            rgbs = compose_frames([payload[-1] for payload, _ in group], [chroma[:2] for _, chroma in group], working, output_stride=stride)
+            colours = [in_strips(rgb, rows) for rgb in rgbs]
+        else:
+            [((_, frame, low, high, held), chroma)] = group
+            colours = [compose_strips(frame, low, high, chroma[:2], working, output_stride=stride, rows=rows, guided=guided, threads=threads, resident=held)]
+        for ((index, frame, *_), chroma), colour in zip(group, colours):
+            if not predict.uncertainty:
+                for r0, r1, rgb in colour:
+                    yield index, r0, r1, rgb
+                continue
+            spread = uncertainty_strips(chroma[2], frame.shape, working, output_stride=stride, rows=rows)
+            for (r0, r1, rgb), (_, _, uncertain) in zip(colour, spread):
+                yield index, r0, r1, rgb, uncertain
+
+
+def in_strips(rgb: np.ndarray, rows: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """A frame's RGB (Y, X, 3) as ``(r0, r1, rows)`` strips of ``rows`` rows."""
+    for r0 in range(0, len(rgb), rows):
+        yield r0, min(len(rgb), r0 + rows), rgb[r0 : r0 + rows]
 
 
 def in_groups(items, size: int) -> Iterator[list]:
