@@ -1,7 +1,11 @@
 """GPU throughput of colorize() end to end: tiles per second and megapixels per second.
 
-Run: python benchmarks/bench_gpu.py [--models default natural] [--batch-sizes 64 256]
+Run: python benchmarks/bench_gpu.py [--models default natural] [--batch-sizes 64 256] [--profile]
      python benchmarks/bench_gpu.py --quick --device cpu     (a smoke run here; figures meaningless)
+
+With ``--profile``, one run of a held 128-frame 512² stack is then profiled
+(torch.profiler): the operations that took the most device and host time,
+and the share of the time the device was busy.
 
 Issue 12, point 3: a 16384² uint16 frame and a 1000-frame 512² uint16
 stack, each through ``colorize`` (normalisation, Lab, tiles, the network in
@@ -75,6 +79,30 @@ def timed(run, device: str, repeats: int) -> tuple[float, float]:
     return statistics.median(times), (torch.cuda.max_memory_allocated() / 1e9 if cuda else float("nan"))
 
 
+def profiled(run, device: str) -> list[str]:
+    """One run of ``run`` under torch's profiler: the operations that took the
+    most device time and host time, and the share of the wall time the
+    device was busy (what to make faster when a target is missed)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    start = time.perf_counter()
+    with profile(activities=activities) as profiler:
+        run()
+        if cuda:
+            torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    averages = profiler.key_averages()
+    busy = sum(event.self_device_time_total for event in averages) / 1e6
+    lines = [f"profiled: {wall:.2f} s wall (under the profiler), the device busy {busy:.2f} s ({busy / wall:.0%})"]
+    lines.append(averages.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=15))
+    if cuda:
+        lines.append(averages.table(sort_by="self_cpu_time_total", row_limit=15))
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["default"], help="shipped model names or checkpoint files (default: the default model)")
@@ -82,6 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", default="auto", help="auto is bf16 on CUDA")
     parser.add_argument("--quick", action="store_true", help="small frames, one timed run, nothing appended")
+    parser.add_argument("--profile", action="store_true", help="then profile one run of a held stack of 128 such frames (batch: the last size), printed")
     args = parser.parse_args(argv)
 
     import torch
@@ -121,6 +150,13 @@ def main(argv=None) -> int:
     if not args.quick:
         with RESULTS.open("a", encoding="utf-8") as out:
             out.write("\n".join(lines) + "\n")
+    if args.profile:
+        stack = rng.integers(0, 65535, (128, 512, 512), dtype=np.uint16)
+        options = {"model": DEFAULT_MODEL if args.models[0] == "default" else args.models[0], "device": args.device, "precision": args.precision, "batch_size": args.batch_sizes[-1]}
+        with frames_held(True):
+            colorize(stack, **options)  # warm
+            print(f"\n# held, 128×512² uint16 stack, batch {options['batch_size']}", flush=True)
+            print("\n".join(profiled(lambda: colorize(stack, **options), args.device)), flush=True)
     return 0
 
 

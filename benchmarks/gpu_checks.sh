@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12, point 3, on a lent GPU machine in one call (its image holds torch,
 # numpy, scikit-image, tifffile, safetensors and pytest; nothing to install):
-# the CUDA tests, then bench_gpu.py. From the repository root there:
+# the CUDA tests, then bench_gpu.py (with a profile of a held stack, to show
+# where the time goes if a target is missed). From the repository root there:
 #
 #     bash benchmarks/gpu_checks.sh          # logs and results_gpu.txt under $OUT when set
 #
@@ -15,5 +16,5 @@ export PYTHONPATH=src PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -m pytest -q -p no:warnings -p no:cacheprovider -p no:napari -p no:pytestqt -p no:xvfb \
   tests/test_engine.py tests/test_resident.py tests/test_prediction.py 2>&1 | tee "$out/gpu_tests.log"
-python3 benchmarks/bench_gpu.py "$@" 2>&1 | tee "$out/gpu_bench.log"
+python3 benchmarks/bench_gpu.py --profile "$@" 2>&1 | tee "$out/gpu_bench.log"
 cp benchmarks/results_gpu.txt "$out/" 2>/dev/null || true
