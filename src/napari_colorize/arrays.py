@@ -131,14 +131,16 @@ def has_finite_pixel(frame) -> bool:
     return isinstance(frame, np.ndarray) and bool(np.isfinite(frame).any())
 
 
-#: Types whose samples keep their own type (every value finite, few distinct
-#: values): :func:`napari_colorize.normalization.intensity_range` counts them.
-COUNTED_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
+#: Types of few enough values to be handled value by value: their samples
+#: keep their own type and are counted (:func:`napari_colorize.normalization.intensity_range`),
+#: their lightness is looked up in a table of every value
+#: (:func:`napari_colorize.normalization.value_tables`).
+PER_VALUE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 def strided_sample(values, *, limit: int) -> np.ndarray:
     """Up to about ``limit`` evenly spaced finite values, as float64 (8- and
-    16-bit unsigned values in their own type: :data:`COUNTED_DTYPES`).
+    16-bit unsigned values in their own type: :data:`PER_VALUE_DTYPES`).
 
     A lazy frame (dask, zarr...) is sampled on a strided grid, so only the
     sample is read.
@@ -149,7 +151,7 @@ def strided_sample(values, *, limit: int) -> np.ndarray:
     else:
         step = max(1, math.isqrt(max(1, array_size(values) // limit)))
         sample = np.asarray(values[..., ::step, ::step]).reshape(-1)
-    if sample.dtype in COUNTED_DTYPES:
+    if sample.dtype in PER_VALUE_DTYPES:
         return sample
     sample = np.asarray(sample, dtype=np.float64)
     return sample[np.isfinite(sample)]

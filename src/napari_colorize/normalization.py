@@ -16,7 +16,7 @@ from typing import NamedTuple, Union
 
 import numpy as np
 
-from .arrays import COUNTED_DTYPES, frame_indices, strided_sample
+from .arrays import PER_VALUE_DTYPES, frame_indices, strided_sample
 from .color import gray_to_lightness
 
 #: Default percentiles of the robust intensity range.
@@ -69,7 +69,7 @@ def intensity_range(values, *, percentiles: tuple[float, float] = DEFAULT_PERCEN
 def _range_of_sample(sample: np.ndarray, percentiles) -> tuple[float, float]:
     if sample.size == 0:
         return 0.0, 1.0
-    if sample.dtype in COUNTED_DTYPES:
+    if sample.dtype in PER_VALUE_DTYPES:
         low, high = percentiles_of_counts(np.bincount(sample, minlength=np.iinfo(sample.dtype).max + 1), percentiles)
     else:
         low, high = np.percentile(sample, percentiles)
@@ -127,16 +127,12 @@ def lightness_and_extremes(frame, low: float, high: float) -> tuple[np.ndarray, 
     return gray_to_lightness(values), (values <= 0.0) | (values >= 1.0)
 
 
-#: Integer types whose every value gets a table entry (see :func:`value_tables`).
-TABLE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
-
-
 def tables_for(frame: np.ndarray, low: float, high: float) -> ValueTables | None:
     """The :func:`value_tables` to look ``frame``'s values up in, or None where
     computing them is cheaper: another type, or a frame of fewer pixels than
     a quarter of the table's entries (a 16-bit frame under 128², whose table
     of 65,536 would cost more than its own pixels in its two passes)."""
-    if frame.dtype not in TABLE_DTYPES or 4 * frame.size < np.iinfo(frame.dtype).max + 1:
+    if frame.dtype not in PER_VALUE_DTYPES or 4 * frame.size < np.iinfo(frame.dtype).max + 1:
         return None
     return value_tables(frame.dtype, low, high)
 
@@ -151,9 +147,9 @@ class ValueTables(NamedTuple):
 @lru_cache(maxsize=8)
 def value_tables(dtype: np.dtype, low: float, high: float) -> ValueTables | None:
     """:func:`normalized_lightness` and :func:`lightness_and_extremes` of
-    every value of ``dtype`` (one of :data:`TABLE_DTYPES`), indexed by value;
+    every value of ``dtype`` (one of :data:`napari_colorize.arrays.PER_VALUE_DTYPES`), indexed by value;
     None for other types."""
-    if dtype not in TABLE_DTYPES:
+    if dtype not in PER_VALUE_DTYPES:
         return None
     values = normalize_frame(np.arange(np.iinfo(dtype).max + 1, dtype=dtype), low, high)
     tables = ValueTables(gray_to_lightness(values), (values <= 0.0) | (values >= 1.0))
