@@ -84,6 +84,7 @@ def profiled(run, device: str) -> list[str]:
     most device time and host time, and the share of the wall time the
     device was busy (what to make faster when a target is missed)."""
     import torch
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     cuda = device.startswith("cuda")
@@ -95,7 +96,8 @@ def profiled(run, device: str) -> list[str]:
             torch.cuda.synchronize()
     wall = time.perf_counter() - start
     averages = profiler.key_averages()
-    busy = sum(event.self_device_time_total for event in averages) / 1e6
+    # The kernels and copies themselves: an operation's own device time counts those it launched again.
+    busy = sum(event.device_time_total for event in averages if event.device_type != DeviceType.CPU) / 1e6
     lines = [f"profiled: {wall:.2f} s wall (under the profiler), the device busy {busy:.2f} s ({busy / wall:.0%})"]
     lines.append(averages.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=15))
     if cuda:
